@@ -1,0 +1,1 @@
+"""Metrics, intervals, slices and baseline comparison: pure computation on arrays."""

@@ -1,0 +1,1 @@
+"""Model runtimes behind one interface (see interface.py)."""

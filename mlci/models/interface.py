@@ -1,0 +1,68 @@
+"""The one small interface every model runtime implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ModelFormat = Literal["onnx", "skops", "pickle", "entrypoint"]
+Task = Literal["binary", "multiclass", "regression"]
+
+# A batch of input rows: column name -> 1-D numpy array (object dtype for strings).
+Frame = Mapping[str, "np.ndarray"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input the model declares (ONNX) or was fitted on (scikit-learn)."""
+
+    name: str
+    dtype: str  # "float", "int", "string", "bool" or "unknown"
+    shape: tuple[int | str | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What we record about a model file."""
+
+    name: str
+    path: str
+    format: ModelFormat
+    sha256: str
+    size_bytes: int
+    inputs: tuple[InputSpec, ...] = ()
+    # Feature columns the model reads, in the order it needs them (empty when unknown).
+    features: tuple[str, ...] = ()
+    # Class labels in the order of the probability columns; None for regressors or unknown.
+    classes: tuple[Any, ...] | None = None
+    task: Task | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What a model said about a batch of rows.
+
+    Classifiers fill ``labels`` (raw class labels, as the model names them) and, when they
+    can, ``proba`` with one column per entry of ``classes``. Regressors fill ``values``.
+    """
+
+    labels: np.ndarray | None = None
+    proba: np.ndarray | None = None
+    classes: tuple[Any, ...] | None = None
+    values: np.ndarray | None = None
+
+
+class Model(abc.ABC):
+    """A loaded model that can predict on a frame of feature columns."""
+
+    info: ModelInfo
+
+    @abc.abstractmethod
+    def predict(self, frame: Frame) -> Predictions:
+        """Predict for every row of ``frame``; raise ModelError on failure."""
