@@ -1,0 +1,392 @@
+"""The mlci.yaml schema and its loader.
+
+Errors point at ``file:line:column`` and name the field, with the closest valid name when the
+user probably mistyped one. Paths in the file resolve relative to the file itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from mlci.errors import ConfigError
+from mlci.suggest import did_you_mean
+
+CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
+Loc = tuple[str | int, ...]
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is None or value.is_absolute():
+        return value
+    return Path(base) / value
+
+
+# A path written relative to mlci.yaml, made absolute against the file's folder.
+ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """The evaluation dataset."""
+
+    path: ConfigPath = Field(description="CSV or Parquet file, relative to mlci.yaml.")
+    format: Literal["auto", "csv", "parquet"] = Field(
+        "auto", description="File format; 'auto' goes by the suffix."
+    )
+    target: str = Field(description="Column holding the true label or value.")
+    id: str | None = Field(None, description="Column identifying each row (never a feature).")
+    weight: str | None = Field(None, description="Column of non-negative sample weights.")
+    features: list[str] | None = Field(
+        None,
+        description="Columns the model reads; default: every column but target, id and weight.",
+    )
+
+
+class ModelSource(_Strict):
+    """Where a model comes from and how far to trust it."""
+
+    path: ConfigPath | None = Field(
+        None, description="Model file (.onnx, .skops, .pkl/.joblib), relative to mlci.yaml."
+    )
+    format: Literal["auto", "onnx", "skops", "pickle", "entrypoint"] = Field(
+        "auto", description="Model format; 'auto' goes by the suffix."
+    )
+    entrypoint: str | None = Field(
+        None,
+        description="'module:function' or 'file.py:function' returning an object with predict.",
+    )
+    trust_pickle: bool = Field(
+        False,
+        description="Allow pickle/joblib files. Unpickling runs code from the file: only for "
+        "files you produced yourself.",
+    )
+    trusted_types: list[str] = Field(
+        default_factory=list, description="Types a skops file may load beyond the safe defaults."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSource:
+        if self.path is None and self.entrypoint is None:
+            raise ValueError("give either 'path' or 'entrypoint'")
+        if self.entrypoint is not None and self.format not in ("auto", "entrypoint"):
+            raise ValueError("'entrypoint' goes with format 'entrypoint' (or 'auto')")
+        return self
+
+
+class ModelConfig(ModelSource):
+    """A candidate model and the production baseline it must beat."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Short model name.")
+    baseline: ModelSource | None = Field(None, description="The model in production.")
+    convert: bool = Field(
+        False,
+        description="Convert a scikit-learn model to ONNX and check parity on the evaluation data.",
+    )
+
+
+class SliceConfig(_Strict):
+    """One declared slice definition; it may expand into several slices."""
+
+    name: str | None = Field(None, description="Label for the slice (default: derived).")
+    feature: str | None = Field(None, description="Column to slice by.")
+    values: list[str | int | float | bool] | None = Field(
+        None, description="Only these values of a categorical feature."
+    )
+    bins: list[float] | None = Field(None, description="Bin edges for a numeric feature.")
+    quantiles: int | None = Field(None, ge=2, le=100, description="Quantile bins for a numeric feature.")
+    where: str | None = Field(
+        None, description="Boolean expression over columns, e.g. \"age < 30 and region == 'north'\"."
+    )
+    cross: list[str] | None = Field(
+        None, min_length=2, max_length=2, description="Two features: one slice per pair of values."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SliceConfig:
+        kinds = [k for k in ("feature", "where", "cross") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a slice needs exactly one of 'feature', 'where' or 'cross'")
+        numeric = [k for k in ("values", "bins", "quantiles") if getattr(self, k) is not None]
+        if numeric and self.feature is None:
+            raise ValueError(f"'{numeric[0]}' goes with 'feature'")
+        if len(numeric) > 1:
+            raise ValueError("use only one of 'values', 'bins' or 'quantiles'")
+        if self.bins is not None and (len(self.bins) < 2 or sorted(set(self.bins)) != self.bins):
+            raise ValueError("'bins' needs at least two strictly increasing edges")
+        if self.where is not None and self.name is None:
+            raise ValueError("a 'where' slice needs a 'name'")
+        return self
+
+
+class DiscoverConfig(_Strict):
+    """Automatic slice finding with SliceLine."""
+
+    enabled: bool = True
+    features: list[str] | None = Field(None, description="Features to slice on (default: all).")
+    max_level: int = Field(2, ge=1, le=5, description="Most predicates in one slice.")
+    top_k: int = Field(10, ge=1, le=100, description="How many slices to report.")
+    alpha: float = Field(
+        0.95, gt=0, le=1, description="Weight of slice error against slice size in the score."
+    )
+    min_support: int | None = Field(
+        None, ge=1, description="Fewest rows in a slice (default: 1% of the rows, at least 30)."
+    )
+    numeric_bins: int = Field(5, ge=2, le=50, description="Quantile bins for numeric features.")
+    error: Literal["auto", "model", "regression"] = Field(
+        "auto",
+        description="Score slices by the candidate's error ('model') or by how much worse it is "
+        "than the baseline ('regression'); 'auto' uses 'regression' when there is a baseline.",
+    )
+
+
+class EvaluationConfig(_Strict):
+    """Metrics, intervals, slices and comparison with the baseline."""
+
+    metrics: list[str] | None = Field(None, description="Metrics to compute (default: all for the task).")
+    primary_metric: str | None = Field(
+        None, description="Metric that decides slice flags (default: roc_auc, else accuracy, or rmse)."
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of every interval.")
+    bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap replicates (0: none).")
+    seed: int = Field(0, ge=0, description="Seed of every random choice, for repeatable results.")
+    min_slice_size: int = Field(30, ge=1, description="Slices with fewer rows are reported as too small.")
+    fdr: float = Field(
+        0.05, gt=0, lt=1, description="False discovery rate for flagging slices (Benjamini-Hochberg)."
+    )
+    slices: list[SliceConfig] = Field(default_factory=list)
+    discover: DiscoverConfig = Field(default_factory=DiscoverConfig)
+
+
+class Config(_Strict):
+    """An mlci.yaml file."""
+
+    version: Literal[1] = Field(description="Schema version of this file.")
+    data: DataConfig
+    models: list[ModelConfig] = Field(min_length=1)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    stages: list[Literal["evaluate"]] = Field(
+        default_factory=lambda: ["evaluate"], description="Stages `mlci check` runs, in order."
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for model in self.models:
+            if model.name in seen:
+                raise ValueError(f"two models are named '{model.name}'; names must be unique")
+            seen.add(model.name)
+        return self
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of mlci.yaml, for editors."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mlci.yaml"
+    return schema
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration and where each of its values came from."""
+
+    config: Config
+    path: Path
+    source: SourceMap
+
+    def where(self, loc: Loc) -> str:
+        """``file:line:col: dotted.field`` for a location in the file."""
+        return f"{self.source.position(loc)}: {format_loc(loc)}"
+
+    def error(self, loc: Loc, message: str, *, tip: str | None = None) -> ConfigError:
+        """A ConfigError pointing at ``loc``."""
+        return ConfigError(f"{self.where(loc)}: {message}", tip=tip)
+
+
+class SourceMap:
+    """Maps a field location to the line and column of the YAML node that set it."""
+
+    def __init__(self, display: str, root: yaml.Node | None) -> None:
+        self.display = display
+        self.root = root
+
+    def node(self, loc: Loc) -> yaml.Node | None:
+        node = self.root
+        found = node
+        for part in loc:
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                node = next((v for k, v in node.value if k.value == part), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                node = node.value[part] if 0 <= part < len(node.value) else None
+            else:
+                node = None
+            if node is None:
+                break
+            found = node
+        return found
+
+    def key_node(self, loc: Loc) -> yaml.Node | None:
+        """The key node of the last part of ``loc`` (for unknown keys)."""
+        parent = self.node(loc[:-1])
+        if isinstance(parent, yaml.MappingNode):
+            for key, _ in parent.value:
+                if key.value == loc[-1]:
+                    return key
+        return None
+
+    def position(self, loc: Loc, *, key: bool = False) -> str:
+        node = self.key_node(loc) if key and loc else self.node(loc)
+        if node is None:
+            return self.display
+        mark = node.start_mark
+        return f"{self.display}:{mark.line + 1}:{mark.column + 1}"
+
+
+def format_loc(loc: Loc) -> str:
+    """``('evaluation', 'slices', 1, 'feature')`` -> ``evaluation.slices[1].feature``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+def find_config(start: Path) -> Path:
+    """The mlci.yaml in ``start`` (a file or a folder)."""
+    if start.is_file():
+        return start
+    if start.is_dir():
+        for name in CONFIG_NAMES:
+            if (start / name).is_file():
+                return start / name
+        raise ConfigError(
+            f"no mlci.yaml in {start}", tip="pass the file with --config PATH"
+        )
+    raise ConfigError(f"{start}: no such configuration file", tip="pass the file with --config PATH")
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read, parse and validate an mlci.yaml file."""
+    path = find_config(path)
+    display = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{display}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    root, data = _parse_yaml(text, display)
+    source = SourceMap(display, root)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{display}: expected a mapping of settings at the top level, found "
+            f"{type(data).__name__ if data is not None else 'an empty file'}",
+            tip="start from the example in the README",
+        )
+    try:
+        config = Config.model_validate(data, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        raise _config_error(exc, source) from None
+    return LoadedConfig(config=config, path=path, source=source)
+
+
+def _parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _reject_duplicate_keys(root, display)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
+        raise ConfigError(f"{where}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{display}: invalid YAML: {exc}") from None
+    return root, data
+
+
+def _reject_duplicate_keys(node: yaml.Node | None, display: str) -> None:
+    # PyYAML silently keeps the last of two equal keys; a typo'd copy would then go unnoticed.
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                mark = key.start_mark
+                raise ConfigError(
+                    f"{display}:{mark.line + 1}:{mark.column + 1}: duplicate key '{key.value}'"
+                )
+            seen.add(key.value)
+            _reject_duplicate_keys(value, display)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _reject_duplicate_keys(item, display)
+
+
+def _config_error(exc: ValidationError, source: SourceMap) -> ConfigError:
+    # Report the first problem only: one line the user can act on, then run again.
+    err = _most_useful(exc.errors())
+    loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = did_you_mean(str(loc[-1]), allowed)
+        where = source.position(loc, key=True)
+        return ConfigError(
+            f"{where}: {format_loc(loc)}: unknown key '{loc[-1]}'{hint}",
+            tip=None if hint else f"valid keys here: {', '.join(sorted(allowed))}",
+        )
+    if kind == "missing":
+        return ConfigError(f"{source.position(loc[:-1])}: {format_loc(loc)}: required but missing")
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind == "literal_error":
+        message = f"{message}; got {err.get('input')!r}"
+    return ConfigError(f"{source.position(loc)}: {format_loc(loc)}: {message[0].lower()}{message[1:]}")
+
+
+def _most_useful(errors: Sequence[Any]) -> Any:
+    # Unions of literals produce one error per branch; an unknown key is the likeliest typo.
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            return err
+    return errors[0]
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        inner = _model_of(field.annotation)
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
