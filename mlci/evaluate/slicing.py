@@ -1,0 +1,178 @@
+"""Declared slices: turn slice definitions into named row masks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlci.evaluate import expressions
+from mlci.suggest import did_you_mean
+
+# A numeric column with at most this many distinct values may be sliced by value.
+MAX_VALUE_SLICES = 50
+
+
+class SliceError(ValueError):
+    """A slice definition that does not fit the data; ``field`` names the offending key."""
+
+    def __init__(self, message: str, field: str | tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.field: tuple[str | int, ...] = (field,) if isinstance(field, str) else field
+
+
+@dataclass(frozen=True)
+class SliceDef:
+    """One slice: a name, a readable definition and the rows it holds."""
+
+    name: str
+    definition: str
+    mask: np.ndarray
+
+
+def format_value(value: Any) -> str:
+    """A value as it would be written in an expression: strings quoted, numbers compact."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def distinct_values(values: np.ndarray) -> list[Any]:
+    """Sorted distinct non-missing values of a column."""
+    if values.dtype == object:
+        present = [v for v in set(values.tolist()) if v is not None and v == v]
+        return sorted(present, key=lambda v: (type(v).__name__, v))
+    uniques = np.unique(values)
+    if uniques.dtype.kind == "f":
+        uniques = uniques[~np.isnan(uniques)]
+    return [u.item() for u in uniques]
+
+
+def expand(
+    spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], kinds: Mapping[str, str]
+) -> list[SliceDef]:
+    """Expand one slice definition (the fields of SliceConfig) into slices."""
+    if spec.get("where") is not None:
+        try:
+            mask = expressions.evaluate(spec["where"], columns)
+        except expressions.ExpressionError as exc:
+            raise SliceError(str(exc), "where") from None
+        return [SliceDef(spec["name"], spec["where"], mask)]
+    if spec.get("cross") is not None:
+        return _cross(spec, columns, kinds)
+    feature = spec["feature"]
+    _require(feature, columns, "feature")
+    values = columns[feature]
+    if spec.get("bins") is not None or spec.get("quantiles") is not None:
+        if kinds[feature] != "numeric":
+            raise SliceError(f"'{feature}' is not numeric, so it cannot be binned", "feature")
+        edges = _edges(values, spec.get("bins"), spec.get("quantiles"))
+        return _prefixed(spec.get("name"), _bins(feature, values, edges))
+    return _prefixed(spec.get("name"), _by_value(feature, values, kinds[feature], spec.get("values")))
+
+
+def _require(feature: str, columns: Mapping[str, np.ndarray], field: str | tuple[str | int, ...]) -> None:
+    if feature not in columns:
+        raise SliceError(f"no column '{feature}'{did_you_mean(feature, columns)}", field)
+
+
+def _prefixed(prefix: str | None, slices: list[SliceDef]) -> list[SliceDef]:
+    if not prefix:
+        return slices
+    return [SliceDef(f"{prefix}: {s.name}", s.definition, s.mask) for s in slices]
+
+
+def _value_key(value: Any) -> str:
+    # YAML may read `1` where the column holds 1.0 or "1": match on a canonical text form.
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _by_value(
+    feature: str, values: np.ndarray, kind: str, chosen: Sequence[Any] | None
+) -> list[SliceDef]:
+    present = distinct_values(values)
+    if chosen is None:
+        if kind == "numeric" and len(present) > MAX_VALUE_SLICES:
+            raise SliceError(
+                f"numeric feature '{feature}' has {len(present)} distinct values; "
+                "give 'bins' or 'quantiles' to slice it",
+                "feature",
+            )
+        chosen = present
+    by_key = {_value_key(v): v for v in present}
+    slices = []
+    for i, value in enumerate(chosen):
+        key = _value_key(value)
+        if key not in by_key:
+            raise SliceError(
+                f"no value {format_value(value)} in column '{feature}'"
+                f"{did_you_mean(key, by_key)}",
+                ("values", i),
+            )
+        actual = by_key[key]
+        slices.append(
+            SliceDef(
+                f"{feature}={_value_key(actual)}",
+                f"{feature} == {format_value(actual)}",
+                values == actual,
+            )
+        )
+    return slices
+
+
+def _edges(values: np.ndarray, bins: Sequence[float] | None, quantiles: int | None) -> list[float]:
+    if bins is not None:
+        return [float(b) for b in bins]
+    assert quantiles is not None
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise SliceError("the column has no numeric values to take quantiles of", "quantiles")
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, quantiles + 1)))
+    if edges.size < 2:
+        raise SliceError("the column has a single value; quantile bins need more", "quantiles")
+    return [float(e) for e in edges]
+
+
+def _bins(feature: str, values: np.ndarray, edges: Sequence[float]) -> list[SliceDef]:
+    slices = []
+    last = len(edges) - 2
+    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+        # Half-open bins, the last one closed, so every value in range lands in exactly one.
+        upper = values <= high if i == last else values < high
+        closing = "]" if i == last else ")"
+        op = "<=" if i == last else "<"
+        slices.append(
+            SliceDef(
+                f"{feature} in [{low:g}, {high:g}{closing}",
+                f"{low:g} <= {feature} {op} {high:g}",
+                (values >= low) & upper,
+            )
+        )
+    return slices
+
+
+def _cross(
+    spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], kinds: Mapping[str, str]
+) -> list[SliceDef]:
+    first, second = spec["cross"]
+    for i, feature in enumerate((first, second)):
+        _require(feature, columns, ("cross", i))
+    left = _by_value(first, columns[first], kinds[first], None)
+    right = _by_value(second, columns[second], kinds[second], None)
+    slices = []
+    for a in left:
+        for b in right:
+            mask = a.mask & b.mask
+            if mask.any():
+                slices.append(SliceDef(f"{a.name}, {b.name}", f"{a.definition} and {b.definition}", mask))
+    return _prefixed(spec.get("name"), slices)
