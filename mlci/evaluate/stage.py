@@ -1,0 +1,336 @@
+"""The evaluation stage: metrics, slices and baseline comparison for one model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlci.config import EvaluationConfig, LoadedConfig
+from mlci.data import Dataset
+from mlci.evaluate import slicing
+from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs
+from mlci.evaluate.metrics import METRICS, check_metric_names, default_metrics
+from mlci.evaluate.significance import benjamini_hochberg, slice_significance
+from mlci.evaluate.sliceline import FoundSlice, bin_numeric, encode_categorical, find_slices
+from mlci.models.interface import Task
+
+Progress = Callable[[str], None]
+
+# Below this, SliceLine's default support (1% of rows) would admit slices too small to judge.
+MIN_DISCOVERY_SUPPORT = 30
+
+
+@dataclass(frozen=True)
+class SliceRows:
+    """A slice to evaluate: where it came from and its rows."""
+
+    name: str
+    definition: str
+    source: str  # "declared" or "discovered"
+    mask: np.ndarray
+    found: FoundSlice | None = None
+
+
+def primary_metric(cfg: EvaluationConfig, task: Task, metrics: Sequence[str]) -> str:
+    """The metric that decides slice flags."""
+    if cfg.primary_metric is not None:
+        return cfg.primary_metric
+    for name in ("roc_auc", "accuracy", "rmse"):
+        if name in metrics:
+            return name
+    return metrics[0]
+
+
+def row_errors(task: Task, y_true: np.ndarray, out: Outputs) -> np.ndarray:
+    """A non-negative error per row: squared error, 1 - p(true class), or 0/1 misclassification."""
+    if task == "regression":
+        assert out.values is not None
+        return np.square(out.values - y_true)
+    if out.proba is not None:
+        return 1.0 - out.proba[np.arange(len(y_true)), y_true]
+    assert out.labels is not None
+    return (out.labels != y_true).astype(np.float64)
+
+
+def chosen_metrics(loaded: LoadedConfig, task: Task, has_proba: bool) -> list[str]:
+    cfg = loaded.config.evaluation
+    if cfg.metrics is None:
+        return default_metrics(task, has_proba)
+    try:
+        check_metric_names(cfg.metrics, task, has_proba)
+    except ValueError as exc:
+        raise loaded.error(("evaluation", "metrics"), str(exc)) from None
+    return list(cfg.metrics)
+
+
+def declared_slices(loaded: LoadedConfig, data: Dataset) -> list[SliceRows]:
+    """Expand every declared slice definition, pointing errors at the definition."""
+    result: list[SliceRows] = []
+    for i, spec in enumerate(loaded.config.evaluation.slices):
+        try:
+            defs = slicing.expand(spec.model_dump(), data.columns, data.kinds)
+        except slicing.SliceError as exc:
+            raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc)) from None
+        result.extend(SliceRows(d.name, d.definition, "declared", d.mask) for d in defs)
+    return result
+
+
+def discover_slices(
+    loaded: LoadedConfig, data: Dataset, errors: np.ndarray
+) -> tuple[list[SliceRows], dict[str, Any]]:
+    """Find the top-k problematic slices with SliceLine."""
+    cfg = loaded.config.evaluation.discover
+    features = cfg.features if cfg.features is not None else list(data.features)
+    codes: dict[str, np.ndarray] = {}
+    labels: dict[str, list[Any]] = {}
+    for i, feature in enumerate(features):
+        if feature not in data.columns:
+            raise loaded.error(
+                ("evaluation", "discover", "features", i),
+                f"no column '{feature}' in {data.display}",
+            )
+        values = data.columns[feature]
+        if data.kinds[feature] == "numeric" and len(np.unique(values)) > cfg.numeric_bins:
+            codes[feature], labels[feature] = bin_numeric(values, cfg.numeric_bins)
+        else:
+            codes[feature], labels[feature] = encode_categorical(values)
+    support = cfg.min_support or max(MIN_DISCOVERY_SUPPORT, data.rows // 100)
+    found = find_slices(
+        codes, labels, errors, k=cfg.top_k, max_level=cfg.max_level, alpha=cfg.alpha,
+        min_support=support,
+    )
+    slices = []
+    for s in found:
+        mask = np.ones(data.rows, dtype=bool)
+        for feature, label in s.predicates:
+            mask &= codes[feature] == labels[feature].index(label)
+        slices.append(SliceRows(_found_name(s), _found_definition(s, data), "discovered", mask, s))
+    info = {
+        "features": list(features),
+        "max_level": cfg.max_level,
+        "top_k": cfg.top_k,
+        "alpha": cfg.alpha,
+        "min_support": support,
+        "found": len(found),
+    }
+    return slices, info
+
+
+def _found_name(s: FoundSlice) -> str:
+    return ", ".join(f"{f}={v}" for f, v in s.predicates)
+
+
+def _found_definition(s: FoundSlice, data: Dataset) -> str:
+    parts = []
+    for feature, label in s.predicates:
+        if isinstance(label, str) and label.startswith("[") and data.kinds[feature] == "numeric":
+            parts.append(f"{feature} in {label}")
+        else:
+            parts.append(f"{feature} == {slicing.format_value(label)}")
+    return " and ".join(parts)
+
+
+def estimate_table(estimates: dict[str, Estimate]) -> dict[str, dict[str, float | None]]:
+    return {k: {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high} for k, e in estimates.items()}
+
+
+def delta_table(deltas: dict[str, Estimate]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {
+            "value": d.value,
+            "ci_low": d.ci_low,
+            "ci_high": d.ci_high,
+            "p_value": d.p_value,
+            "verdict": verdict(name, d),
+        }
+        for name, d in deltas.items()
+    }
+
+
+def verdict(metric: str, delta: Estimate) -> str:
+    """better / worse when the interval excludes zero, judged in the metric's direction."""
+    if delta.value != delta.value or delta.ci_low is None or delta.ci_high is None:
+        return "undefined"
+    sign = 1.0 if METRICS[metric].higher_is_better else -1.0
+    low, high = sorted((sign * delta.ci_low, sign * delta.ci_high))
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "no detectable difference"
+
+
+def evaluate_model(
+    loaded: LoadedConfig,
+    data: Dataset,
+    task: Task,
+    y_true: np.ndarray,
+    candidate: Outputs,
+    baseline: Outputs | None,
+    classes: Sequence[Any] | None,
+    progress: Progress,
+) -> dict[str, Any]:
+    """The ``evaluation`` section of the results document."""
+    cfg = loaded.config.evaluation
+    metrics = chosen_metrics(loaded, task, candidate.proba is not None)
+    primary = primary_metric(cfg, task, metrics)
+    if primary not in metrics:
+        raise loaded.error(
+            ("evaluation", "primary_metric"),
+            f"'{primary}' is not among the metrics computed for this {task} model",
+            tip=f"choose one of: {', '.join(metrics)}",
+        )
+    weight = data.columns[data.weight] if data.weight else None
+    n_classes = len(classes) if classes is not None else None
+    evaluator = Evaluator(
+        task, y_true, metrics=metrics, n_classes=n_classes, weight=weight,
+        n_boot=cfg.bootstrap, confidence=cfg.confidence, seed=cfg.seed,
+    )
+    progress("overall metrics")
+    overall = {
+        "candidate": estimate_table(evaluator.estimate(candidate)),
+        "baseline": None if baseline is None else estimate_table(evaluator.estimate(baseline)),
+        "delta": None if baseline is None else delta_table(evaluator.compare(candidate, baseline)),
+    }
+    mcnemar = None
+    if baseline is not None and task != "regression":
+        m = evaluator.mcnemar(candidate, baseline)
+        mcnemar = {"candidate_only": m.candidate_only, "baseline_only": m.baseline_only, "p_value": m.p_value}
+
+    progress("declared slices")
+    slices = declared_slices(loaded, data)
+    discovery = None
+    if cfg.discover.enabled:
+        mode = cfg.discover.error
+        if mode == "auto":
+            mode = "regression" if baseline is not None else "model"
+        if mode == "regression" and baseline is None:
+            raise loaded.error(
+                ("evaluation", "discover", "error"),
+                "'regression' compares with a baseline, but this model has none",
+                tip="add a baseline to the model or use error: model",
+            )
+        errors = row_errors(task, y_true, candidate)
+        if mode == "regression":
+            assert baseline is not None
+            errors = np.maximum(errors - row_errors(task, y_true, baseline), 0.0)
+        progress("finding slices (SliceLine)")
+        found, discovery = discover_slices(loaded, data, errors)
+        discovery["error"] = mode
+        slices.extend(found)
+
+    progress(f"evaluating {len(slices)} slices")
+    return {
+        "task": task,
+        "classes": None if classes is None else list(classes),
+        "primary_metric": primary,
+        "confidence": cfg.confidence,
+        "interval_method": "poisson-bootstrap" if cfg.bootstrap else "none",
+        "bootstrap": cfg.bootstrap,
+        "seed": cfg.seed,
+        "fdr": cfg.fdr,
+        "min_slice_size": cfg.min_slice_size,
+        "metrics": overall,
+        "mcnemar": mcnemar,
+        "slices": _evaluate_slices(
+            evaluator, slices, task, y_true, candidate, baseline, primary, cfg
+        ),
+        "discovery": discovery,
+    }
+
+
+def _evaluate_slices(
+    evaluator: Evaluator,
+    slices: Sequence[SliceRows],
+    task: Task,
+    y_true: np.ndarray,
+    candidate: Outputs,
+    baseline: Outputs | None,
+    primary: str,
+    cfg: EvaluationConfig,
+) -> list[dict[str, Any]]:
+    sizes = [int(s.mask.sum()) for s in slices]
+    big = [i for i, n in enumerate(sizes) if n >= cfg.min_slice_size]
+    records: list[dict[str, Any]] = []
+    for s, size in zip(slices, sizes):
+        records.append(
+            {
+                "name": s.name,
+                "definition": s.definition,
+                "source": s.source,
+                "size": size,
+                "status": "too_small",
+                "metrics": {"candidate": {}, "baseline": None if baseline is None else {}},
+                "delta": None,
+                "flagged": False,
+                "reason": f"fewer than {cfg.min_slice_size} rows",
+                "q_value": None,
+                "vs_rest": None,
+                "sliceline": None if s.found is None else {
+                    "score": s.found.score,
+                    "error_sum": s.found.error_sum,
+                    "error_mean": s.found.error_mean,
+                    "max_error": s.found.max_error,
+                },
+            }
+        )
+    if not big:
+        return records
+
+    errors = row_errors(task, y_true, candidate)
+    tests = slice_significance(errors, [slices[i].mask for i in big], fdr=cfg.fdr)
+    p_worse: list[float] = []
+    for i, test in zip(big, tests):
+        mask = slices[i].mask
+        record = records[i]
+        record["status"] = "evaluated"
+        record["reason"] = None
+        record["metrics"]["candidate"] = estimate_table(evaluator.estimate(candidate, mask))
+        rest = errors[~mask]
+        record["vs_rest"] = {
+            "error_mean": float(errors[mask].mean()),
+            "rest_error_mean": float(rest.mean()) if rest.size else None,
+            "p_value": test.p_value,
+            "q_value": test.q_value,
+            "significant": test.significant,
+        }
+        if baseline is not None:
+            record["metrics"]["baseline"] = estimate_table(evaluator.estimate(baseline, mask))
+            record["delta"] = delta_table(evaluator.compare(candidate, baseline, mask))
+            p_worse.append(_p_worse(record["delta"][primary], METRICS[primary].higher_is_better))
+    if baseline is None:
+        for i in big:
+            vs_rest = records[i]["vs_rest"]
+            records[i]["flagged"] = bool(vs_rest["significant"])
+            records[i]["q_value"] = vs_rest["q_value"]
+            records[i]["reason"] = (
+                f"error {vs_rest['error_mean']:.3g} against {vs_rest['rest_error_mean']:.3g} "
+                f"on the other rows (q = {vs_rest['q_value']:.2g})"
+                if vs_rest["significant"] else None
+            )
+        return records
+    # Many slices are compared at once: control the false discovery rate across them.
+    q_values, rejected = benjamini_hochberg(np.asarray(p_worse, dtype=float), cfg.fdr)
+    for i, q, reject in zip(big, q_values, rejected):
+        delta = records[i]["delta"][primary]
+        worse = delta["verdict"] == "worse"
+        records[i]["q_value"] = float(q)
+        records[i]["flagged"] = bool(worse and reject)
+        if records[i]["flagged"]:
+            records[i]["reason"] = (
+                f"{primary} {delta['value']:+.3g} against the baseline "
+                f"[{delta['ci_low']:+.3g}, {delta['ci_high']:+.3g}], q = {q:.2g}"
+            )
+    return records
+
+
+def _p_worse(delta: dict[str, Any], higher_is_better: bool) -> float:
+    """One-sided p-value for "the candidate is worse here": slices only matter that way."""
+    p, value = delta["p_value"], delta["value"]
+    if p is None or value is None or value != value:
+        return 1.0
+    worse_side = value < 0 if higher_is_better else value > 0
+    return p / 2 if worse_side else 1.0 - p / 2
