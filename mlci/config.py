@@ -252,8 +252,13 @@ class SourceMap:
                     return key
         return None
 
-    def position(self, loc: Loc, *, key: bool = False) -> str:
-        node = self.key_node(loc) if key and loc else self.node(loc)
+    def position(self, loc: Loc) -> str:
+        """``file:line:col`` of the key that sets ``loc`` (or of the list item, or the parent)."""
+        node = None
+        if loc and isinstance(loc[-1], str):
+            node = self.key_node(loc)
+        if node is None:
+            node = self.node(loc)
         if node is None:
             return self.display
         mark = node.start_mark
@@ -344,7 +349,7 @@ def _config_error(exc: ValidationError, source: SourceMap) -> ConfigError:
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
         hint = did_you_mean(str(loc[-1]), allowed)
-        where = source.position(loc, key=True)
+        where = source.position(loc)
         return ConfigError(
             f"{where}: {format_loc(loc)}: unknown key '{loc[-1]}'{hint}",
             tip=None if hint else f"valid keys here: {', '.join(sorted(allowed))}",

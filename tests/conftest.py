@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from project import Project, build_project  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """One generated project per test session (training takes a moment)."""
+    return build_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture
+def project(built_project: Project, tmp_path: Path) -> Project:
+    """A private copy that a test may break as it likes."""
+    return built_project.copy(tmp_path / "project")
