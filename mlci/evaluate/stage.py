@@ -45,12 +45,14 @@ def primary_metric(cfg: EvaluationConfig, task: Task, metrics: Sequence[str]) ->
 
 
 def row_errors(task: Task, y_true: np.ndarray, out: Outputs) -> np.ndarray:
-    """A non-negative error per row: squared error, 1 - p(true class), or 0/1 misclassification."""
+    """A non-negative error per row: squared error, log loss, or 0/1 misclassification."""
     if task == "regression":
         assert out.values is not None
         return np.square(out.values - y_true)
     if out.proba is not None:
-        return 1.0 - out.proba[np.arange(len(y_true)), y_true]
+        # Log loss rather than 1 - p: confident mistakes are what a slice finder should see.
+        p_true = out.proba[np.arange(len(y_true)), y_true]
+        return -np.log(np.clip(p_true, 1e-15, 1.0))
     assert out.labels is not None
     return (out.labels != y_true).astype(np.float64)
 
