@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--out", type=Path, default=Path("mlci-out"), metavar="DIR",
         help="output folder (default: mlci-out); several models get a subfolder each",
     )
+    check.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines, only the summary and errors"
+    )
     check.set_defaults(run=_check)
 
     schema = command(
@@ -105,9 +108,11 @@ Progress = Callable[[str], None]
 
 
 @contextmanager
-def progress_reporter() -> Iterator[Progress]:
+def progress_reporter(quiet: bool = False) -> Iterator[Progress]:
     """A rich spinner on a terminal, plain timestamped lines elsewhere (CI logs)."""
-    if sys.stderr.isatty():
+    if quiet:
+        yield lambda message: None
+    elif sys.stderr.isatty():
         from rich.console import Console
 
         console = Console(stderr=True)
@@ -127,7 +132,7 @@ def _check(args: argparse.Namespace) -> int:
     from mlci.config import load_config
 
     loaded = load_config(args.config)
-    with progress_reporter() as progress:
+    with progress_reporter(args.quiet) as progress:
         runs = check(loaded, args.out, progress)
     for run in runs:
         ev = run.document["evaluation"]

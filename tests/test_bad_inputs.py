@@ -40,14 +40,18 @@ def drop_column(name: str) -> Breaker:
     return edit_data(transform)
 
 
-def set_target(row: int, value: str) -> Breaker:
+def set_cell(row: int, column: str, value: str) -> Breaker:
     def transform(lines: list[str]) -> list[str]:
         cells = lines[row].split(",")
-        cells[lines[0].split(",").index("y")] = value
+        cells[lines[0].split(",").index(column)] = value
         lines[row] = ",".join(cells)
         return lines
 
     return edit_data(transform)
+
+
+def set_target(row: int, value: str) -> Breaker:
+    return set_cell(row, "y", value)
 
 
 def write_file(relative: str, content: bytes) -> Breaker:
@@ -121,7 +125,7 @@ CORPUS: dict[str, tuple[Breaker, str]] = {
     "label the model never predicts": (set_target(2, "7"), r"label '7' in 1 rows that is not among the model's classes \[0, 1\]"),
     "untrusted pickle": (pickled_model, r"candidate\.pkl: .*(arbitrary code|trust_pickle)"),
     "negative weights": (
-        both(edit_config("  id: id\n", "  id: id\n  weight: age\n"), set_target(1, "1"), edit_data(lambda lines: [lines[0], "-" + lines[1], *lines[2:]])),
+        both(edit_config("  id: id\n", "  id: id\n  weight: age\n"), set_cell(1, "age", "-3")),
         r"weight column 'age' has 1 negative",
     ),
     "regression error without baseline": (
@@ -138,7 +142,8 @@ def test_bad_input_gives_one_line_and_exit_2(
     breaker, pattern = CORPUS[case]
     breaker(project)
     out = tmp_path / "out"
-    code = main(["check", "--config", str(project.config if project.config.exists() else project.root), "--out", str(out)])
+    config = project.config if project.config.exists() else project.root
+    code = main(["check", "--quiet", "--config", str(config), "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 2, captured.err
     lines = captured.err.strip().splitlines()
@@ -150,6 +155,14 @@ def test_bad_input_gives_one_line_and_exit_2(
     assert not list(tmp_path.glob(".mlci-*")), "staging folder left behind"
     assert not (project.root / "pwned").exists()
     assert captured.out == ""
+
+
+def test_error_is_the_last_line_after_progress(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_target(3, "")(project)
+    assert main(["check", "--config", str(project.config), "--out", str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("mlci [") and "reading" in lines[0]
+    assert [line for line in lines if line.startswith("mlci: error:")] == [lines[-1]]
 
 
 def test_corpus_is_large_enough() -> None:

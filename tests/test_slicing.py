@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mlci.evaluate import expressions, slicing
@@ -28,7 +28,7 @@ KINDS = {"age": "numeric", "region": "categorical", "n": "numeric"}
         ("region in ['south', 'east']", [False, True, False, False, True]),
         ("region not in ['south']", [True, False, False, True, True]),
         ("30 <= age < 50", [False, True, True, False, False]),
-        ("age / 5 > n * 4", [True, True, False, False, False]),
+        ("age / 5 > n * 4", [True, False, False, False, False]),
         ("-n < -3", [False, False, False, True, True]),
     ],
 )
@@ -93,6 +93,7 @@ def test_bins_are_half_open_and_last_closed() -> None:
 
 @given(st.lists(st.floats(0, 1000, allow_nan=False), min_size=4, max_size=200), st.integers(2, 8))
 def test_quantile_bins_partition_the_values(values: list[float], q: int) -> None:
+    assume(len(set(values)) > 1)
     column = np.array(values)
     slices = slicing.expand({"feature": "x", "quantiles": q}, {"x": column}, {"x": "numeric"})
     total = np.sum([s.mask for s in slices], axis=0)

@@ -104,7 +104,7 @@ def _to_index(values: np.ndarray, index: dict[str, int], what: str) -> np.ndarra
     if missing:
         value, count = missing[0]
         raise AlignmentError(
-            f"{what} has label {value!r} in {count} rows that is not among the model's classes "
+            f"{what} has label {label_key(value)!r} in {count} rows that is not among the model's classes "
             f"{_show(list(index))}"
         )
     lookup = np.array([index[k] for k in keys], dtype=np.int64)

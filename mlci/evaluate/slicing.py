@@ -55,9 +55,12 @@ def distinct_values(values: np.ndarray) -> list[Any]:
 
 
 def expand(
-    spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], kinds: Mapping[str, str]
+    spec: Mapping[str, Any],
+    columns: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str],
+    source: str = "the data",
 ) -> list[SliceDef]:
-    """Expand one slice definition (the fields of SliceConfig) into slices."""
+    """Expand one slice definition (the fields of SliceConfig) into slices of ``source``."""
     if spec.get("where") is not None:
         try:
             mask = expressions.evaluate(spec["where"], columns)
@@ -65,9 +68,9 @@ def expand(
             raise SliceError(str(exc), "where") from None
         return [SliceDef(spec["name"], spec["where"], mask)]
     if spec.get("cross") is not None:
-        return _cross(spec, columns, kinds)
+        return _cross(spec, columns, kinds, source)
     feature = spec["feature"]
-    _require(feature, columns, "feature")
+    _require(feature, columns, "feature", source)
     values = columns[feature]
     if spec.get("bins") is not None or spec.get("quantiles") is not None:
         if kinds[feature] != "numeric":
@@ -77,9 +80,11 @@ def expand(
     return _prefixed(spec.get("name"), _by_value(feature, values, kinds[feature], spec.get("values")))
 
 
-def _require(feature: str, columns: Mapping[str, np.ndarray], field: str | tuple[str | int, ...]) -> None:
+def _require(
+    feature: str, columns: Mapping[str, np.ndarray], field: str | tuple[str | int, ...], source: str
+) -> None:
     if feature not in columns:
-        raise SliceError(f"no column '{feature}'{did_you_mean(feature, columns)}", field)
+        raise SliceError(f"no column '{feature}' in {source}{did_you_mean(feature, columns)}", field)
 
 
 def _prefixed(prefix: str | None, slices: list[SliceDef]) -> list[SliceDef]:
@@ -162,11 +167,11 @@ def _bins(feature: str, values: np.ndarray, edges: Sequence[float]) -> list[Slic
 
 
 def _cross(
-    spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], kinds: Mapping[str, str]
+    spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], kinds: Mapping[str, str], source: str
 ) -> list[SliceDef]:
     first, second = spec["cross"]
     for i, feature in enumerate((first, second)):
-        _require(feature, columns, ("cross", i))
+        _require(feature, columns, ("cross", i), source)
     left = _by_value(first, columns[first], kinds[first], None)
     right = _by_value(second, columns[second], kinds[second], None)
     slices = []
