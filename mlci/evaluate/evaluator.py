@@ -57,6 +57,15 @@ class McNemar:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """Candidate and baseline estimates on the same rows, and the paired delta."""
+
+    candidate: dict[str, Estimate]
+    baseline: dict[str, Estimate]
+    delta: dict[str, Estimate]
+
+
+@dataclass(frozen=True)
 class _Data:
     """The selected rows of the target, the weights and one model's outputs."""
 
@@ -130,7 +139,11 @@ class Evaluator:
     def estimate(self, out: Outputs, rows: Rows = None) -> dict[str, Estimate]:
         """Point value and bootstrap percentile interval of every metric."""
         data = self._data(out, self._rows(rows))
-        values, reps = self._evaluate(data, replicates=self.n_boot > 0)
+        return self._estimates(*self._evaluate(data, replicates=self.n_boot > 0))
+
+    def _estimates(
+        self, values: dict[str, float], reps: dict[str, np.ndarray] | None
+    ) -> dict[str, Estimate]:
         result: dict[str, Estimate] = {}
         for name in self.metrics:
             value = float(values[name])
@@ -159,9 +172,28 @@ class Evaluator:
         Both models are resampled with the same bootstrap weights, so the interval and the
         p-value reflect the variation of the difference, not of each model separately.
         """
+        return self.compare_both(candidate, baseline, rows).delta
+
+    def compare_both(
+        self, candidate: Outputs, baseline: Outputs, rows: Rows = None
+    ) -> Comparison:
+        """Both models' estimates and the paired delta, from one evaluation of each."""
         idx = self._rows(rows)
         vc, rc = self._evaluate(self._data(candidate, idx), replicates=self.n_boot > 0)
         vb, rb = self._evaluate(self._data(baseline, idx), replicates=self.n_boot > 0)
+        return Comparison(
+            candidate=self._estimates(vc, rc),
+            baseline=self._estimates(vb, rb),
+            delta=self._deltas(vc, rc, vb, rb),
+        )
+
+    def _deltas(
+        self,
+        vc: dict[str, float],
+        rc: dict[str, np.ndarray] | None,
+        vb: dict[str, float],
+        rb: dict[str, np.ndarray] | None,
+    ) -> dict[str, Estimate]:
         result: dict[str, Estimate] = {}
         for name in self.metrics:
             delta = float(vc[name] - vb[name])

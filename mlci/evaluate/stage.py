@@ -192,11 +192,7 @@ def evaluate_model(
         n_boot=cfg.bootstrap, confidence=cfg.confidence, seed=cfg.seed,
     )
     progress("overall metrics")
-    overall = {
-        "candidate": estimate_table(evaluator.estimate(candidate)),
-        "baseline": None if baseline is None else estimate_table(evaluator.estimate(baseline)),
-        "delta": None if baseline is None else delta_table(evaluator.compare(candidate, baseline)),
-    }
+    overall = _metric_tables(evaluator, candidate, baseline, None)
     mcnemar = None
     if baseline is not None and task != "regression":
         m = evaluator.mcnemar(candidate, baseline)
@@ -241,6 +237,19 @@ def evaluate_model(
             evaluator, slices, task, y_true, candidate, baseline, primary, cfg
         ),
         "discovery": discovery,
+    }
+
+
+def _metric_tables(
+    evaluator: Evaluator, candidate: Outputs, baseline: Outputs | None, rows: np.ndarray | None
+) -> dict[str, Any]:
+    if baseline is None:
+        return {"candidate": estimate_table(evaluator.estimate(candidate, rows)), "baseline": None, "delta": None}
+    both = evaluator.compare_both(candidate, baseline, rows)
+    return {
+        "candidate": estimate_table(both.candidate),
+        "baseline": estimate_table(both.baseline),
+        "delta": delta_table(both.delta),
     }
 
 
@@ -290,7 +299,9 @@ def _evaluate_slices(
         record = records[i]
         record["status"] = "evaluated"
         record["reason"] = None
-        record["metrics"]["candidate"] = estimate_table(evaluator.estimate(candidate, mask))
+        tables = _metric_tables(evaluator, candidate, baseline, mask)
+        record["metrics"] = {"candidate": tables["candidate"], "baseline": tables["baseline"]}
+        record["delta"] = tables["delta"]
         rest = errors[~mask]
         record["vs_rest"] = {
             "error_mean": float(errors[mask].mean()),
@@ -300,8 +311,6 @@ def _evaluate_slices(
             "significant": test.significant,
         }
         if baseline is not None:
-            record["metrics"]["baseline"] = estimate_table(evaluator.estimate(baseline, mask))
-            record["delta"] = delta_table(evaluator.compare(candidate, baseline, mask))
             p_worse.append(_p_worse(record["delta"][primary], METRICS[primary].higher_is_better))
     if baseline is None:
         for i in big:
