@@ -1,0 +1,47 @@
+"""The bundled credit example tells its story: better overall, worse on one subgroup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlci.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("example") / "credit"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("data", "models", "mlci-out"))
+    subprocess.run([sys.executable, str(root / "train.py")], check=True, capture_output=True)
+    out = root / "mlci-out"
+    assert main(["check", "--quiet", "--config", str(root / "mlci.yaml"), "--out", str(out)]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_candidate_is_better_overall(results: dict) -> None:
+    delta = results["evaluation"]["metrics"]["delta"]
+    assert delta["roc_auc"]["verdict"] == "better"
+    assert delta["roc_auc"]["ci_low"] > 0
+
+
+def test_declared_subgroup_is_flagged(results: dict) -> None:
+    slices = {s["name"]: s for s in results["evaluation"]["slices"] if s["source"] == "declared"}
+    subgroup = slices["employment=self-employed, channel=broker"]
+    assert subgroup["flagged"]
+    assert subgroup["delta"]["roc_auc"]["ci_high"] < 0
+    assert not slices["channel=online"]["flagged"]
+
+
+def test_slice_finding_discovers_the_subgroup(results: dict) -> None:
+    discovered = [s for s in results["evaluation"]["slices"] if s["source"] == "discovered"]
+    names = [s["name"] for s in discovered]
+    assert "employment=self-employed, channel=broker" in names
+    flagged = [s for s in discovered if s["flagged"]]
+    assert flagged and all("self-employed" in s["name"] or "broker" in s["name"] for s in flagged)
