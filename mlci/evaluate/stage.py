@@ -14,7 +14,13 @@ from mlci.evaluate import slicing
 from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs
 from mlci.evaluate.metrics import METRICS, check_metric_names, default_metrics
 from mlci.evaluate.significance import benjamini_hochberg, slice_significance
-from mlci.evaluate.sliceline import FoundSlice, bin_numeric, encode_categorical, find_slices
+from mlci.evaluate.sliceline import (
+    FoundSlice,
+    bin_numeric,
+    encode_categorical,
+    find_slices,
+    slice_mask,
+)
 from mlci.models.interface import Task
 
 Progress = Callable[[str], None]
@@ -104,12 +110,10 @@ def discover_slices(
         codes, labels, errors, k=cfg.top_k, max_level=cfg.max_level, alpha=cfg.alpha,
         min_support=support,
     )
-    slices = []
-    for s in found:
-        mask = np.ones(data.rows, dtype=bool)
-        for feature, label in s.predicates:
-            mask &= codes[feature] == labels[feature].index(label)
-        slices.append(SliceRows(_found_name(s), _found_definition(s, data), "discovered", mask, s))
+    slices = [
+        SliceRows(_found_name(s), _found_definition(s, data), "discovered", slice_mask(codes, labels, s), s)
+        for s in found
+    ]
     info = {
         "features": list(features),
         "max_level": cfg.max_level,

@@ -1,0 +1,301 @@
+"""Benchmark mlci's SliceLine against the ``sliceline`` package.
+
+Run ``python benchmarks/bench_slicefinding.py``. It
+
+1. times ``mlci.evaluate.sliceline.find_slices`` on 1,000,000 rows (12 categorical features with
+   2 to 50 levels, a few planted problem slices, max level 3, top 10), and measures its peak
+   memory in a separate process;
+2. runs the ``sliceline`` package on the same data at increasing sizes until one run takes
+   longer than the time budget (or fails, e.g. runs out of memory) or 1,000,000 rows finish;
+3. at the largest size the package finished, times both on identical data, checks that the top
+   slices agree and prints the speed ratio.
+
+Every timed run happens in its own subprocess so that peak memory (``ru_maxrss``) belongs to
+that run alone. ``--quick`` shrinks the sizes for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mlci.evaluate.sliceline import DEFAULT_MIN_SUPPORT, find_slices  # noqa: E402
+
+ROWS = 1_000_000
+CARDINALITIES = (2, 6, 11, 15, 19, 24, 28, 33, 37, 41, 46, 50)
+PARAMS = {"k": 10, "max_level": 3, "alpha": 0.95, "min_support": 0.01}
+PACKAGE_SIZES = (50_000, 100_000, 200_000, 300_000, 400_000, 700_000, 1_000_000)
+PACKAGE_BUDGET_S = 150.0  # stop growing the package's input after a run this long
+PACKAGE_TIMEOUT_S = 600.0  # hard stop for a single package run
+PACKAGE_MEMORY_LIMIT = 16 * 2**30  # address-space cap so a runaway run fails, not the machine
+TARGET_SECONDS, TARGET_RSS_MB, TARGET_RATIO = 5.0, 1536.0, 10.0
+
+
+# --------------------------------------------------------------------------- data
+
+
+def make_data(n_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (n_rows x 12, int32) and errors with three planted problem slices.
+
+    Levels follow a Zipf-like distribution (level j has weight 1/(j+1)), as categorical data
+    usually does, so multi-predicate slices can reach 1% support.
+    """
+    rng = np.random.default_rng(seed)
+    columns = []
+    for card in CARDINALITIES:
+        weights = 1.0 / np.arange(1, card + 1)
+        columns.append(rng.choice(card, size=n_rows, p=weights / weights.sum()).astype(np.int32))
+    x = np.column_stack(columns)
+    errors = rng.exponential(0.3, n_rows)
+    errors[(x[:, 1] == 1) & (x[:, 4] == 0)] += 0.8
+    errors[(x[:, 3] == 0) & (x[:, 7] == 0) & (x[:, 10] == 0)] += 2.0
+    errors[x[:, 8] == 3] += 0.7
+    return x, errors
+
+
+PLANTED = (
+    (("f1", 1), ("f4", 0)),
+    (("f3", 0), ("f7", 0), ("f10", 0)),
+    (("f8", 3),),
+)
+
+
+def as_mlci_inputs(x: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, list[int]]]:
+    codes = {f"f{j}": x[:, j] for j in range(x.shape[1])}
+    labels = {f"f{j}": list(range(card)) for j, card in enumerate(CARDINALITIES)}
+    return codes, labels
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_ours(n_rows: int, min_support: float | int | None = None) -> dict[str, Any]:
+    x, errors = make_data(n_rows)
+    codes, labels = as_mlci_inputs(x)
+    params = dict(PARAMS) if min_support is None else {**PARAMS, "min_support": min_support}
+    baseline = _rss_mb()
+    start = time.perf_counter()
+    found = find_slices(codes, labels, errors, **params)
+    seconds = time.perf_counter() - start
+    slices = [
+        {"predicates": [list(p) for p in s.predicates], "size": s.size,
+         "error_sum": s.error_sum, "score": s.score}
+        for s in found
+    ]  # fmt: skip
+    return {"seconds": seconds, "peak_rss_mb": _rss_mb(), "data_rss_mb": baseline, "slices": slices}
+
+
+def run_package(n_rows: int) -> dict[str, Any]:
+    resource.setrlimit(resource.RLIMIT_AS, (PACKAGE_MEMORY_LIMIT, PACKAGE_MEMORY_LIMIT))
+    import sliceline
+    from sliceline import Slicefinder
+
+    x, errors = make_data(n_rows)
+    finder = Slicefinder(
+        alpha=PARAMS["alpha"],
+        k=PARAMS["k"],
+        max_l=PARAMS["max_level"],
+        min_sup=PARAMS["min_support"],
+        verbose=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        finder.fit(x, errors)
+        seconds = time.perf_counter() - start
+    slices = []
+    for row, stats in zip(finder.top_slices_, finder.top_slices_statistics_, strict=True):
+        predicates = [[f"f{j}", int(v)] for j, v in enumerate(row) if v is not None]
+        slices.append(
+            {
+                "predicates": predicates,
+                "size": int(stats["slice_size"]),
+                "error_sum": stats["sum_slice_error"],
+                "score": stats["slice_score"],
+            }
+        )
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": _rss_mb(),
+        "slices": slices,
+        "numba": bool(sliceline.is_numba_available()),
+        "version": sliceline.__dict__.get("__version__", _package_version()),
+    }
+
+
+def _package_version() -> str:
+    from importlib.metadata import version
+
+    return version("sliceline")
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: dict[str, Any]
+    error: str = ""
+
+
+def in_subprocess(which: str, n_rows: int, timeout: float, *extra: str) -> Outcome:
+    """Run one worker in a fresh interpreter; its result comes back as JSON on stdout."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", which, str(n_rows), *extra]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return Outcome(False, {}, f"timed out after {timeout:.0f} s")
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        if "MemoryError" in tail:
+            cap = PACKAGE_MEMORY_LIMIT / 2**30
+            detail = tail[tail.find("Unable") :] if "Unable" in tail else tail
+            return Outcome(False, {}, f"out of memory under a {cap:.0f} GiB cap: {detail[:80]}")
+        return Outcome(False, {}, tail[:120])
+    return Outcome(True, json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def compare(ours: list[dict], theirs: list[dict]) -> list[str]:
+    """Differences between two top-k lists (empty when they agree)."""
+    problems = []
+    if len(ours) != len(theirs):
+        problems.append(f"{len(ours)} slices vs {len(theirs)}")
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
+        if a["predicates"] != b["predicates"]:
+            problems.append(f"#{i}: predicates {a['predicates']} vs {b['predicates']}")
+        elif a["size"] != b["size"]:
+            problems.append(f"#{i}: size {a['size']} vs {b['size']}")
+        elif not math.isclose(a["error_sum"], b["error_sum"], rel_tol=1e-9):
+            problems.append(f"#{i}: error sum {a['error_sum']} vs {b['error_sum']}")
+        elif not math.isclose(a["score"], b["score"], rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"#{i}: score {a['score']} vs {b['score']}")
+    return problems
+
+
+def show_slices(slices: list[dict]) -> None:
+    planted = {tuple(map(tuple, p)) for p in PLANTED}
+    print(f"  {'slice':<44} {'size':>8} {'mean err':>9} {'score':>8}")
+    for s in slices:
+        preds = tuple(tuple(p) for p in s["predicates"])
+        text = " & ".join(f"{f}=={v}" for f, v in preds)
+        mark = "  <- planted" if preds in planted else ""
+        mean = s["error_sum"] / s["size"]
+        print(f"  {text:<44} {s['size']:>8} {mean:>9.3f} {s['score']:>8.3f}{mark}")
+
+
+def fmt_row(cols: list[str], widths: list[int]) -> str:
+    cells = [
+        c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+    ]
+    return "  ".join(cells)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(quick: bool) -> int:
+    rows = 100_000 if quick else ROWS
+    sizes = (5_000, 10_000, 20_000) if quick else PACKAGE_SIZES
+    budget = 20.0 if quick else PACKAGE_BUDGET_S
+    params = ", ".join(f"{k}={v}" for k, v in PARAMS.items())
+    print(f"SliceLine benchmark: 12 categorical features, levels {CARDINALITIES}; {params}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, numpy {np.__version__}"
+    )
+    print()
+
+    ours = in_subprocess("ours", rows, timeout=PACKAGE_TIMEOUT_S)
+    if not ours.ok:
+        print(f"mlci run failed: {ours.error}")
+        return 1
+    r = ours.result
+    print(f"mlci find_slices at {rows:,} rows: {r['seconds']:.2f} s, "
+          f"peak RSS {r['peak_rss_mb']:.0f} MB (peak before the search, i.e. making the data: "
+          f"{r['data_rss_mb']:.0f} MB)")  # fmt: skip
+    print(f"  targets: <= {TARGET_SECONDS:.0f} s -> {'met' if r['seconds'] <= TARGET_SECONDS else 'MISSED'}; "
+          f"<= {TARGET_RSS_MB:.0f} MB -> {'met' if r['peak_rss_mb'] <= TARGET_RSS_MB else 'MISSED'}")  # fmt: skip
+    show_slices(r["slices"])
+    tiny = in_subprocess("ours", rows, PACKAGE_TIMEOUT_S, str(DEFAULT_MIN_SUPPORT))
+    if tiny.ok:
+        print(f"  with min_support={DEFAULT_MIN_SUPPORT} (the package's default; far more candidates "
+              f"survive): {tiny.result['seconds']:.2f} s, peak RSS {tiny.result['peak_rss_mb']:.0f} MB")  # fmt: skip
+    print()
+
+    print("sliceline package (as `pip install sliceline` installs it) at increasing sizes:")
+    widths = [10, 12, 12, 14, 9, 10]
+    print(fmt_row(["rows", "sliceline s", "mlci s", "sliceline MB", "ratio", "agree"], widths))
+    largest: tuple[int, Outcome, Outcome] | None = None
+    numba: bool | None = None
+    for n in sizes:
+        theirs = in_subprocess("sliceline", n, timeout=PACKAGE_TIMEOUT_S)
+        if not theirs.ok:
+            print(fmt_row([f"{n:,}", "failed", "", "", "", ""], widths) + f"  ({theirs.error})")
+            break
+        mine = ours if n == rows else in_subprocess("ours", n, timeout=PACKAGE_TIMEOUT_S)
+        numba = bool(theirs.result["numba"])
+        t_theirs, t_mine = theirs.result["seconds"], mine.result["seconds"]
+        agree = not compare(mine.result["slices"], theirs.result["slices"])
+        print(fmt_row([f"{n:,}", f"{t_theirs:.2f}", f"{t_mine:.3f}",
+                       f"{theirs.result['peak_rss_mb']:.0f}", f"{t_theirs / t_mine:.0f}x",
+                       "yes" if agree else "NO"], widths))  # fmt: skip
+        largest = (n, theirs, mine)
+        if t_theirs > budget:
+            print(f"  (stopping: the last run took longer than {budget:.0f} s)")
+            break
+    print()
+
+    if largest is None:
+        print("the sliceline package finished no size; nothing to compare")
+        return 1
+    n, theirs, mine = largest
+    print(f"numba active in the sliceline package: {'yes' if numba else 'no'} "
+          "(numba is only installed by the optional 'sliceline[optimized]' extra)")  # fmt: skip
+    problems = compare(mine.result["slices"], theirs.result["slices"])
+    t_theirs, t_mine = theirs.result["seconds"], mine.result["seconds"]
+    ratio = t_theirs / t_mine
+    print(f"largest size the package finished: {n:,} rows")
+    print(f"  sliceline {t_theirs:.2f} s vs mlci {t_mine:.3f} s -> mlci is {ratio:.0f}x faster "
+          f"(target >= {TARGET_RATIO:.0f}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")  # fmt: skip
+    if problems:
+        print("  top slices DISAGREE:")
+        for p in problems:
+            print(f"    {p}")
+        return 1
+    print(
+        f"  top slices agree: {len(mine.result['slices'])} slices, same predicates, sizes, "
+        "error sums and scores"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--worker", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        which, n = args.worker[0], int(args.worker[1])
+        support = int(args.worker[2]) if len(args.worker) > 2 else None
+        result = run_ours(n, support) if which == "ours" else run_package(n)
+        print(json.dumps(result))
+        sys.exit(0)
+    sys.exit(main(args.quick))

@@ -1,0 +1,112 @@
+"""Significance of found slices: is a slice's error really higher than the rest?
+
+Slice finding looks at many slices and keeps the worst, so a slice's high error can be luck.
+Each slice is tested with Welch's t-test (errors inside against errors outside, one-sided) and
+the p-values are adjusted with Benjamini-Hochberg across the slices tested together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class SliceTest:
+    """Test result of one slice."""
+
+    p_value: float
+    q_value: float
+    significant: bool
+
+
+def benjamini_hochberg(pvalues: np.ndarray, q: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Benjamini-Hochberg step-up procedure.
+
+    Args:
+        pvalues: p-values in [0, 1].
+        q: false discovery rate to control, in (0, 1).
+
+    Returns:
+        The adjusted p-values (equal to ``scipy.stats.false_discovery_control``) and the mask of
+        rejected hypotheses (adjusted p-value ≤ q).
+    """
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must be in (0, 1), got {q!r}")
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be one-dimensional, got shape {p.shape}")
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("pvalues must lie in [0, 1] (no NaN)")
+    m = p.size
+    if m == 0:
+        return np.empty(0), np.zeros(0, dtype=bool)
+
+    order = np.argsort(p)
+    # p * (m / i), in this order, as scipy computes it, so results agree to the last bit.
+    scaled = p[order] * (m / np.arange(1, m + 1, dtype=np.float64))
+    # Step-up: each adjusted value is the smallest scaled value at or above its rank.
+    adjusted_sorted = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return adjusted, adjusted <= q
+
+
+def slice_significance(
+    errors: np.ndarray, masks: Sequence[np.ndarray], *, fdr: float = 0.05
+) -> list[SliceTest]:
+    """Test whether each slice's errors exceed those of the other rows.
+
+    Welch's t-test (``scipy.stats.ttest_ind`` with ``equal_var=False``,
+    ``alternative="greater"``) of the errors inside each mask against the errors outside it,
+    then Benjamini-Hochberg at false discovery rate ``fdr`` across the slices. A slice with
+    fewer than two rows inside or outside gets p-value 1; when neither side varies, the
+    p-value is the test's limit: 0 if the slice's errors are higher, else 1.
+
+    Args:
+        errors: per-row errors.
+        masks: one boolean row mask per slice.
+        fdr: false discovery rate, in (0, 1).
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 1:
+        raise ValueError(f"errors must be one-dimensional, got shape {e.shape}")
+    if not np.isfinite(e).all():
+        raise ValueError("errors must be finite (found NaN or infinity)")
+    if not 0.0 < fdr < 1.0:
+        raise ValueError(f"fdr must be in (0, 1), got {fdr!r}")
+
+    pvalues = np.array([_one_sided_welch(e, _as_mask(m, e.size, i)) for i, m in enumerate(masks)])
+    qvalues, rejected = benjamini_hochberg(pvalues, fdr)
+    return [
+        SliceTest(p_value=float(p), q_value=float(q), significant=bool(r))
+        for p, q, r in zip(pvalues, qvalues, rejected, strict=True)
+    ]
+
+
+def _as_mask(mask: np.ndarray, n_rows: int, i: int) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.shape != (n_rows,):
+        raise ValueError(f"masks[{i}] must have shape ({n_rows},), got {m.shape}")
+    if m.dtype != bool:
+        if m.dtype.kind not in "iu" or not np.isin(m, (0, 1)).all():
+            raise ValueError(f"masks[{i}] must be boolean (or 0/1), got dtype {m.dtype}")
+        m = m.astype(bool)
+    return m
+
+
+def _one_sided_welch(errors: np.ndarray, mask: np.ndarray) -> float:
+    inside, outside = errors[mask], errors[~mask]
+    if inside.size < 2 or outside.size < 2:
+        return 1.0
+    if np.ptp(inside) == 0 and np.ptp(outside) == 0:
+        # Welch's statistic is undefined without variance; take its limit as the variance
+        # vanishes, so that a slice of all-wrong rows among all-right ones is not hidden.
+        return 0.0 if inside[0] > outside[0] else 1.0
+    result = stats.ttest_ind(inside, outside, equal_var=False, alternative="greater")
+    p = float(result.pvalue)
+    return 1.0 if math.isnan(p) else p

@@ -1,0 +1,745 @@
+"""Automatic slice finding with SliceLine.
+
+SliceLine (Sagadeeva and Boehm, "SliceLine: Fast, Linear-Algebra-based Slice Finding for ML
+Model Debugging", SIGMOD 2021) searches the lattice of conjunctions of ``feature == level``
+predicates for the subsets of rows where a model's error is high. A slice ``S`` of a dataset
+with ``n`` rows and mean error ``ē`` is scored
+
+    score(S) = α·(ē_S / ē − 1) − (1 − α)·(n / |S| − 1)
+
+and only slices with at least ``σ`` rows (the minimum support) and a positive error sum take
+part. The search goes level by level: level ``l`` candidates are unions of two level ``l − 1``
+slices that differ in one predicate, never hold two levels of one feature, and whose parents
+are all valid. Candidates whose score upper bound (from the sizes, error sums and maximum
+errors of their parents) cannot beat the current top-k are pruned before evaluation.
+
+Results agree with the ``sliceline`` package (DataDome, PyPI), which follows the SystemDS
+reference implementation; where that package departs from the paper we follow the package,
+so that both return the same top-k, and say so in a comment (look for "package:").
+
+Instead of sparse matrix products, candidates are evaluated by grouped counting: for every
+combination of features that has candidates, the per-row level codes are combined into a
+mixed-radix key and ``np.bincount`` yields the sizes and error sums of all slices of that
+combination in one pass, from which the candidates are read off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cmp_to_key
+
+import numpy as np
+
+# The sliceline package's default minimum support (``Slicefinder(min_sup=10)``).
+DEFAULT_MIN_SUPPORT = 10
+
+# Above this many possible keys a feature combination is grouped by sorting instead of by a
+# dense ``np.bincount`` table, which keeps memory bounded for high-cardinality combinations.
+_MAX_DENSE_KEYS = 1 << 22
+
+
+@dataclass(frozen=True)
+class FoundSlice:
+    """One slice found by :func:`find_slices`, with its statistics."""
+
+    predicates: tuple[tuple[str, object], ...]
+    size: int
+    error_sum: float
+    error_mean: float
+    max_error: float
+    score: float
+
+
+@dataclass
+class _Data:
+    """Validated inputs in the form the search uses."""
+
+    names: list[str]
+    labels: list[list[object]]
+    # Per feature int32 codes with missing (-1) moved to ``radix - 1`` so keys stay non-negative.
+    codes: list[np.ndarray]
+    radix: np.ndarray
+    errors: np.ndarray
+    n_rows: int
+    avg_error: float
+
+
+@dataclass
+class _Group:
+    """Slices over one combination of features (sorted feature indices).
+
+    ``keys`` are mixed-radix keys of the slices' level codes (radix ``card + 1`` per feature,
+    first feature most significant), sorted ascending.
+    """
+
+    feats: tuple[int, ...]
+    keys: np.ndarray
+    size: np.ndarray
+    err: np.ndarray
+    maxerr: np.ndarray
+
+
+@dataclass
+class _Entry:
+    """A top-k slice; ``maxerr`` is NaN until it is computed for the result."""
+
+    score: float
+    err: float
+    maxerr: float
+    size: int
+    preds: tuple[tuple[int, int], ...]
+
+
+@dataclass
+class _Params:
+    k: int
+    max_level: int
+    alpha: float
+    min_support: int
+    sound_pruning: bool
+
+
+def find_slices(
+    codes: Mapping[str, np.ndarray],
+    labels: Mapping[str, Sequence[object]],
+    errors: np.ndarray,
+    *,
+    k: int = 10,
+    max_level: int = 3,
+    alpha: float = 0.95,
+    min_support: int | float | None = None,
+    sound_pruning: bool = False,
+) -> list[FoundSlice]:
+    """Find the top-k slices where the errors are high.
+
+    Args:
+        codes: per feature, an integer array of level indices ``0..len(labels[f]) - 1`` per row;
+            ``-1`` marks a missing value, which is never part of a slice.
+        labels: per feature, the label of each level (same keys as ``codes``).
+        errors: non-negative per-row errors of the model.
+        k: number of slices to return; as in the sliceline package, slices tied with the
+            k-th score are all returned, so the result can hold more than ``k`` slices.
+        max_level: maximum number of predicates in a slice.
+        alpha: weight of the error term of the score, in (0, 1].
+        min_support: minimum slice size σ: a count, or a fraction of the rows in (0, 1)
+            (``int(fraction * n_rows)``); ``None`` uses the sliceline package's default of 10.
+        sound_pruning: ``False`` reproduces the sliceline package's pruning exactly (the
+            results agree with it). ``True`` prunes only what provably cannot reach the top-k
+            (bounds over all parents with the row count, a threshold only once k slices are
+            known, ties kept), so the result equals exhaustive enumeration.
+
+    Returns:
+        Slices with a positive score, best first; ties are ordered as the sliceline package
+        orders them.
+    """
+    data = _prepare(codes, labels, errors)
+    params = _check_params(k, max_level, alpha, min_support, sound_pruning, data.n_rows)
+    if data.avg_error <= 0 or not data.names:
+        return []  # no slice can have a positive error sum
+
+    top = _search(data, params)
+    return [_to_found(data, entry) for entry in top]
+
+
+def slice_mask(
+    codes: Mapping[str, np.ndarray],
+    labels: Mapping[str, Sequence[object]],
+    found: FoundSlice,
+) -> np.ndarray:
+    """Boolean row mask of a found slice, for the ``codes`` and ``labels`` it was found on."""
+    mask: np.ndarray | None = None
+    for name, label in found.predicates:
+        level = list(labels[name]).index(label)
+        hit = np.asarray(codes[name]) == level
+        mask = hit if mask is None else mask & hit
+    if mask is None:
+        raise ValueError("a slice needs at least one predicate")
+    return mask
+
+
+def bin_numeric(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, list[str]]:
+    """Quantile-bin a numeric column for slice finding.
+
+    Edges are the ``n_bins + 1`` quantiles of the non-missing values, deduplicated, so heavy
+    ties give fewer bins. Bins are ``[lo, hi)`` except the last, ``[lo, hi]``. NaN gets code -1.
+
+    Returns:
+        Codes (int32, -1 for NaN) and one label per bin, e.g. ``"[30, 45)"``.
+    """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    try:
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bin_numeric needs numeric values: {exc}") from exc
+    if v.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
+
+    codes = np.full(v.shape[0], -1, dtype=np.int32)
+    present = ~np.isnan(v)
+    if not present.any():
+        return codes, []
+    finite = v[np.isfinite(v)]
+    quantiles = np.empty(0)
+    if finite.size:
+        quantiles = np.quantile(finite, np.linspace(0.0, 1.0, int(n_bins) + 1))
+    # Infinite values get outer edges of their own; np.unique also drops duplicate edges.
+    edges = np.unique(np.concatenate([[v[present].min()], quantiles, [v[present].max()]]))
+    codes[present] = np.searchsorted(edges[1:-1], v[present], side="right")
+    return codes, _bin_labels(edges)
+
+
+def encode_categorical(values: np.ndarray) -> tuple[np.ndarray, list[object]]:
+    """Encode a categorical column as level codes.
+
+    Returns:
+        Codes (int32, -1 for None/NaN/NaT) and the labels: the sorted distinct values, as
+        plain Python objects. Values of mixed, mutually unorderable types are ordered by type
+        name, then value.
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {arr.shape}")
+    missing = _missing_mask(arr)
+    present = arr[~missing]
+    codes = np.full(arr.shape[0], -1, dtype=np.int32)
+    try:
+        uniques, inverse = np.unique(present, return_inverse=True)
+        levels = uniques.tolist()
+    except TypeError:
+        # np.unique sorts, which fails on values of unorderable mixed types.
+        levels = sorted(set(present.tolist()), key=lambda x: (type(x).__name__, repr(x)))
+        index = {value: i for i, value in enumerate(levels)}
+        inverse = np.fromiter((index[x] for x in present.tolist()), dtype=np.int64)
+    codes[~missing] = inverse.reshape(-1)
+    return codes, levels
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _prepare(
+    codes: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[object]], errors: np.ndarray
+) -> _Data:
+    try:
+        e = np.asarray(errors, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"errors must be numeric: {exc}") from exc
+    if e.ndim != 1:
+        raise ValueError(f"errors must be one-dimensional, got shape {e.shape}")
+    if e.shape[0] == 0:
+        raise ValueError("errors is empty: slice finding needs at least one row")
+    if not np.isfinite(e).all():
+        raise ValueError("errors must be finite (found NaN or infinity)")
+    if (e < 0).any():
+        raise ValueError("errors must be non-negative")
+    if set(codes) != set(labels):
+        raise ValueError(
+            f"codes and labels must name the same features: {sorted(map(str, codes))} "
+            f"vs {sorted(map(str, labels))}"
+        )
+
+    n = e.shape[0]
+    names: list[str] = []
+    level_labels: list[list[object]] = []
+    internal: list[np.ndarray] = []
+    radix: list[int] = []
+    for name, column in codes.items():
+        c = np.asarray(column)
+        lab = list(labels[name])
+        if c.ndim != 1 or c.shape[0] != n:
+            raise ValueError(
+                f"codes[{name!r}] must be one-dimensional with {n} rows (one per error), "
+                f"got shape {c.shape}"
+            )
+        if c.dtype.kind not in "iu":
+            raise ValueError(f"codes[{name!r}] must hold integers, got dtype {c.dtype}")
+        card = len(lab)
+        if c.min() < -1 or c.max() >= card:
+            raise ValueError(
+                f"codes[{name!r}] must lie in -1..{card - 1} ({card} labels), "
+                f"found {c.min()}..{c.max()}"
+            )
+        names.append(str(name))
+        level_labels.append(lab)
+        internal.append(np.where(c < 0, card, c).astype(np.int32))
+        radix.append(card + 1)
+    return _Data(
+        names=names,
+        labels=level_labels,
+        codes=internal,
+        radix=np.asarray(radix, dtype=np.int64),
+        errors=e,
+        n_rows=n,
+        # Same reduction as the package (np.mean), so scores agree to the last bit.
+        avg_error=float(np.mean(e)),
+    )
+
+
+def _check_params(
+    k: int,
+    max_level: int,
+    alpha: float,
+    min_support: int | float | None,
+    sound_pruning: bool,
+    n_rows: int,
+) -> _Params:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if isinstance(max_level, bool) or not isinstance(max_level, (int, np.integer)) or max_level < 1:
+        raise ValueError(f"max_level must be a positive integer, got {max_level!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)):
+        raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
+    if not 0.0 < float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+    return _Params(
+        k=int(k),
+        max_level=int(max_level),
+        alpha=float(alpha),
+        min_support=_support(min_support, n_rows),
+        sound_pruning=bool(sound_pruning),
+    )
+
+
+def _support(min_support: int | float | None, n_rows: int) -> int:
+    """Minimum support as a row count, following the package's ``min_sup`` rule."""
+    if min_support is None:
+        return DEFAULT_MIN_SUPPORT
+    if isinstance(min_support, bool) or not isinstance(min_support, (int, float, np.number)):
+        raise ValueError(f"min_support must be a count or a fraction, got {min_support!r}")
+    if isinstance(min_support, (float, np.floating)):
+        if not 0.0 < min_support < 1.0:
+            raise ValueError(
+                f"a fractional min_support must be in (0, 1), got {min_support!r} "
+                "(pass an int for a row count)"
+            )
+        # package: int(min_sup * len(X)). A support of 0 would make the package's bound
+        # divide by zero; no slice of 0 rows is ever valid, so 1 is equivalent for results.
+        return max(int(min_support * n_rows), 1)
+    if min_support < 1:
+        raise ValueError(f"min_support must be at least 1, got {min_support!r}")
+    return int(min_support)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _search(data: _Data, p: _Params) -> list[_Entry]:
+    """Level-wise lattice search; returns the top-k entries, best first."""
+    n_features = len(data.names)
+    last_level = min(n_features, p.max_level)
+    groups, n_columns = _level_one(data)
+
+    top: list[_Entry] = []
+    prev = _update_top(data, p, top, groups)
+
+    buffers = _Buffers(data.n_rows)
+    level = 1
+    while prev and level < last_level:
+        level += 1
+        threshold = _prune_threshold(top, p)
+        candidates = _candidates(_Context(data, p, n_columns, threshold), prev, level)
+        evaluated = [_evaluate(data, c, buffers, need_max=level < last_level) for c in candidates]
+        prev = _update_top(data, p, top, evaluated)
+
+    _fill_max_errors(data, top)
+    return sorted(top, key=cmp_to_key(_compare))
+
+
+def _level_one(data: _Data) -> tuple[list[_Group], int]:
+    """Statistics of all one-predicate slices, and the number of observed levels."""
+    groups: list[_Group] = []
+    n_columns = 0
+    for f, c in enumerate(data.codes):
+        card = int(data.radix[f]) - 1
+        size = np.bincount(c, minlength=card + 1)[:card]
+        err = np.bincount(c, weights=data.errors, minlength=card + 1)[:card]
+        maxerr = np.zeros(card + 1)
+        np.maximum.at(maxerr, c, data.errors)
+        # package: the bound uses the number of one-hot columns, i.e. levels seen in the data.
+        n_columns += int(np.count_nonzero(size))
+        groups.append(_Group((f,), np.arange(card, dtype=np.int64), size, err, maxerr[:card]))
+    return groups, n_columns
+
+
+def _score(p: _Params, data: _Data, size: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """Slice scores, written exactly as the package writes them so floats agree."""
+    alpha = p.alpha
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = alpha * ((err / size) / data.avg_error - 1) - (1 - alpha) * (data.n_rows / size - 1)
+    return np.nan_to_num(s, nan=-np.inf)
+
+
+def _update_top(data: _Data, p: _Params, top: list[_Entry], groups: list[_Group]) -> list[_Group]:
+    """Merge evaluated groups into ``top`` (in place); return their valid slices.
+
+    Valid slices (size ≥ σ and positive error sum) are the parents of the next level. Slices
+    tied with the k-th score are kept, like the package's ``rankdata(method="min") <= k``.
+    """
+    valid_groups: list[_Group] = []
+    scores: list[np.ndarray] = []
+    for g in groups:
+        valid = (g.size >= p.min_support) & (g.err > 0)
+        if valid.any():
+            valid_groups.append(
+                _Group(g.feats, g.keys[valid], g.size[valid], g.err[valid], g.maxerr[valid])
+            )
+            scores.append(_score(p, data, g.size[valid], g.err[valid]))
+
+    pool = np.concatenate([np.array([e.score for e in top])] + scores) if scores else None
+    if pool is None or pool.size == 0:
+        return valid_groups
+    pool = pool[pool > 0]
+    if pool.size == 0:
+        return valid_groups
+    kth = np.partition(pool, pool.size - p.k)[pool.size - p.k] if pool.size > p.k else pool.min()
+    cut = max(kth, 0.0)
+
+    kept = [e for e in top if e.score >= cut]
+    for g, s in zip(valid_groups, scores, strict=True):
+        kept.extend(
+            _Entry(
+                score=float(s[i]),
+                err=float(g.err[i]),
+                maxerr=float(g.maxerr[i]),
+                size=int(g.size[i]),
+                preds=_decode(g.feats, int(g.keys[i]), data.radix),
+            )
+            for i in np.flatnonzero((s >= cut) & (s > 0)).tolist()
+        )
+    top[:] = kept
+    return valid_groups
+
+
+def _prune_threshold(top: list[_Entry], p: _Params) -> float:
+    """Score a candidate's upper bound must beat to be evaluated."""
+    if not top:
+        return -np.inf
+    if p.sound_pruning and len(top) < p.k:
+        return -np.inf
+    # package: prunes against the lowest top-k score even while fewer than k slices are
+    # known, which can drop a slice that belongs in the top-k; only the k-th score of a full
+    # top-k is a safe threshold.
+    return min(e.score for e in top)
+
+
+def _decode(feats: tuple[int, ...], key: int, radix: np.ndarray) -> tuple[tuple[int, int], ...]:
+    digits: list[tuple[int, int]] = []
+    for f in reversed(feats):
+        key, d = divmod(key, int(radix[f]))
+        digits.append((f, d))
+    return tuple(reversed(digits))
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+@dataclass
+class _Context:
+    """What candidate pruning needs besides the parents."""
+
+    data: _Data
+    params: _Params
+    n_columns: int  # levels seen in the data: the package's number of one-hot columns
+    threshold: float  # score an upper bound must beat
+
+
+def _candidates(ctx: _Context, prev: list[_Group], level: int) -> list[_Group]:
+    """Level ``level`` candidates that survive pruning, with their bounds as statistics.
+
+    Each candidate is generated once, from its two parents that share all but their last
+    predicate (an apriori prefix join); the package joins all pairs sharing ``level - 2``
+    predicates and deduplicates, which yields the same set once all parents must be present.
+    """
+    by_feats = {g.feats: g for g in prev}
+    by_prefix: dict[tuple[int, ...], list[int]] = {}
+    for feats in by_feats:
+        by_prefix.setdefault(feats[:-1], []).append(feats[-1])
+
+    out: list[_Group] = []
+    for prefix, lasts in by_prefix.items():
+        lasts.sort()
+        for i, fa in enumerate(lasts):
+            for fb in lasts[i + 1 :]:
+                cand = _join(ctx, by_feats, prefix, fa, fb, level)
+                if cand is not None:
+                    out.append(cand)
+    return out
+
+
+def _join(
+    ctx: _Context,
+    by_feats: dict[tuple[int, ...], _Group],
+    prefix: tuple[int, ...],
+    fa: int,
+    fb: int,
+    level: int,
+) -> _Group | None:
+    """Candidates over ``prefix + (fa, fb)`` whose parents are all valid and bound survives."""
+    radix, p = ctx.data.radix, ctx.params
+    a, b = by_feats[prefix + (fa,)], by_feats[prefix + (fb,)]
+    rb = int(radix[fb])
+    ia, ib = _match_prefix(a.keys // int(radix[fa]), b.keys // rb)
+    if ia.size == 0:
+        return None
+    feats = prefix + (fa, fb)
+    keys = a.keys[ia] * rb + b.keys[ib] % rb
+
+    # parents[j]: (group, row indices) of the parent without predicate j.
+    parents: list[tuple[_Group, np.ndarray]] = [(a, ia)] * level
+    parents[level - 2] = (b, ib)
+    keep = np.ones(keys.size, dtype=bool)
+    weights = _weights(feats, radix)
+    for j in range(level - 2):
+        group = by_feats.get(feats[:j] + feats[j + 1 :])
+        if group is None:
+            return None
+        pkeys = (keys // (weights[j] * int(radix[feats[j]]))) * weights[j] + keys % weights[j]
+        idx, found = _lookup(group.keys, pkeys)
+        keep &= found
+        parents[j] = (group, idx)
+    if not keep.any():
+        return None
+
+    # package: the bounds of a candidate come from the first parent pair met in its scan
+    # (np.unique(return_index=True) over row-major pairs of ID-sorted slices), which is the
+    # parents without predicate 0 and without predicate 1; the paper takes the minimum over
+    # all parents, a tighter bound.
+    used = parents if p.sound_pruning else parents[:2]
+    size = _min_over(used, "size", keep)
+    err = _min_over(used, "err", keep)
+    maxerr = _min_over(used, "maxerr", keep)
+    survive = _survives(ctx, _upper_bound(ctx, size, err, maxerr), size)
+    if not survive.any():
+        return None
+    return _Group(feats, keys[keep][survive], size[survive], err[survive], maxerr[survive])
+
+
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``keys`` in ``sorted_keys`` (clipped) and whether each is there."""
+    idx = np.searchsorted(sorted_keys, keys)
+    found = idx < sorted_keys.size
+    found[found] = sorted_keys[idx[found]] == keys[found]
+    return np.minimum(idx, sorted_keys.size - 1), found
+
+
+def _survives(ctx: _Context, ub: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Which candidates pruning keeps, given their score upper bounds and size bounds."""
+    p, threshold = ctx.params, ctx.threshold
+    if p.sound_pruning:
+        # Keep ties with the k-th score: they belong to the top-k; the slack absorbs rounding.
+        slack = 1e-9 * max(1.0, abs(threshold)) if np.isfinite(threshold) else 0.0
+        keep = (ub >= threshold - slack) & (ub > -1e-12)
+    else:
+        # package: strict comparisons, so a candidate that can at best tie the k-th score is
+        # pruned although the package returns ties with the k-th score.
+        keep = (ub > threshold) & (ub > 0)
+    return keep & (size >= p.min_support)
+
+
+def _match_prefix(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All index pairs ``(i, j)`` with ``pa[i] == pb[j]``; both inputs sorted ascending."""
+    lo = np.searchsorted(pb, pa, side="left")
+    count = np.searchsorted(pb, pa, side="right") - lo
+    total = int(count.sum())
+    ia = np.repeat(np.arange(pa.size), count)
+    starts = np.cumsum(count) - count
+    ib = np.repeat(lo - starts, count) + np.arange(total)
+    return ia, ib
+
+
+def _weights(feats: tuple[int, ...], radix: np.ndarray) -> list[int]:
+    """Place value of each feature's digit in a combination's mixed-radix key."""
+    w = [1] * len(feats)
+    for j in range(len(feats) - 2, -1, -1):
+        w[j] = w[j + 1] * int(radix[feats[j + 1]])
+    return w
+
+
+def _min_over(parents: list[tuple[_Group, np.ndarray]], field: str, keep: np.ndarray) -> np.ndarray:
+    values = [getattr(g, field)[idx[keep]] for g, idx in parents]
+    return np.minimum.reduce(values).astype(np.float64)
+
+
+def _upper_bound(
+    ctx: _Context, size: np.ndarray, err: np.ndarray, maxerr: np.ndarray
+) -> np.ndarray:
+    """Upper bound of the score of a candidate and all its descendants.
+
+    The score over sizes in [σ, size] with error sum at most min(s·maxerr, err) is monotone
+    on either side of s = err/maxerr, so the maximum is at σ, err/maxerr or size.
+    """
+    p, data = ctx.params, ctx.data
+    alpha = p.alpha
+    sigma = float(p.min_support)
+    # package: uses the number of one-hot columns where the paper's bound has the number of
+    # rows n. With fewer columns than rows the bound is merely looser; sound pruning uses n.
+    n = float(data.n_rows) if p.sound_pruning else float(ctx.n_columns)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        points = (np.full(size.shape, sigma), np.maximum(err / maxerr, sigma), size)
+        # Same expression as the package's numpy path, so pruning decisions agree exactly.
+        bounds = [
+            (alpha * (np.minimum(s * maxerr, err) / data.avg_error - s) - (1 - alpha) * (n - s)) / s
+            for s in points
+        ]
+    return np.maximum.reduce(bounds)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _evaluate(data: _Data, cand: _Group, buffers: _Buffers, *, need_max: bool) -> _Group:
+    """Exact statistics of a group of candidates by grouped counting over all rows."""
+    space = math.prod(int(data.radix[f]) for f in cand.feats)
+    row_keys = _row_keys(data, cand.feats, buffers, space)
+
+    if _dense_tables(space, data.n_rows):
+        index, table_size = cand.keys, space
+    else:
+        # Too many possible keys for dense tables: number the keys that occur instead.
+        occurring, row_keys = np.unique(row_keys, return_inverse=True)
+        table_size = occurring.size
+        pos = np.minimum(np.searchsorted(occurring, cand.keys), occurring.size - 1)
+        hit = occurring[pos] == cand.keys
+        index = np.where(hit, pos, table_size)  # a spare slot that stays empty
+        table_size += 1
+
+    size = np.bincount(row_keys, minlength=table_size)[index]
+    err = np.bincount(row_keys, weights=data.errors, minlength=table_size)[index]
+    if need_max:
+        table = np.zeros(table_size)
+        np.maximum.at(table, row_keys, data.errors)
+        maxerr = table[index]
+    else:
+        # Only parents need the maximum error; the result's slices get it at the end.
+        maxerr = np.full(index.size, np.nan)
+    return _Group(cand.feats, cand.keys, size, err, maxerr)
+
+
+def _dense_tables(space: int, n_rows: int) -> bool:
+    """Whether a combination's key space is small enough for dense bincount tables."""
+    return space <= max(_MAX_DENSE_KEYS, 2 * n_rows)
+
+
+class _Buffers:
+    """Row-key buffers reused across combinations; fresh arrays would cost page faults."""
+
+    def __init__(self, n_rows: int) -> None:
+        self.n_rows = n_rows
+        self._small: np.ndarray | None = None
+        self._wide: np.ndarray | None = None
+
+    def small(self) -> np.ndarray:
+        if self._small is None:
+            self._small = np.empty(self.n_rows, dtype=np.int32)
+        return self._small
+
+    def wide(self) -> np.ndarray:
+        if self._wide is None:
+            self._wide = np.empty(self.n_rows, dtype=np.int64)
+        return self._wide
+
+
+def _row_keys(data: _Data, feats: tuple[int, ...], buffers: _Buffers, space: int) -> np.ndarray:
+    """Mixed-radix key of every row's codes over ``feats`` (int64, as bincount wants)."""
+    wide = buffers.wide()
+    if space < 2**31:
+        # Combining in int32 moves half the bytes; one widening copy feeds bincount.
+        small = buffers.small()
+        np.copyto(small, data.codes[feats[0]])
+        for f in feats[1:]:
+            np.multiply(small, int(data.radix[f]), out=small)
+            np.add(small, data.codes[f], out=small)
+        np.copyto(wide, small)
+        return wide
+    np.copyto(wide, data.codes[feats[0]])
+    for f in feats[1:]:
+        np.multiply(wide, int(data.radix[f]), out=wide)
+        np.add(wide, data.codes[f], out=wide)
+    return wide
+
+
+def _fill_max_errors(data: _Data, top: list[_Entry]) -> None:
+    for entry in top:
+        if math.isnan(entry.maxerr):
+            mask = np.ones(data.n_rows, dtype=bool)
+            for f, d in entry.preds:
+                mask &= data.codes[f] == d
+            entry.maxerr = float(data.errors[mask].max()) if mask.any() else 0.0
+
+
+def _compare(x: _Entry, y: _Entry) -> int:
+    """Score descending; ties in the package's order.
+
+    package: ties are ordered by the one-hot rows ascending (lexsort), columns being
+    (feature, level) in order; the slice holding the first predicate the two do not share
+    comes last.
+    """
+    if x.score != y.score:
+        return -1 if x.score > y.score else 1
+    diff = sorted(set(x.preds) ^ set(y.preds))
+    if not diff:
+        return 0
+    return 1 if diff[0] in set(x.preds) else -1
+
+
+def _to_found(data: _Data, entry: _Entry) -> FoundSlice:
+    return FoundSlice(
+        predicates=tuple((data.names[f], data.labels[f][d]) for f, d in entry.preds),
+        size=entry.size,
+        error_sum=entry.err,
+        error_mean=entry.err / entry.size,
+        max_error=entry.maxerr,
+        score=entry.score,
+    )
+
+
+# --------------------------------------------------------------------------- encoding helpers
+
+
+def _missing_mask(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind in "fc":
+        return np.isnan(arr)
+    if arr.dtype.kind in "mM":
+        return np.isnat(arr)
+    if arr.dtype.kind == "O":
+        return np.fromiter((_is_missing(x) for x in arr.tolist()), dtype=bool, count=arr.shape[0])
+    return np.zeros(arr.shape[0], dtype=bool)
+
+
+def _is_missing(x: object) -> bool:
+    if x is None:
+        return True
+    try:
+        return bool(x != x)  # NaN and NaT differ from themselves
+    except TypeError:
+        return True  # pandas.NA-like values whose comparisons are undecidable
+
+
+def _bin_labels(edges: np.ndarray) -> list[str]:
+    """``[lo, hi)`` labels with the fewest significant digits that keep edges distinct."""
+    if edges.size == 1:
+        text = _format_number(float(edges[0]), 4)
+        return [f"[{text}, {text}]"]
+    for digits in range(4, 18):
+        texts = [_format_number(float(x), digits) for x in edges]
+        if len(set(texts)) == len(texts):
+            break
+    labels = [f"[{lo}, {hi})" for lo, hi in zip(texts[:-2], texts[1:-1], strict=True)]
+    labels.append(f"[{texts[-2]}, {texts[-1]}]")
+    return labels
+
+
+def _format_number(x: float, digits: int) -> str:
+    if not math.isfinite(x):
+        return "inf" if x > 0 else "-inf"
+    rounded = float(f"{x:.{digits}g}")
+    if rounded == 0:
+        return "0"
+    if rounded.is_integer() and abs(rounded) < 1e15:
+        return str(int(rounded))
+    if 1e-4 <= abs(rounded) < 1e15:
+        return np.format_float_positional(rounded, trim="-")
+    return f"{rounded:.{digits}g}"
