@@ -102,8 +102,11 @@ def main() -> None:
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-sklearn", action="store_true", help="skip the pandas baseline")
-    parser.add_argument("--compare", action="store_true",
-                        help="also time paired candidate-baseline deltas on every slice")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time paired candidate-baseline deltas on every slice",
+    )
     args = parser.parse_args()
 
     t_data, (cat, y, p1) = timed(lambda: make_data(args.rows, args.slices, args.seed))
@@ -136,8 +139,10 @@ def main() -> None:
         t_cmp, deltas = timed(lambda: [ev_boot.compare(out, base, rows=m) for m in masks])
         d = deltas[0]["roc_auc"]  # type: ignore[index]
         print(f"mlci paired deltas + p:      {t_cmp:7.2f} s")
-        print(f"  slice 0 roc_auc delta: {d.value:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}], "
-              f"p = {d.p_value:.3g}")
+        print(
+            f"  slice 0 roc_auc delta: {d.value:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}], "
+            f"p = {d.p_value:.3g}"
+        )
 
     print(f"peak memory after mlci:      {peak_mb():7.0f} MB")
 

@@ -77,9 +77,7 @@ def model_record(model: Model, task: str) -> dict[str, Any]:
         "size_bytes": info.size_bytes,
         "task": task,
         "classes": None if info.classes is None else list(info.classes),
-        "inputs": [
-            {"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in info.inputs
-        ],
+        "inputs": [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in info.inputs],
     }
 
 
@@ -93,7 +91,9 @@ def run_model(
     started = time.perf_counter()
     progress(f"{spec.name}: loading models")
     candidate = load_source(spec, spec.name, loaded)
-    baseline = load_source(spec.baseline, f"{spec.name} (baseline)", loaded) if spec.baseline else None
+    baseline = (
+        load_source(spec.baseline, f"{spec.name} (baseline)", loaded) if spec.baseline else None
+    )
 
     progress(f"{spec.name}: predicting on {data.rows} rows")
     predictions: list[Predictions] = [candidate.predict(model_frame(candidate, data))]
@@ -112,9 +112,13 @@ def run_model(
     except AlignmentError as exc:
         raise DataError(f"{data.display}: model '{spec.name}': {exc}") from None
     if aligned.task != "regression":
-        task = "binary" if aligned.classes is not None and len(aligned.classes) == 2 else "multiclass"
+        task = (
+            "binary" if aligned.classes is not None and len(aligned.classes) == 2 else "multiclass"
+        )
 
-    conversion = convert_if_asked(spec, candidate, data, staging, progress) if spec.convert else None
+    conversion = (
+        convert_if_asked(spec, candidate, data, staging, progress) if spec.convert else None
+    )
     evaluation = evaluate_model(
         loaded,
         data,
@@ -195,7 +199,12 @@ def check(loaded: LoadedConfig, out: Path, progress: Progress) -> list[ModelRun]
             model_staging.mkdir()
             document = run_model(loaded, data, spec, model_staging, progress)
             runs.append(
-                ModelRun(spec.name, document, render_markdown(document), out_dir_for(out, loaded, spec.name))
+                ModelRun(
+                    spec.name,
+                    document,
+                    render_markdown(document),
+                    out_dir_for(out, loaded, spec.name),
+                )
             )
         texts = [(run, dumps(run.document)) for run in runs]
         for run, text in texts:

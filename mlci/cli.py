@@ -39,13 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         return sub.add_parser(
-            name, help=help_text, description=description, epilog=EXIT_CODES,
+            name,
+            help=help_text,
+            description=description,
+            epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     def config_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "-c", "--config", type=Path, default=Path("."), metavar="PATH",
+            "-c",
+            "--config",
+            type=Path,
+            default=Path("."),
+            metavar="PATH",
             help="mlci.yaml, or a folder holding one (default: the current folder)",
         )
 
@@ -58,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     config_arg(check)
     check.add_argument(
-        "-o", "--out", type=Path, default=Path("mlci-out"), metavar="DIR",
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("mlci-out"),
+        metavar="DIR",
         help="output folder (default: mlci-out); several models get a subfolder each",
     )
     check.add_argument(
@@ -85,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     config_arg(convert)
     convert.add_argument(
-        "-o", "--out", type=Path, default=Path("mlci-out"), metavar="DIR",
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("mlci-out"),
+        metavar="DIR",
         help="folder for the .onnx files (default: mlci-out)",
     )
     convert.add_argument("--model", metavar="NAME", help="convert only this model")

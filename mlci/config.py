@@ -6,7 +6,7 @@ user probably mistyped one. Paths in the file resolve relative to the file itsel
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -111,9 +111,12 @@ class SliceConfig(_Strict):
         None, description="Only these values of a categorical feature."
     )
     bins: list[float] | None = Field(None, description="Bin edges for a numeric feature.")
-    quantiles: int | None = Field(None, ge=2, le=100, description="Quantile bins for a numeric feature.")
+    quantiles: int | None = Field(
+        None, ge=2, le=100, description="Quantile bins for a numeric feature."
+    )
     where: str | None = Field(
-        None, description="Boolean expression over columns, e.g. \"age < 30 and region == 'north'\"."
+        None,
+        description="Boolean expression over columns, e.g. \"age < 30 and region == 'north'\".",
     )
     cross: list[str] | None = Field(
         None, min_length=2, max_length=2, description="Two features: one slice per pair of values."
@@ -160,16 +163,24 @@ class DiscoverConfig(_Strict):
 class EvaluationConfig(_Strict):
     """Metrics, intervals, slices and comparison with the baseline."""
 
-    metrics: list[str] | None = Field(None, description="Metrics to compute (default: all for the task).")
+    metrics: list[str] | None = Field(
+        None, description="Metrics to compute (default: all for the task)."
+    )
     primary_metric: str | None = Field(
-        None, description="Metric that decides slice flags (default: roc_auc, else accuracy, or rmse)."
+        None,
+        description="Metric that decides slice flags (default: roc_auc, else accuracy, or rmse).",
     )
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of every interval.")
     bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap replicates (0: none).")
     seed: int = Field(0, ge=0, description="Seed of every random choice, for repeatable results.")
-    min_slice_size: int = Field(30, ge=1, description="Slices with fewer rows are reported as too small.")
+    min_slice_size: int = Field(
+        30, ge=1, description="Slices with fewer rows are reported as too small."
+    )
     fdr: float = Field(
-        0.05, gt=0, lt=1, description="False discovery rate for flagging slices (Benjamini-Hochberg)."
+        0.05,
+        gt=0,
+        lt=1,
+        description="False discovery rate for flagging slices (Benjamini-Hochberg).",
     )
     slices: list[SliceConfig] = Field(default_factory=list)
     discover: DiscoverConfig = Field(default_factory=DiscoverConfig)
@@ -281,10 +292,10 @@ def find_config(start: Path) -> Path:
         for name in CONFIG_NAMES:
             if (start / name).is_file():
                 return start / name
-        raise ConfigError(
-            f"no mlci.yaml in {start}", tip="pass the file with --config PATH"
-        )
-    raise ConfigError(f"{start}: no such configuration file", tip="pass the file with --config PATH")
+        raise ConfigError(f"no mlci.yaml in {start}", tip="pass the file with --config PATH")
+    raise ConfigError(
+        f"{start}: no such configuration file", tip="pass the file with --config PATH"
+    )
 
 
 def load_config(path: Path) -> LoadedConfig:
@@ -344,7 +355,9 @@ def _reject_duplicate_keys(node: yaml.Node | None, display: str) -> None:
 def _config_error(exc: ValidationError, source: SourceMap) -> ConfigError:
     # Report the first problem only: one line the user can act on, then run again.
     err = _most_useful(exc.errors())
-    loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc: Loc = tuple(
+        p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+    )
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
@@ -361,7 +374,9 @@ def _config_error(exc: ValidationError, source: SourceMap) -> ConfigError:
         message = message[len("Value error, ") :]
     if kind == "literal_error":
         message = f"{message}; got {err.get('input')!r}"
-    return ConfigError(f"{source.position(loc)}: {format_loc(loc)}: {message[0].lower()}{message[1:]}")
+    return ConfigError(
+        f"{source.position(loc)}: {format_loc(loc)}: {message[0].lower()}{message[1:]}"
+    )
 
 
 def _most_useful(errors: Sequence[Any]) -> Any:

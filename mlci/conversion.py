@@ -33,10 +33,14 @@ def convert_models(
         model = load_source(spec, spec.name, loaded)
         if not isinstance(model, SklearnModel):
             if only is not None:
-                raise UsageError(f"model '{spec.name}' is {model.info.format}, not scikit-learn; nothing to convert")
+                raise UsageError(
+                    f"model '{spec.name}' is {model.info.format}, not scikit-learn; nothing to convert"
+                )
             continue
         out.mkdir(parents=True, exist_ok=True)
-        results.append((spec.name, convert_to_onnx(model, model_frame(model, data), out / f"{spec.name}.onnx")))
+        results.append(
+            (spec.name, convert_to_onnx(model, model_frame(model, data), out / f"{spec.name}.onnx"))
+        )
     if not results:
         raise UsageError(f"{loaded.path}: no scikit-learn models to convert")
     return results

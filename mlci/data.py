@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from mlci.config import LoadedConfig
-from mlci.suggest import did_you_mean
 from mlci.errors import DataError
 from mlci.hashing import sha256_file
+from mlci.suggest import did_you_mean
 
 if TYPE_CHECKING:
     import numpy as np

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-VERDICT_MARK = {"better": "▲ better", "worse": "▼ worse", "no detectable difference": "≈", "undefined": "n/a"}
+VERDICT_MARK = {
+    "better": "▲ better",
+    "worse": "▼ worse",
+    "no detectable difference": "≈",
+    "undefined": "n/a",
+}
 
 
 def number(value: float | None, digits: int = 4) -> str:
@@ -48,8 +53,12 @@ def environment() -> Any:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(
-        number=number, signed=signed, interval=interval, digest=short_digest,
-        verdict=lambda v: VERDICT_MARK.get(v, v), cell=lambda s: str(s).replace("|", "\\|"),
+        number=number,
+        signed=signed,
+        interval=interval,
+        digest=short_digest,
+        verdict=lambda v: VERDICT_MARK.get(v, v),
+        cell=lambda s: str(s).replace("|", "\\|"),
     )
     return env
 
@@ -61,12 +70,16 @@ def render_markdown(document: dict[str, Any]) -> str:
     flagged = [s for s in slices if s["flagged"]]
     deltas = (evaluation.get("metrics") or {}).get("delta") or {}
     verdicts = [d["verdict"] for d in deltas.values()]
-    return environment().get_template("report.md.j2").render(
-        doc=document,
-        ev=evaluation,
-        flagged=flagged,
-        declared=[s for s in slices if s["source"] == "declared"],
-        discovered=[s for s in slices if s["source"] == "discovered"],
-        better=verdicts.count("better"),
-        worse=verdicts.count("worse"),
+    return (
+        environment()
+        .get_template("report.md.j2")
+        .render(
+            doc=document,
+            ev=evaluation,
+            flagged=flagged,
+            declared=[s for s in slices if s["source"] == "declared"],
+            discovered=[s for s in slices if s["source"] == "discovered"],
+            better=verdicts.count("better"),
+            worse=verdicts.count("worse"),
+        )
     )

@@ -41,7 +41,14 @@ def make_frame(n: int, seed: int) -> dict[str, np.ndarray]:
     logit = -0.03 * (age - 45) + 0.8 * (np.log(income) - 10.5) + 0.05 * tenure - 0.5
     logit += np.where(region == "north", 0.8, 0.0)
     target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    return {"id": np.arange(n), "age": age, "income": income, "region": region, "tenure": tenure, "y": target}
+    return {
+        "id": np.arange(n),
+        "age": age,
+        "income": income,
+        "region": region,
+        "tenure": tenure,
+        "y": target,
+    }
 
 
 def write_csv(path: Path, frame: dict[str, np.ndarray]) -> None:

@@ -76,60 +76,114 @@ def pickled_model(project: Project) -> None:
 
 
 CORPUS: dict[str, tuple[Breaker, str]] = {
-    "top-level typo": (edit_config("models:", "modles:"), r"mlci\.yaml:6:1: modles: unknown key 'modles' \(did you mean 'models'\?\)"),
+    "top-level typo": (
+        edit_config("models:", "modles:"),
+        r"mlci\.yaml:6:1: modles: unknown key 'modles' \(did you mean 'models'\?\)",
+    ),
     "slice column typo": (
         edit_config("- feature: region", "- feature: regoin"),
         r"mlci\.yaml:15:7: evaluation\.slices\[0\]\.feature: no column 'regoin' in .*eval\.csv \(did you mean 'region'\?\)",
     ),
-    "target column typo": (edit_config("target: y", "target: yy"), r"mlci\.yaml:4:3: data\.target: no column 'yy'.*did you mean 'y'"),
+    "target column typo": (
+        edit_config("target: y", "target: yy"),
+        r"mlci\.yaml:4:3: data\.target: no column 'yy'.*did you mean 'y'",
+    ),
     "feature not in data": (
         edit_config("  id: id\n", "  id: id\n  features: [age, incme]\n"),
         r"data\.features\[1\]: no column 'incme'.*did you mean 'income'",
     ),
-    "wrong value type": (edit_config("bootstrap: 200", "bootstrap: lots"), r"evaluation\.bootstrap: input should be a valid integer"),
+    "wrong value type": (
+        edit_config("bootstrap: 200", "bootstrap: lots"),
+        r"evaluation\.bootstrap: input should be a valid integer",
+    ),
     "invalid yaml": (edit_config("version: 1", "version: [1"), r"invalid YAML"),
     "duplicate key": (edit_config("  id: id\n", "  id: id\n  id: other\n"), r"duplicate key 'id'"),
-    "unknown metric": (edit_config("  bootstrap: 200\n", "  bootstrap: 200\n  metrics: [acuracy]\n"), r"evaluation\.metrics: .*acuracy.*accuracy"),
+    "unknown metric": (
+        edit_config("  bootstrap: 200\n", "  bootstrap: 200\n  metrics: [acuracy]\n"),
+        r"evaluation\.metrics: .*acuracy.*accuracy",
+    ),
     "primary metric not computed": (
-        edit_config("  bootstrap: 200\n", "  bootstrap: 200\n  metrics: [accuracy]\n  primary_metric: roc_auc\n"),
+        edit_config(
+            "  bootstrap: 200\n",
+            "  bootstrap: 200\n  metrics: [accuracy]\n  primary_metric: roc_auc\n",
+        ),
         r"evaluation\.primary_metric: 'roc_auc' is not among the metrics",
     ),
     "slice value absent": (
         edit_config("- feature: region", "- feature: region\n      values: [nrth]"),
         r"evaluation\.slices\[0\]\.values\[0\]: no value 'nrth' in column 'region' \(did you mean 'north'\?\)",
     ),
-    "expression unknown column": (edit_config("tenure >= 20", "tenur >= 20"), r"evaluation\.slices\[2\]\.where: no column 'tenur' \(did you mean 'tenure'\?\)"),
+    "expression unknown column": (
+        edit_config("tenure >= 20", "tenur >= 20"),
+        r"evaluation\.slices\[2\]\.where: no column 'tenur' \(did you mean 'tenure'\?\)",
+    ),
     "expression runs code": (
         edit_config('"tenure >= 20"', "\"__import__('os').system('touch pwned')\""),
         r"evaluation\.slices\[2\]\.where: .*is not allowed in a slice expression",
     ),
-    "continuous feature without bins": (edit_config("- feature: region", "- feature: income"), r"numeric feature 'income' has \d+ distinct values; give 'bins' or 'quantiles'"),
+    "continuous feature without bins": (
+        edit_config("- feature: region", "- feature: income"),
+        r"numeric feature 'income' has \d+ distinct values; give 'bins' or 'quantiles'",
+    ),
     "missing config": (lambda p: p.config.unlink(), r"no mlci\.yaml in"),
-    "missing data file": (edit_config("data/eval.csv", "data/missing.csv"), r"missing\.csv: no such data file"),
-    "unknown data suffix": (both(write_file("data/eval.xlsx", b"PK\x03\x04"), edit_config("data/eval.csv", "data/eval.xlsx")), r"cannot tell the data format from the suffix '\.xlsx'"),
-    "ragged csv": (edit_data(lambda lines: [*lines[:5], lines[5] + ",1,2", *lines[6:]]), r"eval\.csv: not a readable CSV file"),
+    "missing data file": (
+        edit_config("data/eval.csv", "data/missing.csv"),
+        r"missing\.csv: no such data file",
+    ),
+    "unknown data suffix": (
+        both(
+            write_file("data/eval.xlsx", b"PK\x03\x04"),
+            edit_config("data/eval.csv", "data/eval.xlsx"),
+        ),
+        r"cannot tell the data format from the suffix '\.xlsx'",
+    ),
+    "ragged csv": (
+        edit_data(lambda lines: [*lines[:5], lines[5] + ",1,2", *lines[6:]]),
+        r"eval\.csv: not a readable CSV file",
+    ),
     "corrupt parquet": (
-        both(write_file("data/eval.parquet", b"PAR1 this is not parquet"), edit_config("data/eval.csv", "data/eval.parquet")),
+        both(
+            write_file("data/eval.parquet", b"PAR1 this is not parquet"),
+            edit_config("data/eval.csv", "data/eval.parquet"),
+        ),
         r"eval\.parquet: not a readable PARQUET file",
     ),
     "empty data": (edit_data(lambda lines: lines[:1]), r"eval\.csv: no rows to evaluate"),
     "nan target": (set_target(3, ""), r"target 'y' is missing in 1 rows \(first at data row 3\)"),
-    "missing model file": (edit_config("models/candidate.onnx", "models/nope.onnx"), r"nope\.onnx: no such model file"),
-    "corrupt onnx": (write_file("models/candidate.onnx", b"\x08\x07garbage that is not a protobuf"), r"candidate\.onnx: not a valid ONNX model"),
+    "missing model file": (
+        edit_config("models/candidate.onnx", "models/nope.onnx"),
+        r"nope\.onnx: no such model file",
+    ),
+    "corrupt onnx": (
+        write_file("models/candidate.onnx", b"\x08\x07garbage that is not a protobuf"),
+        r"candidate\.onnx: not a valid ONNX model",
+    ),
     "empty onnx": (write_file("models/candidate.onnx", b""), r"candidate\.onnx: "),
     "unknown model suffix": (
-        both(write_file("models/candidate.h5", b"HDF"), edit_config("models/candidate.onnx", "models/candidate.h5")),
+        both(
+            write_file("models/candidate.h5", b"HDF"),
+            edit_config("models/candidate.onnx", "models/candidate.h5"),
+        ),
         r"candidate\.h5: .*format",
     ),
-    "data lacks model input": (drop_column("tenure"), r"model 'demo' expects input 'tenure' that the data lacks"),
-    "label the model never predicts": (set_target(2, "7"), r"label '7' in 1 rows that is not among the model's classes \[0, 1\]"),
+    "data lacks model input": (
+        drop_column("tenure"),
+        r"model 'demo' expects input 'tenure' that the data lacks",
+    ),
+    "label the model never predicts": (
+        set_target(2, "7"),
+        r"label '7' in 1 rows that is not among the model's classes \[0, 1\]",
+    ),
     "untrusted pickle": (pickled_model, r"candidate\.pkl: .*(arbitrary code|trust_pickle)"),
     "negative weights": (
         both(edit_config("  id: id\n", "  id: id\n  weight: age\n"), set_cell(1, "age", "-3")),
         r"weight column 'age' has 1 negative",
     ),
     "regression error without baseline": (
-        both(edit_config("    baseline:\n      path: models/baseline.onnx\n", ""), edit_config("    top_k: 5\n", "    top_k: 5\n    error: regression\n")),
+        both(
+            edit_config("    baseline:\n      path: models/baseline.onnx\n", ""),
+            edit_config("    top_k: 5\n", "    top_k: 5\n    error: regression\n"),
+        ),
         r"evaluation\.discover\.error: 'regression' compares with a baseline",
     ),
 }
@@ -157,7 +211,9 @@ def test_bad_input_gives_one_line_and_exit_2(
     assert captured.out == ""
 
 
-def test_error_is_the_last_line_after_progress(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_error_is_the_last_line_after_progress(
+    project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     set_target(3, "")(project)
     assert main(["check", "--config", str(project.config), "--out", str(tmp_path / "out")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()

@@ -36,7 +36,9 @@ def onnx_proba(path: Path, frame: pd.DataFrame) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def checked(built_project: Project, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict[str, Any], Path]:
+def checked(
+    built_project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Project, dict[str, Any], Path]:
     out = tmp_path_factory.mktemp("out")
     return built_project, run_check(built_project, out), out
 
@@ -82,7 +84,8 @@ def test_overall_metrics_match_scikit_learn(checked: tuple[Project, dict[str, An
             assert got["ci_low"] <= got["value"] <= got["ci_high"]
         delta = metrics["delta"]["roc_auc"]
     assert delta["value"] == pytest.approx(
-        metrics["candidate"]["roc_auc"]["value"] - metrics["baseline"]["roc_auc"]["value"], abs=1e-12
+        metrics["candidate"]["roc_auc"]["value"] - metrics["baseline"]["roc_auc"]["value"],
+        abs=1e-12,
     )
 
 
@@ -113,7 +116,9 @@ def test_discovered_slices_are_reported(checked: tuple[Project, dict[str, Any], 
         assert s["size"] >= info["min_support"]
 
 
-def test_same_inputs_same_results(checked: tuple[Project, dict[str, Any], Path], tmp_path: Path) -> None:
+def test_same_inputs_same_results(
+    checked: tuple[Project, dict[str, Any], Path], tmp_path: Path
+) -> None:
     project, first, _ = checked
     second = run_check(project, tmp_path / "again")
     for doc in (first, second):
@@ -122,7 +127,9 @@ def test_same_inputs_same_results(checked: tuple[Project, dict[str, Any], Path],
     assert first == second
 
 
-def test_report_rerenders_from_results(checked: tuple[Project, dict[str, Any], Path], tmp_path: Path) -> None:
+def test_report_rerenders_from_results(
+    checked: tuple[Project, dict[str, Any], Path], tmp_path: Path
+) -> None:
     _, _, out = checked
     target = tmp_path / "again.md"
     assert main(["report", str(out / "results.json"), "--out", str(target)]) == 0
@@ -149,18 +156,26 @@ def test_weights_change_the_metrics(project: Project, tmp_path: Path) -> None:
     frame = pd.read_csv(project.data)
     frame["w"] = np.where(frame["region"] == "north", 5.0, 1.0)
     frame.to_csv(project.data, index=False)
-    project.config.write_text(project.config.read_text().replace("  id: id\n", "  id: id\n  weight: w\n"))
+    project.config.write_text(
+        project.config.read_text().replace("  id: id\n", "  id: id\n  weight: w\n")
+    )
     results = run_check(project, tmp_path / "out")
     proba = onnx_proba(project.root / "models" / "candidate.onnx", frame)
     expected = skm.roc_auc_score(frame["y"], proba[:, 1], sample_weight=frame["w"])
-    assert results["evaluation"]["metrics"]["candidate"]["roc_auc"]["value"] == pytest.approx(expected, rel=1e-6)
+    assert results["evaluation"]["metrics"]["candidate"]["roc_auc"]["value"] == pytest.approx(
+        expected, rel=1e-6
+    )
     assert "w" not in results["data"]["features"]
 
 
-def test_parquet_gives_the_same_metrics(checked: tuple[Project, dict[str, Any], Path], project: Project, tmp_path: Path) -> None:
+def test_parquet_gives_the_same_metrics(
+    checked: tuple[Project, dict[str, Any], Path], project: Project, tmp_path: Path
+) -> None:
     _, csv_results, _ = checked
     pd.read_csv(project.data).to_parquet(project.root / "data" / "eval.parquet")
-    project.config.write_text(project.config.read_text().replace("data/eval.csv", "data/eval.parquet"))
+    project.config.write_text(
+        project.config.read_text().replace("data/eval.csv", "data/eval.parquet")
+    )
     results = run_check(project, tmp_path / "out")
     assert results["data"]["format"] == "parquet"
     assert results["evaluation"]["metrics"] == csv_results["evaluation"]["metrics"]

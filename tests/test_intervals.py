@@ -89,7 +89,13 @@ def test_no_bootstrap_gives_no_interval(task: str) -> None:
     for e in ev.estimate(out).values():
         assert (e.ci_low, e.ci_high, e.p_value, e.method) == (None, None, None, "none")
     for e in ev.compare(out, out).values():
-        assert (e.value, e.ci_low, e.ci_high, e.p_value, e.method) == (0.0, None, None, None, "none")
+        assert (e.value, e.ci_low, e.ci_high, e.p_value, e.method) == (
+            0.0,
+            None,
+            None,
+            None,
+            "none",
+        )
 
 
 @pytest.mark.parametrize("task", list(CASES))
@@ -175,8 +181,14 @@ def test_binned_ranking_bootstrap_is_exact_with_few_distinct_scores() -> None:
     out = Outputs(proba=coarse / coarse.sum(axis=1, keepdims=True))
     results = []
     for bins in (256, 4096):
-        ev = Evaluator("binary", y, metrics=["roc_auc", "pr_auc"], n_boot=200, max_buckets=100,
-                       n_score_bins=bins)
+        ev = Evaluator(
+            "binary",
+            y,
+            metrics=["roc_auc", "pr_auc"],
+            n_boot=200,
+            max_buckets=100,
+            n_score_bins=bins,
+        )
         results.append(ev.estimate(out))
     for name in ("roc_auc", "pr_auc"):
         a, b = results[0][name], results[1][name]
@@ -191,8 +203,14 @@ def _coverage(
     hits = 0
     for i in range(n_data):
         y, out = make(n, 1000 + i)  # type: ignore[operator]
-        ev = Evaluator(task, y, metrics=[name], n_boot=300, seed=i,  # type: ignore[arg-type]
-                       max_buckets=max_buckets)
+        ev = Evaluator(
+            task,
+            y,
+            metrics=[name],
+            n_boot=300,
+            seed=i,  # type: ignore[arg-type]
+            max_buckets=max_buckets,
+        )
         e: Estimate = ev.estimate(out)[name]
         hits += e.ci_low <= truth <= e.ci_high  # type: ignore[operator]
     return hits / n_data
@@ -260,8 +278,16 @@ def test_any_slice_gives_well_formed_estimates(
     rng = np.random.default_rng(seed)
     names = M.valid_metrics(task, has_proba=True)  # type: ignore[arg-type]
     weight = rng.uniform(0.1, 3.0, len(y)) if weighted else None
-    ev = Evaluator(task, y, metrics=names, n_classes=k, weight=weight, n_boot=50,  # type: ignore[arg-type]
-                   max_buckets=int(rng.choice([20, 1000])), seed=seed)
+    ev = Evaluator(
+        task,
+        y,
+        metrics=names,
+        n_classes=k,
+        weight=weight,
+        n_boot=50,  # type: ignore[arg-type]
+        max_buckets=int(rng.choice([20, 1000])),
+        seed=seed,
+    )
     rows = rng.choice(len(y), size=size, replace=False)
     other = Outputs(
         labels=None if out.labels is None else rng.permutation(out.labels),

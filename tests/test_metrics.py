@@ -98,9 +98,14 @@ def sklearn_reference(case: Case, name: str) -> float:
             # Documented choice: NaN without positives, where scikit-learn says 0.0.
             if any(not truth.any() for truth, _ in cols):
                 return float("nan")
-            return float(np.mean([
-                skm.average_precision_score(truth, score, sample_weight=w) for truth, score in cols
-            ]))
+            return float(
+                np.mean(
+                    [
+                        skm.average_precision_score(truth, score, sample_weight=w)
+                        for truth, score in cols
+                    ]
+                )
+            )
         if name == "ece":
             return ece_direct(y, p, w)
     raise KeyError(name)
@@ -131,8 +136,7 @@ def assert_close(got: float, want: float, name: str, rel: float = REL) -> None:
 
 
 def evaluate(case: Case, names: list[str]) -> dict[str, float]:
-    ev = Evaluator(case.task, case.y, metrics=names, n_classes=case.k, weight=case.weight,
-                   n_boot=0)
+    ev = Evaluator(case.task, case.y, metrics=names, n_classes=case.k, weight=case.weight, n_boot=0)
     return ev.point(Outputs(labels=case.labels, proba=case.proba))
 
 
@@ -203,8 +207,7 @@ def test_r2_of_a_constant_target_follows_sklearn_force_finite(pred: float, r2: f
 def test_no_predicted_positive_gives_zero_precision_like_sklearn_zero_division() -> None:
     y = np.array([0, 1, 1, 0])
     lab = np.zeros(4, dtype=np.int64)
-    ev = Evaluator("binary", y, metrics=["precision", "recall", "f1", "precision_macro"],
-                   n_boot=0)
+    ev = Evaluator("binary", y, metrics=["precision", "recall", "f1", "precision_macro"], n_boot=0)
     got = ev.point(Outputs(labels=lab))
     assert got == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "precision_macro": 0.25}
     with warnings.catch_warnings():
@@ -217,8 +220,9 @@ def test_absent_class_is_left_out_of_macro_averages() -> None:
     # Class 2 of 3 never occurs, in truth or prediction: macro averages use classes 0 and 1.
     y = np.array([0, 0, 1, 1])
     lab = np.array([0, 1, 1, 1])
-    ev = Evaluator("multiclass", y, metrics=["recall_macro", "balanced_accuracy"], n_classes=3,
-                   n_boot=0)
+    ev = Evaluator(
+        "multiclass", y, metrics=["recall_macro", "balanced_accuracy"], n_classes=3, n_boot=0
+    )
     got = ev.point(Outputs(labels=lab))
     assert got["recall_macro"] == pytest.approx(0.75)
     assert got["balanced_accuracy"] == pytest.approx(0.75)
@@ -393,8 +397,9 @@ def test_grouped_statistics_equal_per_group_statistics(
     case: Case, n_groups: int, data: st.DataObject
 ) -> None:
     group = np.array(
-        data.draw(st.lists(st.integers(0, n_groups - 1), min_size=len(case.y),
-                           max_size=len(case.y))),
+        data.draw(
+            st.lists(st.integers(0, n_groups - 1), min_size=len(case.y), max_size=len(case.y))
+        ),
         dtype=np.intp,
     )
     w = case.weight
@@ -406,11 +411,13 @@ def test_grouped_statistics_equal_per_group_statistics(
     for g in range(n_groups):
         sel = group == g
         ws = None if w is None else w[sel]
-        _stats_close(grouped["confusion"][g],
-                     M.confusion_stats(case.y[sel], case.labels[sel], case.k, ws)[0])
+        _stats_close(
+            grouped["confusion"][g], M.confusion_stats(case.y[sel], case.labels[sel], case.k, ws)[0]
+        )
         _stats_close(grouped["proba"][g], M.proba_stats(case.y[sel], case.proba[sel], ws)[0])
-        _stats_close(grouped["calibration"][g],
-                     M.calibration_stats(case.y[sel], case.proba[sel], ws)[0])
+        _stats_close(
+            grouped["calibration"][g], M.calibration_stats(case.y[sel], case.proba[sel], ws)[0]
+        )
     # Metric functions keep leading batch axes: all groups at once equal one at a time.
     names = [n for n in LABEL_METRICS if case.task in M.METRICS[n].tasks]
     batched = M.confusion_metrics(grouped["confusion"], names)

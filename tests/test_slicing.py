@@ -136,7 +136,9 @@ def test_align_reorders_baseline_probabilities() -> None:
     target = np.array(["a", "b", "c", "a"], dtype=object)
     proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.3, 0.2]])
     cand = Predictions(labels=np.array(["a", "b", "c", "a"]), proba=proba, classes=("a", "b", "c"))
-    base = Predictions(labels=np.array(["a", "b", "c", "a"]), proba=proba[:, ::-1], classes=("c", "b", "a"))
+    base = Predictions(
+        labels=np.array(["a", "b", "c", "a"]), proba=proba[:, ::-1], classes=("c", "b", "a")
+    )
     aligned = align("multiclass", target, [cand, base])
     assert aligned.y_true.tolist() == [0, 1, 2, 0]
     np.testing.assert_array_equal(aligned.outputs[0].proba, aligned.outputs[1].proba)

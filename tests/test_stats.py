@@ -37,8 +37,7 @@ def test_evaluator_mcnemar_counts_discordant_rows() -> None:
     y = rng.integers(0, 3, n)
     cand = np.where(rng.random(n) < 0.8, y, (y + 1) % 3)
     base = np.where(rng.random(n) < 0.7, y, (y + 2) % 3)
-    ev = Evaluator("multiclass", y, metrics=["accuracy"], n_boot=0,
-                   weight=rng.uniform(0.1, 2, n))
+    ev = Evaluator("multiclass", y, metrics=["accuracy"], n_boot=0, weight=rng.uniform(0.1, 2, n))
     mask = rng.random(n) < 0.5
     result = ev.mcnemar(Outputs(labels=cand), Outputs(labels=base), rows=mask)
     c_right, b_right = cand[mask] == y[mask], base[mask] == y[mask]

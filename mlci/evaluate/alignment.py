@@ -100,7 +100,11 @@ def _to_index(values: np.ndarray, index: dict[str, int], what: str) -> np.ndarra
         uniques, inverse = np.unique(values.astype(str), return_inverse=True)
     # Canonicalise the few distinct values, not every row.
     keys = [label_key(u) for u in uniques]
-    missing = [(u, int((inverse == i).sum())) for i, (u, k) in enumerate(zip(uniques, keys)) if k not in index]
+    missing = [
+        (u, int((inverse == i).sum()))
+        for i, (u, k) in enumerate(zip(uniques, keys, strict=True))
+        if k not in index
+    ]
     if missing:
         value, count = missing[0]
         raise AlignmentError(
@@ -125,7 +129,9 @@ def _align_regression(target: np.ndarray, predictions: Sequence[Predictions]) ->
             raise AlignmentError("a regressor returned no values")
         values = np.asarray(p.values, dtype=np.float64).reshape(-1)
         if not np.isfinite(values).all():
-            raise AlignmentError(f"the model predicted {int((~np.isfinite(values)).sum())} non-finite values")
+            raise AlignmentError(
+                f"the model predicted {int((~np.isfinite(values)).sum())} non-finite values"
+            )
         outputs.append(Outputs(values=values))
     return Aligned(
         task="regression", classes=None, y_true=target.astype(np.float64), outputs=tuple(outputs)

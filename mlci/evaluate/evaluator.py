@@ -174,9 +174,7 @@ class Evaluator:
         """
         return self.compare_both(candidate, baseline, rows).delta
 
-    def compare_both(
-        self, candidate: Outputs, baseline: Outputs, rows: Rows = None
-    ) -> Comparison:
+    def compare_both(self, candidate: Outputs, baseline: Outputs, rows: Rows = None) -> Comparison:
         """Both models' estimates and the paired delta, from one evaluation of each."""
         idx = self._rows(rows)
         vc, rc = self._evaluate(self._data(candidate, idx), replicates=self.n_boot > 0)
@@ -422,9 +420,7 @@ def _full(arr: np.ndarray, n: int, what: str) -> np.ndarray:
     return arr
 
 
-def _check_target(
-    task: Task, y_true: np.ndarray, n_classes: int | None
-) -> tuple[np.ndarray, int]:
+def _check_target(task: Task, y_true: np.ndarray, n_classes: int | None) -> tuple[np.ndarray, int]:
     y = np.asarray(y_true)
     if y.ndim != 1:
         raise ValueError(f"y_true must be 1-D, got shape {y.shape}")

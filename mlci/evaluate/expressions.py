@@ -61,7 +61,9 @@ def evaluate(expression: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         result = _eval(tree.body, columns)
     mask = np.asarray(result)
     if mask.dtype != bool:
-        raise ExpressionError(f"expression {expression!r} is not a condition (true or false per row)")
+        raise ExpressionError(
+            f"expression {expression!r} is not a condition (true or false per row)"
+        )
     return np.broadcast_to(mask, (n,)).copy()
 
 
@@ -79,11 +81,13 @@ def _eval(node: ast.AST, columns: Mapping[str, np.ndarray]) -> Any:
             return np.logical_not(np.asarray(operand, dtype=bool))
         return -np.asarray(operand) if isinstance(node.op, ast.USub) else operand
     if isinstance(node, ast.BinOp):
-        return _ARITH[type(node.op)](_numeric(_eval(node.left, columns)), _numeric(_eval(node.right, columns)))
+        return _ARITH[type(node.op)](
+            _numeric(_eval(node.left, columns)), _numeric(_eval(node.right, columns))
+        )
     if isinstance(node, ast.Compare):
         result = None
         left = _eval(node.left, columns)
-        for op, comparator in zip(node.ops, node.comparators):
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = _eval(comparator, columns)
             part = _compare(op, left, right)
             result = part if result is None else np.logical_and(result, part)
@@ -114,7 +118,9 @@ def _compare(op: ast.cmpop, left: Any, right: Any) -> np.ndarray:
     if isinstance(op, (ast.Is, ast.IsNot)):
         raise ExpressionError("use == and != instead of 'is'")
     left_a, right_a = np.asarray(left), np.asarray(right)
-    if (left_a.dtype == object) != (right_a.dtype == object) and not isinstance(op, (ast.Eq, ast.NotEq)):
+    if (left_a.dtype == object) != (right_a.dtype == object) and not isinstance(
+        op, (ast.Eq, ast.NotEq)
+    ):
         raise ExpressionError("cannot order text against numbers; compare text with == or !=")
     try:
         result = _COMPARE[type(op)](left_a, right_a)
@@ -132,7 +138,9 @@ def _present(value: Any) -> np.ndarray | bool:
     if array.dtype.kind == "f":
         return ~np.isnan(array)
     if array.dtype == object:
-        return np.fromiter((v is not None and v == v for v in array.ravel()), bool, array.size).reshape(array.shape)
+        return np.fromiter(
+            (v is not None and v == v for v in array.ravel()), bool, array.size
+        ).reshape(array.shape)
     return True
 
 

@@ -74,10 +74,20 @@ class MetricDef:
 def _defs() -> list[tuple[MetricDef, str]]:
     c, b, r = _CLASSIFICATION, _BINARY, _REGRESSION
     out: list[tuple[MetricDef, str]] = [
-        (MetricDef("accuracy", c, True, False, "Share of rows whose predicted class is right."),
-         "confusion"),
-        (MetricDef("balanced_accuracy", c, True, False,
-                   "Mean recall over the classes present in the truth."), "confusion"),
+        (
+            MetricDef("accuracy", c, True, False, "Share of rows whose predicted class is right."),
+            "confusion",
+        ),
+        (
+            MetricDef(
+                "balanced_accuracy",
+                c,
+                True,
+                False,
+                "Mean recall over the classes present in the truth.",
+            ),
+            "confusion",
+        ),
     ]
     verbs = {
         "precision": "Share of predicted positives that are right",
@@ -91,31 +101,66 @@ def _defs() -> list[tuple[MetricDef, str]]:
     }
     for verb, text in verbs.items():
         for avg, avg_text in averages.items():
-            out.append((MetricDef(f"{verb}_{avg}", c, True, False, f"{text}, {avg_text}."),
-                        "confusion"))
+            out.append(
+                (MetricDef(f"{verb}_{avg}", c, True, False, f"{text}, {avg_text}."), "confusion")
+            )
     for verb, text in verbs.items():
-        out.append((MetricDef(verb, b, True, False, f"{text}, for the positive class."),
-                    "confusion"))
+        out.append(
+            (MetricDef(verb, b, True, False, f"{text}, for the positive class."), "confusion")
+        )
     out += [
-        (MetricDef("roc_auc", c, True, True,
-                   "Probability a positive row scores above a negative one (one-vs-rest macro)."),
-         "ranking"),
-        (MetricDef("pr_auc", c, True, True,
-                   "Average precision over recall levels (one-vs-rest macro)."), "ranking"),
-        (MetricDef("log_loss", c, False, True,
-                   "Mean negative log-probability of the true class."), "proba"),
-        (MetricDef("brier", c, False, True,
-                   "Mean squared error of the predicted probabilities."), "proba"),
-        (MetricDef("ece", c, False, True,
-                   "Expected calibration error of top-class confidence (15 bins)."),
-         "calibration"),
+        (
+            MetricDef(
+                "roc_auc",
+                c,
+                True,
+                True,
+                "Probability a positive row scores above a negative one (one-vs-rest macro).",
+            ),
+            "ranking",
+        ),
+        (
+            MetricDef(
+                "pr_auc", c, True, True, "Average precision over recall levels (one-vs-rest macro)."
+            ),
+            "ranking",
+        ),
+        (
+            MetricDef(
+                "log_loss", c, False, True, "Mean negative log-probability of the true class."
+            ),
+            "proba",
+        ),
+        (
+            MetricDef(
+                "brier", c, False, True, "Mean squared error of the predicted probabilities."
+            ),
+            "proba",
+        ),
+        (
+            MetricDef(
+                "ece",
+                c,
+                False,
+                True,
+                "Expected calibration error of top-class confidence (15 bins).",
+            ),
+            "calibration",
+        ),
         (MetricDef("mae", r, False, False, "Mean absolute error."), "regression"),
         (MetricDef("rmse", r, False, False, "Root mean squared error."), "regression"),
-        (MetricDef("r2", r, True, False,
-                   "Share of the target's variance explained by the predictions."),
-         "regression"),
-        (MetricDef("mape", r, False, False,
-                   "Mean absolute error relative to the size of the target."), "regression"),
+        (
+            MetricDef(
+                "r2", r, True, False, "Share of the target's variance explained by the predictions."
+            ),
+            "regression",
+        ),
+        (
+            MetricDef(
+                "mape", r, False, False, "Mean absolute error relative to the size of the target."
+            ),
+            "regression",
+        ),
     ]
     return out
 
@@ -143,9 +188,7 @@ def default_metrics(task: Task, has_proba: bool) -> list[str]:
 def valid_metrics(task: Task, has_proba: bool) -> list[str]:
     """Every metric name that applies to ``task`` (given whether probabilities exist)."""
     return [
-        name
-        for name, d in METRICS.items()
-        if task in d.tasks and (has_proba or not d.needs_proba)
+        name for name, d in METRICS.items() if task in d.tasks and (has_proba or not d.needs_proba)
     ]
 
 
@@ -488,7 +531,9 @@ def average_precision_from_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarra
 _RANKING = {"roc_auc": roc_auc_from_counts, "pr_auc": average_precision_from_counts}
 
 
-def ranking_metrics(pos: np.ndarray, neg: np.ndarray, names: Iterable[str]) -> dict[str, np.ndarray]:
+def ranking_metrics(
+    pos: np.ndarray, neg: np.ndarray, names: Iterable[str]
+) -> dict[str, np.ndarray]:
     """roc_auc and pr_auc from counts of shape (..., C, m), macro-averaged over the C columns."""
     return {name: _RANKING[name](pos, neg).mean(axis=-1) for name in names}
 
@@ -497,14 +542,10 @@ def ranking_metrics_from_tables(
     tables: Sequence[ScoreTable], names: Iterable[str]
 ) -> dict[str, float]:
     """Exact roc_auc and pr_auc, macro-averaged over one-vs-rest tables."""
-    return {
-        name: float(np.mean([_RANKING[name](t.pos, t.neg) for t in tables])) for name in names
-    }
+    return {name: float(np.mean([_RANKING[name](t.pos, t.neg) for t in tables])) for name in names}
 
 
-def ranking_columns(
-    y: np.ndarray, proba: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def ranking_columns(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scores and truth of the one-vs-rest problems, each of shape (n, C).
 
     Two classes make one problem, the positive class's probability (C = 1); k > 2 classes

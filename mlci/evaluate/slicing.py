@@ -77,14 +77,18 @@ def expand(
             raise SliceError(f"'{feature}' is not numeric, so it cannot be binned", "feature")
         edges = _edges(values, spec.get("bins"), spec.get("quantiles"))
         return _prefixed(spec.get("name"), _bins(feature, values, edges))
-    return _prefixed(spec.get("name"), _by_value(feature, values, kinds[feature], spec.get("values")))
+    return _prefixed(
+        spec.get("name"), _by_value(feature, values, kinds[feature], spec.get("values"))
+    )
 
 
 def _require(
     feature: str, columns: Mapping[str, np.ndarray], field: str | tuple[str | int, ...], source: str
 ) -> None:
     if feature not in columns:
-        raise SliceError(f"no column '{feature}' in {source}{did_you_mean(feature, columns)}", field)
+        raise SliceError(
+            f"no column '{feature}' in {source}{did_you_mean(feature, columns)}", field
+        )
 
 
 def _prefixed(prefix: str | None, slices: list[SliceDef]) -> list[SliceDef]:
@@ -120,8 +124,7 @@ def _by_value(
         key = _value_key(value)
         if key not in by_key:
             raise SliceError(
-                f"no value {format_value(value)} in column '{feature}'"
-                f"{did_you_mean(key, by_key)}",
+                f"no value {format_value(value)} in column '{feature}'{did_you_mean(key, by_key)}",
                 ("values", i),
             )
         actual = by_key[key]
@@ -151,7 +154,7 @@ def _edges(values: np.ndarray, bins: Sequence[float] | None, quantiles: int | No
 def _bins(feature: str, values: np.ndarray, edges: Sequence[float]) -> list[SliceDef]:
     slices = []
     last = len(edges) - 2
-    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         # Half-open bins, the last one closed, so every value in range lands in exactly one.
         upper = values <= high if i == last else values < high
         closing = "]" if i == last else ")"
@@ -167,7 +170,10 @@ def _bins(feature: str, values: np.ndarray, edges: Sequence[float]) -> list[Slic
 
 
 def _cross(
-    spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], kinds: Mapping[str, str], source: str
+    spec: Mapping[str, Any],
+    columns: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str],
+    source: str,
 ) -> list[SliceDef]:
     first, second = spec["cross"]
     for i, feature in enumerate((first, second)):
@@ -179,5 +185,7 @@ def _cross(
         for b in right:
             mask = a.mask & b.mask
             if mask.any():
-                slices.append(SliceDef(f"{a.name}, {b.name}", f"{a.definition} and {b.definition}", mask))
+                slices.append(
+                    SliceDef(f"{a.name}, {b.name}", f"{a.definition} and {b.definition}", mask)
+                )
     return _prefixed(spec.get("name"), slices)

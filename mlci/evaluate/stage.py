@@ -107,11 +107,22 @@ def discover_slices(
             codes[feature], labels[feature] = encode_categorical(values)
     support = cfg.min_support or max(MIN_DISCOVERY_SUPPORT, data.rows // 100)
     found = find_slices(
-        codes, labels, errors, k=cfg.top_k, max_level=cfg.max_level, alpha=cfg.alpha,
+        codes,
+        labels,
+        errors,
+        k=cfg.top_k,
+        max_level=cfg.max_level,
+        alpha=cfg.alpha,
         min_support=support,
     )
     slices = [
-        SliceRows(_found_name(s), _found_definition(s, data), "discovered", slice_mask(codes, labels, s), s)
+        SliceRows(
+            _found_name(s),
+            _found_definition(s, data),
+            "discovered",
+            slice_mask(codes, labels, s),
+            s,
+        )
         for s in found
     ]
     info = {
@@ -140,7 +151,10 @@ def _found_definition(s: FoundSlice, data: Dataset) -> str:
 
 
 def estimate_table(estimates: dict[str, Estimate]) -> dict[str, dict[str, float | None]]:
-    return {k: {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high} for k, e in estimates.items()}
+    return {
+        k: {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high}
+        for k, e in estimates.items()
+    }
 
 
 def delta_table(deltas: dict[str, Estimate]) -> dict[str, dict[str, Any]]:
@@ -192,15 +206,25 @@ def evaluate_model(
     weight = data.columns[data.weight] if data.weight else None
     n_classes = len(classes) if classes is not None else None
     evaluator = Evaluator(
-        task, y_true, metrics=metrics, n_classes=n_classes, weight=weight,
-        n_boot=cfg.bootstrap, confidence=cfg.confidence, seed=cfg.seed,
+        task,
+        y_true,
+        metrics=metrics,
+        n_classes=n_classes,
+        weight=weight,
+        n_boot=cfg.bootstrap,
+        confidence=cfg.confidence,
+        seed=cfg.seed,
     )
     progress("overall metrics")
     overall = _metric_tables(evaluator, candidate, baseline, None)
     mcnemar = None
     if baseline is not None and task != "regression":
         m = evaluator.mcnemar(candidate, baseline)
-        mcnemar = {"candidate_only": m.candidate_only, "baseline_only": m.baseline_only, "p_value": m.p_value}
+        mcnemar = {
+            "candidate_only": m.candidate_only,
+            "baseline_only": m.baseline_only,
+            "p_value": m.p_value,
+        }
 
     progress("declared slices")
     slices = declared_slices(loaded, data)
@@ -248,7 +272,11 @@ def _metric_tables(
     evaluator: Evaluator, candidate: Outputs, baseline: Outputs | None, rows: np.ndarray | None
 ) -> dict[str, Any]:
     if baseline is None:
-        return {"candidate": estimate_table(evaluator.estimate(candidate, rows)), "baseline": None, "delta": None}
+        return {
+            "candidate": estimate_table(evaluator.estimate(candidate, rows)),
+            "baseline": None,
+            "delta": None,
+        }
     both = evaluator.compare_both(candidate, baseline, rows)
     return {
         "candidate": estimate_table(both.candidate),
@@ -270,7 +298,7 @@ def _evaluate_slices(
     sizes = [int(s.mask.sum()) for s in slices]
     big = [i for i, n in enumerate(sizes) if n >= cfg.min_slice_size]
     records: list[dict[str, Any]] = []
-    for s, size in zip(slices, sizes):
+    for s, size in zip(slices, sizes, strict=True):
         records.append(
             {
                 "name": s.name,
@@ -284,7 +312,9 @@ def _evaluate_slices(
                 "reason": f"fewer than {cfg.min_slice_size} rows",
                 "q_value": None,
                 "vs_rest": None,
-                "sliceline": None if s.found is None else {
+                "sliceline": None
+                if s.found is None
+                else {
                     "score": s.found.score,
                     "error_sum": s.found.error_sum,
                     "error_mean": s.found.error_mean,
@@ -298,7 +328,7 @@ def _evaluate_slices(
     errors = row_errors(task, y_true, candidate)
     tests = slice_significance(errors, [slices[i].mask for i in big], fdr=cfg.fdr)
     p_worse: list[float] = []
-    for i, test in zip(big, tests):
+    for i, test in zip(big, tests, strict=True):
         mask = slices[i].mask
         record = records[i]
         record["status"] = "evaluated"
@@ -324,12 +354,13 @@ def _evaluate_slices(
             records[i]["reason"] = (
                 f"error {vs_rest['error_mean']:.3g} against {vs_rest['rest_error_mean']:.3g} "
                 f"on the other rows (q = {vs_rest['q_value']:.2g})"
-                if vs_rest["significant"] else None
+                if vs_rest["significant"]
+                else None
             )
         return records
     # Many slices are compared at once: control the false discovery rate across them.
     q_values, rejected = benjamini_hochberg(np.asarray(p_worse, dtype=float), cfg.fdr)
-    for i, q, reject in zip(big, q_values, rejected):
+    for i, q, reject in zip(big, q_values, rejected, strict=True):
         delta = records[i]["delta"][primary]
         worse = delta["verdict"] == "worse"
         records[i]["q_value"] = float(q)
