@@ -181,7 +181,7 @@ def default_metrics(task: Task, has_proba: bool) -> list[str]:
     else:
         raise ValueError(f"unknown task {task!r}; expected binary, multiclass or regression")
     if has_proba:
-        names += ["roc_auc", "log_loss", "brier", "ece"]
+        names += ["roc_auc", "pr_auc", "log_loss", "brier", "ece"]
     return names
 
 
