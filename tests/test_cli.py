@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mlci import __version__
+from mlci.cli import build_parser, main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+HEAVY = (
+    "numpy",
+    "onnxruntime",
+    "onnx",
+    "sklearn",
+    "scipy",
+    "pyarrow",
+    "pydantic",
+    "yaml",
+    "jinja2",
+    "rich",
+)
+
+
+def subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)  # type: ignore[arg-type]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mlci {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in ["check", "schema", "convert", "report"])])
+def test_every_help_is_useful(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "exit codes:" in text
+    assert len(text.splitlines()) > 8
+
+
+def test_readme_lists_exactly_the_commands() -> None:
+    documented = sorted(set(re.findall(r"^\| `mlci (\w+)", README.read_text(), flags=re.M)))
+    assert documented == subcommands()
+
+
+def test_help_imports_nothing_heavy() -> None:
+    # Startup speed: the CLI must not import heavy libraries before a command needs them.
+    code = "import sys, mlci.cli; mlci.cli.build_parser(); print(','.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    modules = set(loaded.stdout.strip().split(","))
+    assert not [m for m in HEAVY if m in modules]
+
+
+@pytest.mark.parametrize("flag", [[], ["--results"]])
+def test_schema_prints_a_valid_json_schema(
+    flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", *flag]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: mlci" in capsys.readouterr().out
+
+
+def test_report_rejects_a_bad_results_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "results.json"
+    bad.write_text(json.dumps({"schema_version": "1.0"}))
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mlci: error: {bad}: results document is invalid")
+    assert len(err.splitlines()) == 1
