@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlci.evaluate import expressions
+from mlci.evaluate.sliceline import encode_categorical
 from mlci.suggest import did_you_mean
 
 # A numeric column with at most this many distinct values may be sliced by value.
@@ -41,17 +42,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, np.generic):
         return str(value.item())
     return str(value)
-
-
-def distinct_values(values: np.ndarray) -> list[Any]:
-    """Sorted distinct non-missing values of a column."""
-    if values.dtype == object:
-        present = [v for v in set(values.tolist()) if v is not None and v == v]
-        return sorted(present, key=lambda v: (type(v).__name__, v))
-    uniques = np.unique(values)
-    if uniques.dtype.kind == "f":
-        uniques = uniques[~np.isnan(uniques)]
-    return [u.item() for u in uniques]
 
 
 def expand(
@@ -109,7 +99,7 @@ def _value_key(value: Any) -> str:
 def _by_value(
     feature: str, values: np.ndarray, kind: str, chosen: Sequence[Any] | None
 ) -> list[SliceDef]:
-    present = distinct_values(values)
+    codes, present = encode_categorical(values)
     if chosen is None:
         if kind == "numeric" and len(present) > MAX_VALUE_SLICES:
             raise SliceError(
@@ -132,7 +122,7 @@ def _by_value(
             SliceDef(
                 f"{feature}={_value_key(actual)}",
                 f"{feature} == {format_value(actual)}",
-                values == actual,
+                codes == present.index(actual),
             )
         )
     return slices

@@ -18,8 +18,9 @@ from typing import Any, Literal
 import numpy as np
 
 from mlci.errors import MlciError
+from mlci.models.frames import frame_length, one_line
 from mlci.models.interface import Frame, Predictions
-from mlci.models.onnx import OnnxModel, frame_length, one_line
+from mlci.models.onnx import OnnxModel
 from mlci.models.sklearn import SklearnModel
 
 # Defaults for the parity check. float32 arithmetic leaves differences around 1e-7 on

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlci.errors import ModelError
 from mlci.hashing import sha256_file
-from mlci.models.onnx import one_line
+from mlci.models.frames import one_line
 from mlci.models.sklearn import SklearnModel
 
 _FORM = "'module:function' or 'path/to/file.py:function'"

@@ -1,14 +1,9 @@
-"""ONNX models run with ONNX Runtime on the CPU.
-
-Also home of the small frame helpers (row count, missing-column messages) that the
-scikit-learn adapter shares: ONNX is the core runtime, scikit-learn an optional extra.
-"""
+"""ONNX models run with ONNX Runtime on the CPU."""
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +12,13 @@ import numpy as np
 
 from mlci.errors import DataError, ModelError
 from mlci.hashing import sha256_file
+from mlci.models.frames import (
+    ORT_PREFIX,
+    frame_length,
+    missing_columns_error,
+    one_line,
+    single_output_values,
+)
 from mlci.models.interface import Frame, InputSpec, Model, ModelInfo, Predictions, Task
 
 # Rows per session.run call: bounds peak memory on large evaluation sets while keeping the
@@ -42,56 +44,12 @@ _ORT_TYPES: dict[str, tuple[Any, str]] = {
 _FLOAT_OUTPUTS = {"tensor(float)", "tensor(double)", "tensor(float16)"}
 _LABEL_OUTPUTS = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
 
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
-
-
-# --------------------------------------------------------------------------- frame helpers
-
-
-def frame_length(frame: Frame, where: str) -> int:
-    """Number of rows in ``frame``; DataError when it is empty or ragged."""
-    if not frame:
-        raise DataError(f"{where}: the data has no columns to predict on")
-    lengths = {name: len(np.asarray(column)) for name, column in frame.items()}
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
-        raise DataError(f"{where}: the data columns have different lengths ({detail})")
-    return next(iter(lengths.values()))
-
-
-def missing_columns_error(
-    where: str, missing: Sequence[str], available: Iterable[str]
-) -> DataError:
-    """A DataError naming each missing column and the closest column the data does have."""
-    have = list(available)
-    parts = []
-    for name in missing:
-        close = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
-        parts.append(f"{name!r} (closest: {close[0]!r})" if close else repr(name))
-    noun = "column" if len(missing) == 1 else "columns"
-    shown = ", ".join(repr(c) for c in have[:20]) + (", ..." if len(have) > 20 else "")
-    return DataError(
-        f"{where}: the data lacks the {noun} the model reads: {', '.join(parts)}",
-        tip=f"the data has {shown or 'no columns'}; rename the columns to match the model",
-    )
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """A short one-line rendering of an exception for use inside our own messages."""
-    text = str(exc).strip()
-    first = text.splitlines()[0].strip() if text else ""
-    first = _ORT_PREFIX.sub("", first)
-    label = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    if len(label) > limit:
-        label = label[: limit - 3].rstrip() + "..."
-    return label
-
 
 def _ort_reason(exc: BaseException) -> str:
     # ONNX Runtime prefixes every message with a status code and "Load model from PATH
     # failed:"; the path is already at the start of our message.
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = _ORT_PREFIX.sub("", text)
+    text = ORT_PREFIX.sub("", text)
     text = re.sub(r"^Load model from .*? failed:\s*", "", text)
     return text.rstrip(".") or type(exc).__name__
 
@@ -322,15 +280,7 @@ class OnnxModel(Model):
         return proba, classes
 
     def _values(self, raw: Any) -> np.ndarray:
-        values = np.asarray(raw, dtype=np.float64)
-        if values.ndim == 2 and values.shape[1] == 1:
-            values = values[:, 0]
-        if values.ndim != 1:
-            raise ModelError(
-                f"{self.path}: the model returns {values.shape[1]} values per row; "
-                "only single-output regressors are supported"
-            )
-        return values
+        return single_output_values(raw, self.path)
 
     def _feeds(self, frame: Frame) -> dict[str, np.ndarray]:
         where = str(self.path)

@@ -15,8 +15,8 @@ import numpy as np
 
 from mlci.errors import DataError, ModelError
 from mlci.hashing import sha256_file
+from mlci.models.frames import frame_length, missing_columns_error, one_line, single_output_values
 from mlci.models.interface import Frame, InputSpec, Model, ModelFormat, ModelInfo, Predictions, Task
-from mlci.models.onnx import frame_length, missing_columns_error, one_line
 
 _SKOPS_TIP = "re-save the model with skops: skops.io.dump(model, 'model.skops')"
 
@@ -133,14 +133,7 @@ class SklearnModel(Model):
         return np.column_stack(columns).reshape(n, len(columns))
 
     def _values(self, raw: np.ndarray) -> np.ndarray:
-        values = np.asarray(raw, dtype=np.float64)
-        if values.ndim == 2 and values.shape[1] == 1:
-            values = values[:, 0]
-        if values.ndim != 1:
-            raise ModelError(
-                f"{self.where}: predict returned shape {raw.shape}; multi-output regressors are not supported"
-            )
-        return values
+        return single_output_values(raw, self.where)
 
 
 def _column_count_error(where: str, expected: int, columns: list[str]) -> DataError:
