@@ -5,21 +5,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mlci import __version__
-from mlci.config import LoadedConfig, ModelConfig, ModelSource
+from mlci.config import LoadedConfig, ModelConfig
 from mlci.data import Dataset, load_dataset
-from mlci.errors import DataError
 from mlci.hashing import sha256_file
-from mlci.models.interface import Model, Predictions
+from mlci.models.interface import Model
 from mlci.results import SCHEMA_VERSION, dumps, write_atomic
-
-Progress = Callable[[str], None]
+from mlci.stages import STAGES, ModelContext, Progress, StageSkipped
 
 
 @dataclass(frozen=True)
@@ -37,36 +35,6 @@ def out_dir_for(out: Path, loaded: LoadedConfig, name: str) -> Path:
     return out if len(loaded.config.models) == 1 else out / name
 
 
-def load_source(source: ModelSource, name: str, loaded: LoadedConfig) -> Model:
-    from mlci.models.load import load_model
-
-    return load_model(
-        source.path,
-        name=name,
-        format=source.format,
-        trust_pickle=source.trust_pickle,
-        trusted_types=tuple(source.trusted_types),
-        entrypoint=source.entrypoint,
-        base_dir=loaded.path.parent,
-    )
-
-
-def model_frame(model: Model, data: Dataset) -> dict[str, Any]:
-    """The columns a model reads, in the order it reads them."""
-    from mlci.suggest import did_you_mean
-
-    features = model.info.features or data.features
-    missing = [f for f in features if f not in data.columns]
-    if missing:
-        raise DataError(
-            f"{data.display}: model '{model.info.name}' expects input '{missing[0]}' that the data "
-            f"lacks{did_you_mean(missing[0], data.columns)}"
-            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-            tip="add the column to the data or fix data.features",
-        )
-    return {f: data.columns[f] for f in features}
-
-
 def model_record(model: Model, task: str) -> dict[str, Any]:
     info = model.info
     return {
@@ -82,60 +50,23 @@ def model_record(model: Model, task: str) -> dict[str, Any]:
 
 
 def run_model(
-    loaded: LoadedConfig, data: Dataset, spec: ModelConfig, staging: Path, progress: Progress
+    loaded: LoadedConfig,
+    data: Dataset,
+    spec: ModelConfig,
+    staging: Path,
+    progress: Progress,
+    stages: Sequence[str],
 ) -> dict[str, Any]:
-    """Evaluate one model (and its baseline) and build its results document."""
-    from mlci.evaluate.alignment import AlignmentError, align, infer_task
-    from mlci.evaluate.stage import evaluate_model
-
-    started = time.perf_counter()
+    """Run ``stages`` for one model (and its baseline) and build its results document."""
     progress(f"{spec.name}: loading models")
-    candidate = load_source(spec, spec.name, loaded)
-    baseline = (
-        load_source(spec.baseline, f"{spec.name} (baseline)", loaded) if spec.baseline else None
-    )
-
-    progress(f"{spec.name}: predicting on {data.rows} rows")
-    predictions: list[Predictions] = [candidate.predict(model_frame(candidate, data))]
-    if baseline is not None:
-        predictions.append(baseline.predict(model_frame(baseline, data)))
-    task = infer_task(predictions[0], candidate.info.task)
-    if baseline is not None:
-        base_task = infer_task(predictions[1], baseline.info.task)
-        if (base_task == "regression") != (task == "regression"):
-            raise DataError(
-                f"{spec.name}: the candidate is a {task} model but the baseline is a {base_task} model",
-                tip="compare models that solve the same task",
-            )
-    try:
-        aligned = align(task, data.columns[data.target], predictions)
-    except AlignmentError as exc:
-        raise DataError(f"{data.display}: model '{spec.name}': {exc}") from None
-    if aligned.task != "regression":
-        task = (
-            "binary" if aligned.classes is not None and len(aligned.classes) == 2 else "multiclass"
-        )
-
-    conversion = (
-        convert_if_asked(spec, candidate, data, staging, progress) if spec.convert else None
-    )
-    evaluation = evaluate_model(
-        loaded,
-        data,
-        task,
-        aligned.y_true,
-        aligned.outputs[0],
-        aligned.outputs[1] if baseline is not None else None,
-        aligned.classes,
-        lambda message: progress(f"{spec.name}: {message}"),
-    )
-    return {
+    ctx = ModelContext(loaded, data, spec, staging, progress)
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "mlci_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "config": {"path": str(loaded.path), "sha256": sha256_file(loaded.path)},
-        "model": model_record(candidate, task),
-        "baseline": None if baseline is None else model_record(baseline, task),
+        "model": None,
+        "baseline": None,
         "data": {
             "path": data.display,
             "sha256": data.sha256,
@@ -146,25 +77,35 @@ def run_model(
             "id": data.id,
             "weight": data.weight,
         },
-        "conversion": conversion,
-        "stages": {
-            "evaluate": {
-                "status": "ran",
-                "reason": None,
-                "duration_s": round(time.perf_counter() - started, 3),
-            }
-        },
-        "evaluation": evaluation,
+        "conversion": convert_if_asked(ctx) if spec.convert else None,
+        "stages": {},
     }
+    for name in stages:
+        info = STAGES[name]
+        started = time.perf_counter()
+        try:
+            document[info.section] = info.load()(ctx)
+            status, reason = "ran", None
+        except StageSkipped as skipped:
+            status, reason = "skipped", skipped.reason
+        document["stages"][name] = {
+            "status": status,
+            "reason": reason,
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
+    task = ctx.task
+    document["model"] = model_record(ctx.candidate, task)
+    if ctx.baseline is not None:
+        document["baseline"] = model_record(ctx.baseline, task)
+    return document
 
 
-def convert_if_asked(
-    spec: ModelConfig, model: Model, data: Dataset, staging: Path, progress: Progress
-) -> dict[str, Any] | None:
+def convert_if_asked(ctx: ModelContext) -> dict[str, Any]:
     """Convert a scikit-learn candidate to ONNX and check parity; never fails the run."""
     from mlci.models.convert import convert_to_onnx
     from mlci.models.sklearn import SklearnModel
 
+    model = ctx.candidate
     if not isinstance(model, SklearnModel):
         return {
             "status": "failed",
@@ -175,8 +116,8 @@ def convert_if_asked(
             "label_agreement": None,
             "rows_checked": 0,
         }
-    progress(f"{spec.name}: converting to ONNX")
-    result = convert_to_onnx(model, model_frame(model, data), staging / f"{spec.name}.onnx")
+    ctx.progress("converting to ONNX")
+    result = convert_to_onnx(model, ctx.frame(model), ctx.staging / f"{ctx.name}.onnx")
     record = asdict(result)
     onnx_path = result.onnx_path
     record["onnx_path"] = None if onnx_path is None else Path(onnx_path).name
@@ -184,8 +125,18 @@ def convert_if_asked(
     return record
 
 
-def check(loaded: LoadedConfig, out: Path, progress: Progress) -> list[ModelRun]:
-    """Run every stage for every model; write outputs only when all of them succeeded."""
+def check(
+    loaded: LoadedConfig,
+    out: Path,
+    progress: Progress,
+    stages: Sequence[str] | None = None,
+) -> list[ModelRun]:
+    """Run ``stages`` (default: those in mlci.yaml) for every model.
+
+    Outputs are written only when every model succeeded, so a failure leaves nothing half
+    written.
+    """
+    stages = list(stages or loaded.config.stages)
     from mlci.report import render_markdown
 
     progress(f"reading {loaded.config.data.path}")
@@ -197,7 +148,7 @@ def check(loaded: LoadedConfig, out: Path, progress: Progress) -> list[ModelRun]
         for spec in loaded.config.models:
             model_staging = staging / spec.name
             model_staging.mkdir()
-            document = run_model(loaded, data, spec, model_staging, progress)
+            document = run_model(loaded, data, spec, model_staging, progress, stages)
             runs.append(
                 ModelRun(
                     spec.name,

@@ -56,26 +56,53 @@ def build_parser() -> argparse.ArgumentParser:
             help="mlci.yaml, or a folder holding one (default: the current folder)",
         )
 
+    def run_args(p: argparse.ArgumentParser) -> None:
+        config_arg(p)
+        p.add_argument(
+            "-o",
+            "--out",
+            type=Path,
+            default=Path("mlci-out"),
+            metavar="DIR",
+            help="output folder (default: mlci-out); several models get a subfolder each",
+        )
+        p.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="no progress lines, only the summary and errors",
+        )
+
     check = command(
         "check",
         "run the configured stages and write results.json and report.md",
         "Run the stages configured in mlci.yaml (evaluation: metrics with intervals, declared "
-        "and discovered slices, comparison with the baseline) for every model, then write "
-        "results.json and report.md into --out. Nothing is written unless every model succeeds.",
+        "and discovered slices, comparison with the baseline; model tests; latency benchmarks) "
+        "for every model, then write results.json and report.md into --out. Nothing is written "
+        "unless every model succeeds.",
     )
-    config_arg(check)
-    check.add_argument(
-        "-o",
-        "--out",
-        type=Path,
-        default=Path("mlci-out"),
-        metavar="DIR",
-        help="output folder (default: mlci-out); several models get a subfolder each",
+    run_args(check)
+    check.set_defaults(run=_check, stages=None)
+
+    test = command(
+        "test",
+        "run the model tests and data checks; exit 1 if any fails",
+        "Run the declarative tests and data checks in mlci.yaml's tests section for every model "
+        "and write results.json (tests section), junit.xml and report.md into --out. Exits 1 when "
+        "a test fails or errors.",
     )
-    check.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress lines, only the summary and errors"
+    run_args(test)
+    test.set_defaults(run=_check, stages=["tests"])
+
+    bench = command(
+        "bench",
+        "benchmark latency and throughput; exit 1 on a significant regression",
+        "Run the latency and throughput scenarios in mlci.yaml's benchmark section for every "
+        "model (and its baseline, interleaved) and write results.json (benchmark section) and "
+        "report.md into --out. Exits 1 when the candidate is significantly slower than allowed.",
     )
-    check.set_defaults(run=_check)
+    run_args(bench)
+    bench.set_defaults(run=_check, stages=["benchmark"])
 
     schema = command(
         "schema",
@@ -145,21 +172,18 @@ def progress_reporter(quiet: bool = False) -> Iterator[Progress]:
 def _check(args: argparse.Namespace) -> int:
     from mlci.check import check
     from mlci.config import load_config
+    from mlci.report import failures, headlines
 
     loaded = load_config(args.config)
     with progress_reporter(args.quiet) as progress:
-        runs = check(loaded, args.out, progress)
+        runs = check(loaded, args.out, progress, args.stages)
+    failed = 0
     for run in runs:
-        ev = run.document["evaluation"]
-        primary = ev["primary_metric"]
-        flagged = sum(s["flagged"] for s in ev["slices"])
-        delta = (ev["metrics"]["delta"] or {}).get(primary)
-        headline = f"{primary} {ev['metrics']['candidate'][primary]['value']:.4g}"
-        if delta is not None and delta["value"] is not None:
-            headline += f" ({delta['value']:+.3g} vs baseline: {delta['verdict']})"
-        print(f"{run.name}: {headline}; {flagged} slice(s) flagged")
+        for line in headlines(run.document):
+            print(f"{run.name}: {line}")
         print(f"  wrote {run.directory / 'results.json'} and {run.directory / 'report.md'}")
-    return 0
+        failed += failures(run.document, args.stages or [])
+    return 1 if failed else 0
 
 
 def _schema(args: argparse.Namespace) -> int:

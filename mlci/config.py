@@ -9,42 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from mlci.bench.config import BenchmarkConfig
+from mlci.configbase import ConfigPath, Strict
 from mlci.errors import ConfigError
 from mlci.suggest import did_you_mean
+from mlci.testing.config import TestsConfig
 
 CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
 Loc = tuple[str | int, ...]
 
 
-def _resolve(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    if base is None or value.is_absolute():
-        return value
-    return Path(base) / value
-
-
-# A path written relative to mlci.yaml, made absolute against the file's folder.
-ConfigPath = Annotated[Path, AfterValidator(_resolve)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """The evaluation dataset."""
 
     path: ConfigPath = Field(description="CSV or Parquet file, relative to mlci.yaml.")
@@ -58,9 +38,13 @@ class DataConfig(_Strict):
         None,
         description="Columns the model reads; default: every column but target, id and weight.",
     )
+    reference: ConfigPath | None = Field(
+        None,
+        description="Reference (training) data with the same columns, for data checks and drift.",
+    )
 
 
-class ModelSource(_Strict):
+class ModelSource(Strict):
     """Where a model comes from and how far to trust it."""
 
     path: ConfigPath | None = Field(
@@ -102,7 +86,7 @@ class ModelConfig(ModelSource):
     )
 
 
-class SliceConfig(_Strict):
+class SliceConfig(Strict):
     """One declared slice definition; it may expand into several slices."""
 
     name: str | None = Field(None, description="Label for the slice (default: derived).")
@@ -139,7 +123,7 @@ class SliceConfig(_Strict):
         return self
 
 
-class DiscoverConfig(_Strict):
+class DiscoverConfig(Strict):
     """Automatic slice finding with SliceLine."""
 
     enabled: bool = True
@@ -160,7 +144,7 @@ class DiscoverConfig(_Strict):
     )
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(Strict):
     """Metrics, intervals, slices and comparison with the baseline."""
 
     metrics: list[str] | None = Field(
@@ -186,15 +170,18 @@ class EvaluationConfig(_Strict):
     discover: DiscoverConfig = Field(default_factory=DiscoverConfig)
 
 
-class Config(_Strict):
+class Config(Strict):
     """An mlci.yaml file."""
 
     version: Literal[1] = Field(description="Schema version of this file.")
     data: DataConfig
     models: list[ModelConfig] = Field(min_length=1)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    stages: list[Literal["evaluate"]] = Field(
-        default_factory=lambda: ["evaluate"], description="Stages `mlci check` runs, in order."
+    tests: TestsConfig | None = Field(None, description="Model tests and data checks.")
+    benchmark: BenchmarkConfig | None = Field(None, description="Latency and throughput.")
+    stages: list[Literal["evaluate", "tests", "benchmark"]] = Field(
+        default_factory=lambda: ["evaluate", "tests", "benchmark"],
+        description="Stages `mlci check` runs, in order; one without its section is skipped.",
     )
 
     @model_validator(mode="after")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlci.check import load_source, model_frame
 from mlci.config import LoadedConfig
 from mlci.data import load_dataset
 from mlci.errors import UsageError
+from mlci.stages import load_source, model_frame
 from mlci.suggest import did_you_mean
 
 if TYPE_CHECKING:

@@ -83,3 +83,45 @@ def render_markdown(document: dict[str, Any]) -> str:
             worse=verdicts.count("worse"),
         )
     )
+
+
+def headlines(document: dict[str, Any]) -> list[str]:
+    """One line per section that ran, for the terminal."""
+    lines = []
+    ev = document.get("evaluation")
+    if ev:
+        primary = ev["primary_metric"]
+        flagged = sum(s["flagged"] for s in ev["slices"])
+        line = f"{primary} {number(ev['metrics']['candidate'][primary]['value'])}"
+        delta = (ev["metrics"]["delta"] or {}).get(primary)
+        if delta is not None and delta["value"] is not None:
+            line += f" ({signed(delta['value'])} vs baseline: {delta['verdict']})"
+        lines.append(f"{line}; {flagged} slice(s) flagged")
+    tests = document.get("tests")
+    if tests:
+        counts = tests["summary"]
+        lines.append(
+            f"tests: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['error']} errors, {counts['skipped']} skipped"
+        )
+    bench = document.get("benchmark")
+    if bench:
+        counts = bench["summary"]
+        lines.append(
+            f"benchmark: {counts['scenarios']} scenario(s); candidate slower in {counts['slower']}, "
+            f"faster in {counts['faster']}, inconclusive in {counts['inconclusive']}"
+        )
+    for name, stage in document["stages"].items():
+        if stage["status"] == "skipped":
+            lines.append(f"{name} skipped: {stage['reason']}")
+    return lines
+
+
+def failures(document: dict[str, Any], stages: list[str]) -> int:
+    """How many failures the commands that judge (``mlci test``, ``mlci bench``) exit 1 for."""
+    count = 0
+    if "tests" in stages and document.get("tests"):
+        count += document["tests"]["summary"]["failed"] + document["tests"]["summary"]["error"]
+    if "benchmark" in stages and document.get("benchmark"):
+        count += document["benchmark"]["summary"]["slower"]
+    return count

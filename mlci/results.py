@@ -19,8 +19,12 @@ SCHEMA_VERSION = "1.0"
 @cache
 def schema() -> dict[str, Any]:
     """The JSON Schema that results.json follows (shipped inside the package)."""
-    text = resources.files("mlci").joinpath("schemas/results.schema.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
+    folder = resources.files("mlci").joinpath("schemas")
+    data: dict[str, Any] = json.loads(folder.joinpath("results.schema.json").read_text("utf-8"))
+    # Each stage describes its section in a file of its own under schemas/sections/
+    for entry in folder.joinpath("sections").iterdir():
+        if entry.name.endswith(".json"):
+            data["$defs"][entry.name[: -len(".json")]] = json.loads(entry.read_text("utf-8"))
     return data
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,7 @@ from mlci.evaluate.sliceline import (
     slice_mask,
 )
 from mlci.models.interface import Task
-
-Progress = Callable[[str], None]
+from mlci.stages import ModelContext, Progress
 
 # Below this, SliceLine's default support (1% of rows) would admit slices too small to judge.
 MIN_DISCOVERY_SUPPORT = 30
@@ -181,6 +180,21 @@ def verdict(metric: str, delta: Estimate) -> str:
     if high < 0:
         return "worse"
     return "no detectable difference"
+
+
+def run(ctx: ModelContext) -> dict[str, Any]:
+    """The evaluation stage."""
+    aligned = ctx.aligned
+    return evaluate_model(
+        ctx.loaded,
+        ctx.data,
+        ctx.task,
+        aligned.y_true,
+        aligned.outputs[0],
+        aligned.outputs[1] if ctx.baseline is not None else None,
+        aligned.classes,
+        ctx.progress,
+    )
 
 
 def evaluate_model(

@@ -1,0 +1,1 @@
+"""Latency and throughput benchmarks: scenarios, timers, statistics and devices."""

@@ -1,0 +1,159 @@
+"""What every stage receives, and the registry of stages `mlci check` can run.
+
+A stage is a function ``run(ctx: ModelContext) -> dict`` that returns its section of the
+results document, or raises :class:`StageSkipped` to say why it did not run. Stages never
+print and never write outside ``ctx.staging``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlci.errors import DataError
+
+if TYPE_CHECKING:
+    from mlci.config import LoadedConfig, ModelConfig, ModelSource
+    from mlci.data import Dataset
+    from mlci.evaluate.alignment import Aligned
+    from mlci.models.interface import Model, Predictions, Task
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """A stage: the results section it writes and where its ``run`` function lives."""
+
+    section: str
+    target: str  # "module:function"
+
+    def load(self) -> Callable[[ModelContext], dict[str, Any]]:
+        module, function = self.target.split(":")
+        run: Callable[[ModelContext], dict[str, Any]] = getattr(
+            importlib.import_module(module), function
+        )
+        return run
+
+
+# In the order `mlci check` runs them when mlci.yaml lists no stages.
+STAGES: dict[str, StageInfo] = {
+    "evaluate": StageInfo("evaluation", "mlci.evaluate.stage:run"),
+    "tests": StageInfo("tests", "mlci.testing.stage:run"),
+    "benchmark": StageInfo("benchmark", "mlci.bench.stage:run"),
+}
+
+
+class StageSkipped(Exception):
+    """A stage that did not run, and why (the gate reads this as missing evidence)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def load_source(source: ModelSource, name: str, loaded: LoadedConfig) -> Model:
+    """Load a candidate or baseline as mlci.yaml describes it."""
+    from mlci.models.load import load_model
+
+    return load_model(
+        source.path,
+        name=name,
+        format=source.format,
+        trust_pickle=source.trust_pickle,
+        trusted_types=tuple(source.trusted_types),
+        entrypoint=source.entrypoint,
+        base_dir=loaded.path.parent,
+    )
+
+
+def model_frame(model: Model, data: Dataset) -> dict[str, Any]:
+    """The columns a model reads, in the order it reads them."""
+    from mlci.suggest import did_you_mean
+
+    features = model.info.features or data.features
+    missing = [f for f in features if f not in data.columns]
+    if missing:
+        raise DataError(
+            f"{data.display}: model '{model.info.name}' expects input '{missing[0]}' that the data "
+            f"lacks{did_you_mean(missing[0], data.columns)}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            tip="add the column to the data or fix data.features",
+        )
+    return {f: data.columns[f] for f in features}
+
+
+class ModelContext:
+    """One model, its baseline and the evaluation data, shared by every stage.
+
+    Predictions on the evaluation data are computed once, on first use.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        data: Dataset,
+        spec: ModelConfig,
+        staging: Path,
+        progress: Progress,
+    ) -> None:
+        self.loaded = loaded
+        self.data = data
+        self.spec = spec
+        self.staging = staging
+        self._progress = progress
+        self.candidate = load_source(spec, spec.name, loaded)
+        self.baseline = (
+            load_source(spec.baseline, f"{spec.name} (baseline)", loaded) if spec.baseline else None
+        )
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def progress(self, message: str) -> None:
+        self._progress(f"{self.spec.name}: {message}")
+
+    def frame(self, model: Model) -> dict[str, Any]:
+        """The evaluation data's columns that ``model`` reads."""
+        return model_frame(model, self.data)
+
+    @cached_property
+    def predictions(self) -> tuple[Predictions, ...]:
+        """Candidate (and baseline) predictions on the evaluation data."""
+        self.progress(f"predicting on {self.data.rows} rows")
+        models = [self.candidate] if self.baseline is None else [self.candidate, self.baseline]
+        return tuple(m.predict(self.frame(m)) for m in models)
+
+    @cached_property
+    def aligned(self) -> Aligned:
+        """Target and outputs in one class order; ``outputs[1]`` is the baseline's."""
+        from mlci.evaluate.alignment import AlignmentError, align, infer_task
+
+        predictions = self.predictions
+        task = infer_task(predictions[0], self.candidate.info.task)
+        if self.baseline is not None:
+            base_task = infer_task(predictions[1], self.baseline.info.task)
+            if (base_task == "regression") != (task == "regression"):
+                raise DataError(
+                    f"{self.name}: the candidate is a {task} model but the baseline is a "
+                    f"{base_task} model",
+                    tip="compare models that solve the same task",
+                )
+        try:
+            return align(task, self.data.columns[self.data.target], predictions)
+        except AlignmentError as exc:
+            raise DataError(f"{self.data.display}: model '{self.name}': {exc}") from None
+
+    @property
+    def task(self) -> Task:
+        aligned = self.aligned
+        if aligned.task == "regression":
+            return "regression"
+        return (
+            "binary" if aligned.classes is not None and len(aligned.classes) == 2 else "multiclass"
+        )

@@ -1,0 +1,1 @@
+"""Model tests: declarative behavioural tests, data checks and the pytest plugin."""
