@@ -166,6 +166,10 @@ CORPUS: dict[str, tuple[Breaker, str]] = {
         ),
         r"candidate\.h5: .*format",
     ),
+    "text in a numeric input": (
+        set_cell(4, "age", "forty"),
+        r"column 'age' cannot be read as the numeric values model input 'age' expects .*'forty'",
+    ),
     "data lacks model input": (
         drop_column("tenure"),
         r"model 'demo' expects input 'tenure' that the data lacks",
