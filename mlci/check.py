@@ -26,8 +26,13 @@ class ModelRun:
 
     name: str
     document: dict[str, Any]
-    report: str
+    reports: dict[str, str]  # file name -> rendered text (report.md, comment.md, ...)
     directory: Path
+
+    @property
+    def report(self) -> str:
+        """The full Markdown report."""
+        return self.reports["report.md"]
 
 
 def out_dir_for(out: Path, loaded: LoadedConfig, name: str) -> Path:
@@ -81,6 +86,8 @@ def run_model(
         "stages": {},
     }
     for name in stages:
+        if name == "gate":
+            continue  # the gate judges the finished document: it runs last, below
         info = STAGES[name]
         started = time.perf_counter()
         try:
@@ -97,7 +104,27 @@ def run_model(
     document["model"] = model_record(ctx.candidate, task)
     if ctx.baseline is not None:
         document["baseline"] = model_record(ctx.baseline, task)
+    if "gate" in stages:
+        run_gate(loaded, document)
     return document
+
+
+def run_gate(loaded: LoadedConfig, document: dict[str, Any]) -> None:
+    """Judge the finished document: add its ``gate`` section and the gate's stage entry."""
+    from mlci.gate.stage import run
+
+    started = time.perf_counter()
+    document.pop("gate", None)
+    try:
+        document["gate"] = run(loaded, document)
+        status, reason = "ran", None
+    except StageSkipped as skipped:
+        status, reason = "skipped", skipped.reason
+    document["stages"]["gate"] = {
+        "status": status,
+        "reason": reason,
+        "duration_s": round(time.perf_counter() - started, 3),
+    }
 
 
 def convert_if_asked(ctx: ModelContext) -> dict[str, Any]:
@@ -137,7 +164,7 @@ def check(
     written.
     """
     stages = list(stages or loaded.config.stages)
-    from mlci.report import render_markdown
+    from mlci.report import render_all
 
     progress(f"reading {loaded.config.data.path}")
     data = load_dataset(loaded)
@@ -153,14 +180,15 @@ def check(
                 ModelRun(
                     spec.name,
                     document,
-                    render_markdown(document),
+                    render_all(document, loaded.config.report.templates),
                     out_dir_for(out, loaded, spec.name),
                 )
             )
         texts = [(run, dumps(run.document)) for run in runs]
         for run, text in texts:
             write_atomic(run.directory / "results.json", text)
-            write_atomic(run.directory / "report.md", run.report)
+            for filename, rendered in run.reports.items():
+                write_atomic(run.directory / filename, rendered)
             for produced in (staging / run.name).iterdir():
                 shutil.move(str(produced), run.directory / produced.name)
         return runs

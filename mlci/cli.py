@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlci import __version__
-from mlci.errors import MlciError, UsageError
+from mlci.errors import InputError, MlciError, UsageError
 
 EXIT_CODES = """exit codes:
-  0  everything ran (for gates: promote)
-  1  a check failed or mlci itself failed
+  0  everything ran (with a gate: the decision is promote, or hold without --fail-on hold)
+  1  a check failed, the gate blocked (or held, with --fail-on hold), or mlci itself failed
   2  bad usage, configuration or input (the message names the file, field or value)"""
 
 
@@ -56,6 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
             help="mlci.yaml, or a folder holding one (default: the current folder)",
         )
 
+    def fail_on_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--fail-on",
+            choices=["block", "hold"],
+            default=None,
+            help="gate decisions that exit 1: 'block' (default, or gate.fail_on in mlci.yaml), "
+            "or 'hold' to fail on inconclusive or missing evidence too",
+        )
+
+    def templates_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--templates",
+            type=Path,
+            metavar="DIR",
+            help="folder of Jinja2 templates searched before the packaged ones "
+            "(default: report.templates in mlci.yaml)",
+        )
+
     def run_args(p: argparse.ArgumentParser) -> None:
         config_arg(p)
         p.add_argument(
@@ -82,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "unless every model succeeds.",
     )
     run_args(check)
+    fail_on_arg(check)
+    templates_arg(check)
     check.set_defaults(run=_check, stages=None)
 
     test = command(
@@ -135,14 +155,81 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = command(
         "report",
-        "re-render report.md from a results.json",
-        "Render the Markdown report again from a results document, without re-running anything.",
+        "re-render reports from results.json; merge results of several jobs",
+        "Render a report again from a results document, without re-running anything. With "
+        "--merge, combine results files written by different jobs for the same model and data "
+        "(files describing different models, baselines or data are refused); the merged "
+        "document is judged again by the gate when --config has one.",
     )
-    report.add_argument("results", type=Path, help="a results.json written by mlci check")
+    report.add_argument("results", type=Path, nargs="+", help="results.json file(s)")
+    report.add_argument(
+        "--merge", action="store_true", help="merge several results files into one document"
+    )
+    report.add_argument(
+        "-f",
+        "--format",
+        choices=["markdown", "comment", "summary", "html", "json"],
+        default="markdown",
+        help="full Markdown report (default), pull-request comment, job summary, self-contained "
+        "HTML, or the (merged) results document itself",
+    )
     report.add_argument(
         "-o", "--out", type=Path, metavar="FILE", help="write here instead of standard output"
     )
+    report.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="mlci.yaml: its gate judges a merged document, its report.templates apply",
+    )
+    templates_arg(report)
     report.set_defaults(run=_report)
+
+    gate = command(
+        "gate",
+        "judge a results.json with mlci.yaml's gate; exit 1 when it blocks",
+        "Evaluate the promotion rules in mlci.yaml's gate section against an existing results "
+        "document, print every rule's outcome and the decision (promote, hold or block), and "
+        "rewrite the document's gate section. Exits 0 on promote, 1 on block (and on hold with "
+        "--fail-on hold).",
+    )
+    gate.add_argument("results", type=Path, help="a results.json written by mlci check")
+    config_arg(gate)
+    fail_on_arg(gate)
+    gate.add_argument(
+        "--dry-run", action="store_true", help="print the decision without rewriting the file"
+    )
+    gate.set_defaults(run=_gate)
+
+    card = command(
+        "card",
+        "write the model card (Markdown, or CycloneDX 1.6 JSON)",
+        "Write the model card of a results document: Markdown with the sections of a Hugging "
+        "Face model card, or a CycloneDX 1.6 BOM whose machine-learning-model component carries "
+        "the modelCard (validated against the CycloneDX schema). Free-text fields come from "
+        "mlci.yaml's card section.",
+    )
+    card.add_argument("results", type=Path, help="a results.json written by mlci check")
+    card.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="mlci.yaml with the card section (default: ./mlci.yaml when there is one)",
+    )
+    card.add_argument(
+        "-f",
+        "--format",
+        choices=["markdown", "cyclonedx"],
+        default="markdown",
+        help="Markdown (default) or CycloneDX 1.6 JSON",
+    )
+    card.add_argument(
+        "-o", "--out", type=Path, metavar="FILE", help="write here instead of standard output"
+    )
+    templates_arg(card)
+    card.set_defaults(run=_card)
     return parser
 
 
@@ -172,17 +259,29 @@ def progress_reporter(quiet: bool = False) -> Iterator[Progress]:
 def _check(args: argparse.Namespace) -> int:
     from mlci.check import check
     from mlci.config import load_config
+    from mlci.gate.rules import fails
     from mlci.report import failures, headlines
 
     loaded = load_config(args.config)
+    if getattr(args, "templates", None) is not None:
+        report = loaded.config.report.model_copy(update={"templates": args.templates})
+        loaded = type(loaded)(
+            config=loaded.config.model_copy(update={"report": report}),
+            path=loaded.path,
+            source=loaded.source,
+        )
     with progress_reporter(args.quiet) as progress:
         runs = check(loaded, args.out, progress, args.stages)
     failed = 0
     for run in runs:
         for line in headlines(run.document):
             print(f"{run.name}: {line}")
-        print(f"  wrote {run.directory / 'results.json'} and {run.directory / 'report.md'}")
+        print(f"  wrote {', '.join(str(run.directory / n) for n in run.reports)} and results.json")
         failed += failures(run.document, args.stages or [])
+        gate = run.document.get("gate")
+        if gate is not None:
+            fail_on = getattr(args, "fail_on", None) or gate.get("fail_on") or "block"
+            failed += fails(gate["decision"], fail_on)
     return 1 if failed else 0
 
 
@@ -211,15 +310,112 @@ def _convert(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    from mlci.report import render_markdown
-    from mlci.results import load, write_atomic
+def _write_or_print(text: str, out: Path | None) -> None:
+    from mlci.results import write_atomic
 
-    text = render_markdown(load(args.results))
-    if args.out:
-        write_atomic(args.out, text)
+    if out:
+        write_atomic(out, text)
     else:
         sys.stdout.write(text)
+
+
+def _optional_config(path: Path | None) -> object | None:
+    """mlci.yaml when given, or the one in the current folder; None when there is none."""
+    from mlci.config import CONFIG_NAMES, load_config
+
+    if path is not None:
+        return load_config(path)
+    for name in CONFIG_NAMES:
+        if Path(name).is_file():
+            return load_config(Path(name))
+    return None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlci.report import (
+        MergeError,
+        merge,
+        render_comment,
+        render_html,
+        render_markdown,
+        render_summary,
+    )
+    from mlci.results import dumps, load
+
+    if len(args.results) > 1 and not args.merge:
+        raise UsageError(
+            "mlci report: several results files need --merge", tip="add --merge to combine them"
+        )
+    documents = [load(path) for path in args.results]
+    loaded = None
+    if args.config is not None:
+        from mlci.config import load_config
+
+        loaded = load_config(args.config)
+    if args.merge:
+        try:
+            document = merge(documents)
+        except MergeError as exc:
+            raise InputError(f"{args.results[exc.index]}: {exc.message}", tip=exc.tip) from None
+        if loaded is not None and loaded.config.gate is not None:
+            from mlci.check import run_gate
+
+            run_gate(loaded, document)
+    else:
+        document = documents[0]
+    templates = args.templates
+    if templates is None and loaded is not None:
+        templates = loaded.config.report.templates
+    renderers = {
+        "markdown": render_markdown,
+        "comment": render_comment,
+        "summary": render_summary,
+        "html": render_html,
+    }
+    text = dumps(document) if args.format == "json" else renderers[args.format](document, templates)
+    _write_or_print(text, args.out)
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from mlci.check import run_gate
+    from mlci.config import load_config
+    from mlci.gate.rules import fails
+    from mlci.report import STATUS_MARK
+    from mlci.results import dumps, load, write_atomic
+
+    loaded = load_config(args.config)
+    if loaded.config.gate is None:
+        raise loaded.error((), "no gate section", tip="add a gate: section with rules to mlci.yaml")
+    document = load(args.results)
+    run_gate(loaded, document)
+    gate = document["gate"]
+    for rule in gate["rules"]:
+        kind = "required" if rule["required"] else "advisory"
+        print(f"{STATUS_MARK[rule['status']]:<16} {rule['id']} ({kind}): {rule['explanation']}")
+    print(f"{gate['decision'].upper()}: {gate['reason']}")
+    print(f"  model sha256 {gate['model_sha256']}, decision digest {gate['digest']}")
+    if not args.dry_run:
+        write_atomic(args.results, dumps(document))
+    return 1 if fails(gate["decision"], args.fail_on or gate["fail_on"]) else 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from mlci.card.cyclonedx import dumps_bom
+    from mlci.card.model import build_card, card_fields
+    from mlci.card.render import render_card
+    from mlci.results import load
+
+    document = load(args.results)
+    loaded = _optional_config(args.config)
+    config = getattr(loaded, "config", None)
+    card = build_card(document, card_fields(getattr(config, "card", None)))
+    if args.format == "cyclonedx":
+        text = dumps_bom(card)
+    else:
+        templates = args.templates or getattr(getattr(config, "report", None), "templates", None)
+        text = render_card(card, document, templates)
+    _write_or_print(text, args.out)
     return 0
 
 

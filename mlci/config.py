@@ -15,8 +15,10 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from mlci.bench.config import BenchmarkConfig
+from mlci.card.config import CardConfig
 from mlci.configbase import ConfigPath, Strict
 from mlci.errors import ConfigError
+from mlci.gate.config import GateConfig
 from mlci.suggest import did_you_mean
 from mlci.testing.config import TestsConfig
 
@@ -170,6 +172,16 @@ class EvaluationConfig(Strict):
     discover: DiscoverConfig = Field(default_factory=DiscoverConfig)
 
 
+class ReportConfig(Strict):
+    """How reports are rendered."""
+
+    templates: ConfigPath | None = Field(
+        None,
+        description="Folder of Jinja2 templates searched before the packaged ones (a file named "
+        "like a packaged template replaces it).",
+    )
+
+
 class Config(Strict):
     """An mlci.yaml file."""
 
@@ -179,9 +191,13 @@ class Config(Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tests: TestsConfig | None = Field(None, description="Model tests and data checks.")
     benchmark: BenchmarkConfig | None = Field(None, description="Latency and throughput.")
-    stages: list[Literal["evaluate", "tests", "benchmark"]] = Field(
-        default_factory=lambda: ["evaluate", "tests", "benchmark"],
-        description="Stages `mlci check` runs, in order; one without its section is skipped.",
+    gate: GateConfig | None = Field(None, description="Promotion rules and the decision.")
+    card: CardConfig | None = Field(None, description="Free-text fields of the model card.")
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    stages: list[Literal["evaluate", "tests", "benchmark", "gate"]] = Field(
+        default_factory=lambda: ["evaluate", "tests", "benchmark", "gate"],
+        description="Stages `mlci check` runs, in order; one without its section is skipped. "
+        "The gate always runs last, on the finished results.",
     )
 
     @model_validator(mode="after")

@@ -1,15 +1,41 @@
-"""Render reports from a results document with the Jinja2 templates in mlci/reports."""
+"""Render reports from a results document with the Jinja2 templates in mlci/reports.
+
+Users can override any template: a folder given with ``--templates`` (or ``report.templates``
+in mlci.yaml) is searched before the packaged templates. Everything here is pure: documents
+in, text out.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from mlci.errors import InputError
 
 VERDICT_MARK = {
     "better": "▲ better",
     "worse": "▼ worse",
     "no detectable difference": "≈",
     "undefined": "n/a",
+}
+DECISION_MARK = {"promote": "✅", "hold": "⏸️", "block": "⛔"}
+STATUS_MARK = {
+    "pass": "✅ pass",
+    "fail": "❌ fail",
+    "inconclusive": "❔ inconclusive",
+    "missing": "➖ missing",
+}
+
+# GitHub rejects issue and pull-request comments longer than this many characters.
+GITHUB_COMMENT_LIMIT = 65_536
+# The files `mlci check` writes for each model, and the template each comes from.
+OUTPUTS = {
+    "report.md": "report.md.j2",
+    "comment.md": "comment.md.j2",
+    "summary.md": "summary.md.j2",
+    "report.html": "report.html.j2",
 }
 
 
@@ -41,12 +67,55 @@ def short_digest(digest: str | None) -> str:
     return "n/a" if not digest else digest[:12]
 
 
-def environment() -> Any:
+def observed_text(value: Any) -> str:
+    """A gate rule's observed value or threshold in one short cell."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):
+        if "value" in value and ("ci_low" in value or "ci_high" in value):
+            text = interval(value)
+            return f"{value['slice']}: {text}" if "slice" in value else text
+        if "ratio" in value:
+            return f"{value.get('scenario')}: {interval(value['ratio'])}×"
+        if "latency_ms" in value:
+            return f"{value.get('scenario')}: {interval(value['latency_ms'])} ms"
+        parts = []
+        for key, item in value.items():
+            if item is None or item == [] or (item is False and key == "superiority"):
+                continue
+            shown = ("yes" if item else "no") if isinstance(item, bool) else item
+            shown = number(item) if isinstance(item, float) else shown
+            if isinstance(item, list):
+                shown = ", ".join(map(str, item))
+            parts.append(f"{key} {shown}")
+        return "; ".join(parts) or "n/a"
+    if isinstance(value, float):
+        return number(value)
+    return str(value)
+
+
+def mermaid_label(text: str, width: int = 24) -> str:
+    """A label safe inside a Mermaid string."""
+    text = str(text).replace('"', "'").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def environment(templates: Path | None = None) -> Any:
+    """The Jinja2 environment: ``templates`` (when given) first, then the packaged ones."""
     import jinja2
 
+    loaders: list[jinja2.BaseLoader] = []
+    if templates is not None:
+        if not Path(templates).is_dir():
+            raise InputError(
+                f"{templates}: no such templates folder",
+                tip="pass a folder of .j2 files with --templates",
+            )
+        loaders.append(jinja2.FileSystemLoader(str(templates)))
+    loaders.append(jinja2.PackageLoader("mlci", "reports"))
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mlci", "reports"),
-        autoescape=False,
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=lambda name: bool(name) and name.endswith((".html", ".html.j2")),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -58,36 +127,220 @@ def environment() -> Any:
         interval=interval,
         digest=short_digest,
         verdict=lambda v: VERDICT_MARK.get(v, v),
-        cell=lambda s: str(s).replace("|", "\\|"),
+        cell=lambda s: str(s).replace("|", "\\|").replace("\n", " "),
+        observed=observed_text,
+        mermaid=mermaid_label,
+        status=lambda s: STATUS_MARK.get(s, s),
+        decision=lambda d: DECISION_MARK.get(d, ""),
+        thousands=lambda n: f"{n:,}",
     )
     return env
 
 
-def render_markdown(document: dict[str, Any]) -> str:
-    """The Markdown report for one model's results."""
+def render_template(
+    template: str, document: dict[str, Any], templates: Path | None, **extra: Any
+) -> str:
+    import jinja2
+
+    try:
+        return str(
+            environment(templates).get_template(template).render(**context(document), **extra)
+        )
+    except jinja2.TemplateError as exc:
+        where = f" ({exc.filename}:{exc.lineno})" if getattr(exc, "lineno", None) else ""
+        raise InputError(f"template {template}{where}: {exc.message or exc}") from None
+
+
+def slice_delta(s: dict[str, Any], metric: str) -> float | None:
+    """A slice's delta on ``metric``, oriented so that negative means the candidate is worse."""
+    from mlci.evaluate.metrics import METRICS
+
+    entry = (s.get("delta") or {}).get(metric)
+    if not entry or entry.get("value") is None:
+        return None
+    spec = METRICS.get(metric)
+    sign = 1.0 if spec is None or spec.higher_is_better else -1.0
+    return float(sign * entry["value"])
+
+
+def context(document: dict[str, Any]) -> dict[str, Any]:
+    """What every template receives: the document and views computed from it."""
     evaluation = document.get("evaluation") or {}
     slices = evaluation.get("slices", [])
-    flagged = [s for s in slices if s["flagged"]]
+    primary = evaluation.get("primary_metric")
     deltas = (evaluation.get("metrics") or {}).get("delta") or {}
     verdicts = [d["verdict"] for d in deltas.values()]
-    return (
-        environment()
-        .get_template("report.md.j2")
-        .render(
-            doc=document,
-            ev=evaluation,
-            flagged=flagged,
-            declared=[s for s in slices if s["source"] == "declared"],
-            discovered=[s for s in slices if s["source"] == "discovered"],
-            better=verdicts.count("better"),
-            worse=verdicts.count("worse"),
+    evaluated = [s for s in slices if s["status"] == "evaluated"]
+    if deltas:
+        # Worst first: flagged slices, then by how much worse than the baseline.
+        ranked = sorted(
+            evaluated,
+            key=lambda s: (not s["flagged"], _none_last(slice_delta(s, primary)), s["name"]),
         )
+    else:
+        ranked = sorted(
+            evaluated,
+            key=lambda s: (not s["flagged"], -((s.get("vs_rest") or {}).get("error_mean") or 0)),
+        )
+    tests = document.get("tests") or {}
+    test_results = tests.get("results") or []
+    return {
+        "doc": document,
+        "ev": evaluation,
+        "gate": document.get("gate"),
+        "flagged": [s for s in slices if s["flagged"]],
+        "declared": [s for s in slices if s["source"] == "declared"],
+        "discovered": [s for s in slices if s["source"] == "discovered"],
+        "ranked": ranked,
+        "better": verdicts.count("better"),
+        "worse": verdicts.count("worse"),
+        "failing_tests": [r for r in test_results if r["status"] in ("failed", "error")],
+        "other_tests": [r for r in test_results if r["status"] not in ("failed", "error")],
+        "limit": GITHUB_COMMENT_LIMIT,
+    }
+
+
+def _none_last(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
+def render_markdown(document: dict[str, Any], templates: Path | None = None) -> str:
+    """The full Markdown report for one model's results."""
+    return render_template("report.md.j2", document, templates)
+
+
+def render_summary(document: dict[str, Any], templates: Path | None = None) -> str:
+    """The short Markdown for a GitHub job summary."""
+    return render_template("summary.md.j2", document, templates)
+
+
+def render_html(document: dict[str, Any], templates: Path | None = None) -> str:
+    """A self-contained HTML report with inline SVG plots."""
+    from markupsafe import Markup
+
+    charts = {
+        "calibration": Markup(calibration_svg(document)),
+        "slices": Markup(slice_delta_svg(document, context(document)["ranked"])),
+        "latency": Markup(latency_svg(document)),
+    }
+    return render_template("report.html.j2", document, templates, charts=charts)
+
+
+# How the pull-request comment shrinks, least important first, until it fits.
+TRIM_STEPS: tuple[dict[str, Any], ...] = (
+    {"slices": None, "tests": None, "charts": True, "all_slices": True},
+    {"slices": 100, "tests": 200, "charts": True, "all_slices": True},
+    {"slices": 50, "tests": 100, "charts": True, "all_slices": False},
+    {"slices": 25, "tests": 50, "charts": True, "all_slices": False},
+    {"slices": 10, "tests": 20, "charts": False, "all_slices": False},
+    {"slices": 5, "tests": 10, "charts": False, "all_slices": False},
+)
+
+
+def trim_notes(document: dict[str, Any], limits: dict[str, Any]) -> list[str]:
+    """What a set of limits leaves out of the comment, in words."""
+    ctx = context(document)
+    notes = []
+    if limits["slices"] is not None and len(ctx["ranked"]) > limits["slices"]:
+        notes.append(f"shows the {limits['slices']} worst of {len(ctx['ranked']):,} slices")
+    if not limits["all_slices"] and len(ctx["ranked"]) > (limits["slices"] or 0):
+        notes.append("leaves out the table of every slice")
+    tests = ctx["failing_tests"] + ctx["other_tests"]
+    if limits["tests"] is not None and len(tests) > limits["tests"]:
+        notes.append(f"lists {limits['tests']} of {len(tests):,} tests, failures first")
+    if not limits["charts"]:
+        notes.append("leaves out the charts")
+    return notes
+
+
+def render_comment(
+    document: dict[str, Any], templates: Path | None = None, limit: int = GITHUB_COMMENT_LIMIT
+) -> str:
+    """The pull-request comment, trimmed (and saying so) to stay under ``limit`` characters."""
+    text = ""
+    for limits in TRIM_STEPS:
+        notes = trim_notes(document, limits)
+        text = render_template("comment.md.j2", document, templates, limits=limits, trimmed=notes)
+        if len(text) <= limit:
+            return text
+    # Even the leanest comment is too long (a huge custom template): cut it, and say so.
+    note = (
+        "\n\n</details>\n\n> ✂️ This comment was cut to fit GitHub's "
+        f"{limit:,}-character limit; the full report is in the job's artifacts.\n"
     )
+    return text[: limit - len(note)] + note
+
+
+def render_all(document: dict[str, Any], templates: Path | None = None) -> dict[str, str]:
+    """Every report `mlci check` writes next to results.json, by file name."""
+    return {
+        "report.md": render_markdown(document, templates),
+        "comment.md": render_comment(document, templates),
+        "summary.md": render_summary(document, templates),
+        "report.html": render_html(document, templates),
+    }
+
+
+IDENTITY = (("model", "sha256"), ("baseline", "sha256"), ("data", "sha256"))
+SECTIONS = ("conversion", "evaluation", "tests", "benchmark", "image", "canary")
+
+
+class MergeError(InputError):
+    """Results files that cannot be merged; ``index`` is the offending file's position."""
+
+    def __init__(self, index: int, message: str, *, tip: str | None = None) -> None:
+        super().__init__(message, tip=tip)
+        self.index = index
+
+
+def merge(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One results document from several that describe the same model and data.
+
+    Each file contributes the sections its stages produced. Files that describe different
+    models, baselines or data, or that disagree on a section both hold, are refused. Gate
+    sections are dropped: the merged evidence must be judged again (``mlci gate``).
+    """
+    if not documents:
+        raise MergeError(0, "nothing to merge")
+    first = documents[0]
+    merged: dict[str, Any] = {k: v for k, v in first.items() if k not in (*SECTIONS, "gate")}
+    merged["stages"] = {}
+    for index, doc in enumerate(documents):
+        for part, field in IDENTITY:
+            mine = (doc.get(part) or {}).get(field)
+            theirs = (first.get(part) or {}).get(field)
+            if mine != theirs:
+                raise MergeError(
+                    index,
+                    f"describes a different {part} ({part} sha256 {short_digest(mine)} against "
+                    f"{short_digest(theirs)})",
+                    tip="merge only results of the same model, baseline and data",
+                )
+        for section in SECTIONS:
+            if doc.get(section) is None:
+                continue
+            if merged.get(section) is not None and merged[section] != doc[section]:
+                raise MergeError(
+                    index,
+                    f"holds a '{section}' section that differs from an earlier file's",
+                    tip="run each stage in only one of the jobs you merge",
+                )
+            merged[section] = doc[section]
+        for name, stage in doc["stages"].items():
+            if name == "gate":
+                continue
+            if merged["stages"].get(name, {}).get("status") != "ran":
+                merged["stages"][name] = stage
+        merged["created"] = max(merged["created"], doc["created"])
+    return merged
 
 
 def headlines(document: dict[str, Any]) -> list[str]:
     """One line per section that ran, for the terminal."""
     lines = []
+    gate = document.get("gate")
+    if gate:
+        lines.append(f"gate: {gate['decision'].upper()}: {gate['reason']}")
     ev = document.get("evaluation")
     if ev:
         primary = ev["primary_metric"]
@@ -125,3 +378,168 @@ def failures(document: dict[str, Any], stages: list[str]) -> int:
     if "benchmark" in stages and document.get("benchmark"):
         count += document["benchmark"]["summary"]["slower"]
     return count
+
+
+# Plots for the HTML report: small inline SVG, no plotting library and no scripts.
+CANDIDATE_COLOUR, BASELINE_COLOUR, GRID_COLOUR = "#1f6feb", "#d29922", "#d0d7de"
+
+
+def _esc(text: Any) -> str:
+    from markupsafe import escape
+
+    return str(escape(str(text)))
+
+
+def _svg(width: int, height: int, body: list[str], title: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11">'
+        f"<title>{_esc(title)}</title>" + "".join(body) + "</svg>"
+    )
+
+
+def calibration_svg(document: dict[str, Any]) -> str:
+    """Reliability diagram: mean prediction against observed frequency, per bin."""
+    cal = (document.get("evaluation") or {}).get("calibration")
+    if not cal:
+        return ""
+    size, pad = 300, 40
+    span = size - 2 * pad
+
+    def xy(p: float, q: float) -> str:
+        return f"{pad + p * span:.1f},{size - pad - q * span:.1f}"
+
+    body = [
+        f'<rect x="{pad}" y="{pad}" width="{span}" height="{span}" fill="none" '
+        f'stroke="{GRID_COLOUR}"/>',
+        f'<line x1="{pad}" y1="{size - pad}" x2="{size - pad}" y2="{pad}" '
+        f'stroke="{GRID_COLOUR}" stroke-dasharray="4 3"/>',
+        f'<text x="{size / 2}" y="{size - 8}" text-anchor="middle">mean predicted probability</text>',
+        f'<text x="12" y="{size / 2}" transform="rotate(-90 12 {size / 2})" '
+        'text-anchor="middle">observed frequency</text>',
+    ]
+    for role, colour in (("candidate", CANDIDATE_COLOUR), ("baseline", BASELINE_COLOUR)):
+        curve = cal.get(role) or []
+        points = [
+            xy(b["mean_predicted"], b["observed"]) for b in curve if b["mean_predicted"] is not None
+        ]
+        if not points:
+            continue
+        body.append(
+            f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
+            'stroke-width="2"/>'
+        )
+        body.extend(
+            f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="3" fill="{colour}"/>'
+            for p in points
+        )
+    body.append(_legend(pad + 6, pad + 14))
+    return _svg(size, size, body, "calibration (reliability diagram)")
+
+
+def _legend(x: float, y: float, labels: tuple[str, str] = ("candidate", "baseline")) -> str:
+    return (
+        f'<rect x="{x}" y="{y - 8}" width="10" height="10" fill="{CANDIDATE_COLOUR}"/>'
+        f'<text x="{x + 14}" y="{y + 1}">{labels[0]}</text>'
+        f'<rect x="{x}" y="{y + 8}" width="10" height="10" fill="{BASELINE_COLOUR}"/>'
+        f'<text x="{x + 14}" y="{y + 17}">{labels[1]}</text>'
+    )
+
+
+def slice_delta_svg(document: dict[str, Any], ranked: list[dict[str, Any]], top: int = 30) -> str:
+    """Each slice's delta against the baseline on the primary metric, with its interval."""
+    ev = document.get("evaluation") or {}
+    primary = ev.get("primary_metric")
+    rows = [s for s in ranked if (s.get("delta") or {}).get(primary, {}).get("value") is not None]
+    rows = rows[:top]
+    if not rows:
+        return ""
+    entries = [s["delta"][primary] for s in rows]
+    values = [
+        v for e in entries for v in (e["value"], e.get("ci_low"), e.get("ci_high")) if v is not None
+    ]
+    low, high = min(*values, 0.0), max(*values, 0.0)
+    if high - low < 1e-12:
+        high = low + 1.0
+    label_w, plot_w, row_h, top_pad = 220, 380, 18, 24
+    height = top_pad + row_h * len(rows) + 24
+
+    def x(v: float) -> float:
+        return label_w + (v - low) / (high - low) * plot_w
+
+    body = [
+        f'<line x1="{x(0):.1f}" y1="{top_pad - 6}" x2="{x(0):.1f}" y2="{height - 20}" '
+        f'stroke="{GRID_COLOUR}"/>',
+        f'<text x="{label_w}" y="14">{_esc(primary)} delta (candidate − baseline)</text>',
+        f'<text x="{label_w}" y="{height - 6}">{signed(low)}</text>',
+        f'<text x="{label_w + plot_w}" y="{height - 6}" text-anchor="end">{signed(high)}</text>',
+    ]
+    for i, (s, e) in enumerate(zip(rows, entries, strict=True)):
+        y = top_pad + row_h * i + row_h / 2
+        colour = "#cf222e" if s["flagged"] else CANDIDATE_COLOUR
+        name = s["name"] if len(s["name"]) <= 34 else s["name"][:33] + "…"
+        body.append(
+            f'<text x="{label_w - 6}" y="{y + 4:.1f}" text-anchor="end">{_esc(name)}</text>'
+        )
+        if e.get("ci_low") is not None and e.get("ci_high") is not None:
+            body.append(
+                f'<line x1="{x(e["ci_low"]):.1f}" y1="{y:.1f}" x2="{x(e["ci_high"]):.1f}" '
+                f'y2="{y:.1f}" stroke="{colour}" stroke-width="2"/>'
+            )
+        body.append(f'<circle cx="{x(e["value"]):.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>')
+    return _svg(label_w + plot_w + 20, height, body, "slice deltas against the baseline")
+
+
+def latency_svg(document: dict[str, Any]) -> str:
+    """Latency percentiles per scenario, candidate against baseline, with intervals."""
+    bench = document.get("benchmark") or {}
+    rows: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
+    for s in bench.get("scenarios") or []:
+        cand = ((s.get("candidate") or {}).get("latency_ms")) or {}
+        base = ((s.get("baseline") or {}).get("latency_ms")) or {}
+        rows.extend(
+            (s["name"], stat, cand[stat], base.get(stat) or None)
+            for stat in ("p50", "p90", "p95", "p99", "p999", "mean")
+            if cand.get(stat) and cand[stat].get("value") is not None
+        )
+    if not rows:
+        return ""
+    values = [
+        v
+        for _, _, c, b in rows
+        for e in (c, b)
+        if e
+        for v in (e.get("value"), e.get("ci_low"), e.get("ci_high"))
+        if v is not None
+    ]
+    high = max(values) * 1.05 or 1.0
+    label_w, plot_w, row_h, top_pad = 200, 380, 26, 40
+    height = top_pad + row_h * len(rows) + 24
+
+    def x(v: float) -> float:
+        return label_w + v / high * plot_w
+
+    body = [
+        '<text x="10" y="14">latency (ms)</text>',
+        _legend(label_w + plot_w - 80, 14),
+        f'<line x1="{label_w}" y1="{top_pad - 6}" x2="{label_w}" y2="{height - 20}" '
+        f'stroke="{GRID_COLOUR}"/>',
+        f'<text x="{label_w}" y="{height - 6}">0</text>',
+        f'<text x="{label_w + plot_w}" y="{height - 6}" text-anchor="end">{number(high, 3)} ms</text>',
+    ]
+    for i, (scenario, stat, cand, base) in enumerate(rows):
+        y = top_pad + row_h * i + 8
+        body.append(
+            f'<text x="{label_w - 6}" y="{y + 6}" text-anchor="end">{_esc(scenario)} {stat}</text>'
+        )
+        for offset, entry, colour in ((0, cand, CANDIDATE_COLOUR), (9, base, BASELINE_COLOUR)):
+            if not entry or entry.get("value") is None:
+                continue
+            yy = y + offset
+            if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+                body.append(
+                    f'<line x1="{x(entry["ci_low"]):.1f}" y1="{yy}" x2="{x(entry["ci_high"]):.1f}" '
+                    f'y2="{yy}" stroke="{colour}" stroke-width="2"/>'
+                )
+            body.append(f'<circle cx="{x(entry["value"]):.1f}" cy="{yy}" r="3.5" fill="{colour}"/>')
+    return _svg(label_w + plot_w + 20, height, body, "latency by scenario")

@@ -40,7 +40,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"mlci {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], *([c] for c in ["check", "test", "bench", "schema", "convert", "report"])])
+@pytest.mark.parametrize("command", [[], *([c] for c in ["check", "test", "bench", "schema", "convert", "report", "gate", "card"])])
 def test_every_help_is_useful(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([*command, "--help"])

@@ -21,7 +21,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("data", "models", "mlci-out"))
     subprocess.run([sys.executable, str(root / "train.py")], check=True, capture_output=True)
     out = root / "mlci-out"
-    assert main(["check", "--quiet", "--config", str(root / "mlci.yaml"), "--out", str(out)]) == 0
+    # The gate blocks the candidate for its subgroup regression: exit 1.
+    assert main(["check", "--quiet", "--config", str(root / "mlci.yaml"), "--out", str(out)]) == 1
     return json.loads((out / "results.json").read_text())
 
 
@@ -45,3 +46,16 @@ def test_slice_finding_discovers_the_subgroup(results: dict) -> None:
     assert "employment=self-employed, channel=broker" in names
     flagged = [s for s in discovered if s["flagged"]]
     assert flagged and all("self-employed" in s["name"] or "broker" in s["name"] for s in flagged)
+
+
+def test_gate_blocks_on_the_slice_regression(results: dict) -> None:
+    gate = results["gate"]
+    assert gate["decision"] == "block"
+    failing = [r for r in gate["rules"] if r["status"] == "fail" and r["required"]]
+    # The slice regression, and the model test that guards the same subgroup.
+    assert sorted(r["kind"] for r in failing) == ["slices", "tests"]
+    failed_tests = [t["id"] for t in results["tests"]["results"] if t["status"] == "failed" and t["required"]]
+    # The new broker deal also shows as drift against the training data.
+    assert "subgroup-roc-auc" in failed_tests and "drift:channel" in failed_tests
+    assert all(t == "subgroup-roc-auc" or t.startswith("drift:") for t in failed_tests)
+    assert gate["model_sha256"] == results["model"]["sha256"]

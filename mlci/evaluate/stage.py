@@ -279,7 +279,60 @@ def evaluate_model(
             evaluator, slices, task, y_true, candidate, baseline, primary, cfg
         ),
         "discovery": discovery,
+        "calibration": calibration(task, y_true, candidate, baseline, weight),
     }
+
+
+CALIBRATION_BINS = 10
+
+
+def calibration(
+    task: Task,
+    y_true: np.ndarray,
+    candidate: Outputs,
+    baseline: Outputs | None,
+    weight: np.ndarray | None,
+    bins: int = CALIBRATION_BINS,
+) -> dict[str, Any] | None:
+    """Reliability curves of the candidate (and baseline), for the calibration plot."""
+    if task == "regression" or candidate.proba is None:
+        return None
+    kind = "positive_class" if task == "binary" else "top_label"
+    curves = {"candidate": _curve(kind, y_true, candidate.proba, weight, bins)}
+    curves["baseline"] = (
+        _curve(kind, y_true, baseline.proba, weight, bins)
+        if baseline is not None and baseline.proba is not None
+        else None
+    )
+    return {"kind": kind, "bins": bins, **curves}
+
+
+def _curve(
+    kind: str, y_true: np.ndarray, proba: np.ndarray, weight: np.ndarray | None, bins: int
+) -> list[dict[str, Any]]:
+    proba = np.asarray(proba, dtype=np.float64)
+    if kind == "positive_class":
+        score = proba[:, 1]
+        hit = (y_true == 1).astype(np.float64)
+    else:
+        top = proba.argmax(axis=1)
+        score = proba[np.arange(len(top)), top]
+        hit = (top == y_true).astype(np.float64)
+    w = np.ones_like(score) if weight is None else np.asarray(weight, dtype=np.float64)
+    index = np.clip(np.ceil(score * bins).astype(np.int64) - 1, 0, bins - 1)
+    total = np.bincount(index, weights=w, minlength=bins)
+    predicted = np.bincount(index, weights=w * score, minlength=bins)
+    observed = np.bincount(index, weights=w * hit, minlength=bins)
+    return [
+        {
+            "lower": i / bins,
+            "upper": (i + 1) / bins,
+            "weight": float(total[i]),
+            "mean_predicted": float(predicted[i] / total[i]) if total[i] > 0 else None,
+            "observed": float(observed[i] / total[i]) if total[i] > 0 else None,
+        }
+        for i in range(bins)
+    ]
 
 
 def _metric_tables(

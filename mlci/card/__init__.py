@@ -1,0 +1,1 @@
+"""The model card: Markdown for people, a CycloneDX 1.6 ``modelCard`` for machines."""

@@ -1,0 +1,449 @@
+"""Generate the fixture results documents the golden tests render.
+
+Run ``python tests/golden/make_fixtures.py`` after changing it; the JSON files are committed.
+Everything is deterministic: fixed numbers, fixed timestamps, no randomness.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from mlci.gate.config import GateConfig
+from mlci.gate.rules import evaluate_gate
+from mlci.results import dumps
+
+HERE = Path(__file__).parent
+FIXTURES = HERE / "fixtures"
+
+MODEL_SHA = "a3" * 32
+BASE_SHA = "b4" * 32
+DATA_SHA = "c5" * 32
+CONFIG_SHA = "d6" * 32
+IMAGE_DIGEST = "sha256:" + "e7" * 32
+
+METRICS = {  # name: (candidate, baseline, half-width of the delta interval)
+    "accuracy": (0.861, 0.842, 0.011),
+    "roc_auc": (0.912, 0.884, 0.009),
+    "log_loss": (0.321, 0.356, 0.012),
+    "brier": (0.101, 0.112, 0.004),
+}
+HIGHER = {"accuracy": True, "roc_auc": True, "log_loss": False, "brier": False}
+
+
+def estimate(value: float, half: float) -> dict[str, float]:
+    return {
+        "value": round(value, 6),
+        "ci_low": round(value - half, 6),
+        "ci_high": round(value + half, 6),
+    }
+
+
+def delta(metric: str, value: float, half: float) -> dict[str, Any]:
+    low, high = value - half, value + half
+    sign = 1 if HIGHER[metric] else -1
+    lo, hi = sorted((sign * low, sign * high))
+    verdict = "better" if lo > 0 else "worse" if hi < 0 else "no detectable difference"
+    return {
+        "value": round(value, 6),
+        "ci_low": round(low, 6),
+        "ci_high": round(high, 6),
+        "p_value": 0.001 if verdict != "no detectable difference" else 0.4,
+        "verdict": verdict,
+    }
+
+
+def a_slice(
+    name: str, source: str, size: int, shift: float, half: float, flagged: bool
+) -> dict[str, Any]:
+    cand = {
+        m: estimate(c + shift * (1 if HIGHER[m] else -1), 0.02) for m, (c, _, _) in METRICS.items()
+    }
+    base = {m: estimate(b, 0.02) for m, (_, b, _) in METRICS.items()}
+    deltas = {m: delta(m, cand[m]["value"] - base[m]["value"], half) for m in METRICS}
+    return {
+        "name": name,
+        "definition": name.replace("=", " == "),
+        "source": source,
+        "size": size,
+        "status": "evaluated",
+        "metrics": {"candidate": cand, "baseline": base},
+        "delta": deltas,
+        "flagged": flagged,
+        "reason": f"roc_auc {deltas['roc_auc']['value']:+.3g} against the baseline"
+        if flagged
+        else None,
+        "q_value": 0.002 if flagged else 0.6,
+        "vs_rest": None,
+        "sliceline": None,
+    }
+
+
+def evaluation(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "task": "binary",
+        "classes": [0, 1],
+        "primary_metric": "roc_auc",
+        "confidence": 0.95,
+        "interval_method": "poisson-bootstrap",
+        "bootstrap": 1000,
+        "seed": 0,
+        "fdr": 0.05,
+        "min_slice_size": 50,
+        "metrics": {
+            "candidate": {m: estimate(c, 0.01) for m, (c, _, _) in METRICS.items()},
+            "baseline": {m: estimate(b, 0.01) for m, (_, b, _) in METRICS.items()},
+            "delta": {m: delta(m, c - b, h) for m, (c, b, h) in METRICS.items()},
+        },
+        "mcnemar": {"candidate_only": 120, "baseline_only": 80, "p_value": 0.0057},
+        "slices": slices,
+        "discovery": None,
+        "calibration": {
+            "kind": "positive_class",
+            "bins": 5,
+            "candidate": [
+                {
+                    "lower": i / 5,
+                    "upper": (i + 1) / 5,
+                    "weight": 100.0 * (5 - i),
+                    "mean_predicted": i / 5 + 0.1,
+                    "observed": i / 5 + 0.08,
+                }
+                for i in range(5)
+            ],
+            "baseline": [
+                {
+                    "lower": i / 5,
+                    "upper": (i + 1) / 5,
+                    "weight": 100.0 * (5 - i),
+                    "mean_predicted": i / 5 + 0.1,
+                    "observed": min(1.0, i / 5 + 0.16),
+                }
+                for i in range(5)
+            ],
+        },
+    }
+
+
+def model(name: str, sha: str, path: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "path": path,
+        "format": "onnx",
+        "sha256": sha,
+        "size_bytes": 123456,
+        "task": "binary",
+        "classes": [0, 1],
+        "inputs": [
+            {"name": "age", "dtype": "float32", "shape": [None, 1]},
+            {"name": "region", "dtype": "string", "shape": [None, 1]},
+        ],
+    }
+
+
+def base_document() -> dict[str, Any]:
+    return {
+        "schema_version": "1.0",
+        "mlci_version": "0.1.0",
+        "created": "2026-01-15T12:00:00Z",
+        "config": {"path": "mlci.yaml", "sha256": CONFIG_SHA},
+        "model": model("credit-default", MODEL_SHA, "models/candidate.onnx"),
+        "baseline": model("credit-default (baseline)", BASE_SHA, "models/baseline.onnx"),
+        "data": {
+            "path": "data/eval.csv",
+            "sha256": DATA_SHA,
+            "rows": 20000,
+            "format": "csv",
+            "target": "defaulted",
+            "features": ["age", "region"],
+            "id": "application_id",
+            "weight": None,
+        },
+        "conversion": None,
+        "stages": {
+            "evaluate": {"status": "ran", "reason": None, "duration_s": 3.2},
+            "tests": {"status": "ran", "reason": None, "duration_s": 1.1},
+            "benchmark": {"status": "ran", "reason": None, "duration_s": 9.5},
+        },
+    }
+
+
+def tests_section(failing: bool) -> dict[str, Any]:
+    results = [
+        {
+            "id": "invariance:application_id",
+            "kind": "invariance",
+            "status": "passed",
+            "message": "predictions do not depend on application_id",
+            "observed": 0.0,
+            "threshold": 0.0,
+            "duration_s": 0.2,
+            "required": True,
+            "details": {"examples": [], "count": 0},
+        },
+        {
+            "id": "metric:roc_auc",
+            "kind": "metric",
+            "status": "passed",
+            "message": "roc_auc 0.912 >= 0.85",
+            "observed": 0.912,
+            "threshold": 0.85,
+            "duration_s": 0.1,
+            "required": True,
+            "details": {"examples": [], "count": 0},
+        },
+        {
+            "id": "directional:income",
+            "kind": "directional",
+            "status": "failed" if failing else "passed",
+            "message": "risk rose with income for 12% of rows"
+            if failing
+            else "risk falls with income",
+            "observed": 0.12 if failing else 0.0,
+            "threshold": 0.01,
+            "duration_s": 0.3,
+            "required": True,
+            "details": {"examples": [], "count": 0},
+        },
+        {
+            "id": "drift:debt_to_income",
+            "kind": "drift",
+            "status": "skipped",
+            "message": "no reference data",
+            "observed": None,
+            "threshold": 0.2,
+            "duration_s": 0.0,
+            "required": False,
+            "details": {"examples": [], "count": 0},
+        },
+    ]
+    summary = {
+        "total": 4,
+        "passed": 2 if failing else 3,
+        "failed": 1 if failing else 0,
+        "error": 0,
+        "skipped": 1,
+    }
+    return {"summary": summary, "junit": "junit.xml", "results": results}
+
+
+def scenario(
+    name: str, kind: str, p50: float, p99: float, ratio: float, verdict: str
+) -> dict[str, Any]:
+    def lat(p50: float, p99: float) -> dict[str, Any]:
+        return {
+            "p50": estimate(p50, p50 * 0.02),
+            "p99": estimate(p99, p99 * 0.05),
+            "mean": estimate(p50 * 1.1, p50 * 0.02),
+        }
+
+    return {
+        "name": name,
+        "kind": kind,
+        "status": "ok",
+        "reason": None,
+        "settings": {
+            "batch_size": 1,
+            "min_queries": 1000,
+            "min_queries_rule": "early stopping, p99",
+            "blocks": {"queries": 100, "seconds": 0.5, "min": 10, "rounds": 20},
+            "confidence": 0.95,
+            "copies": "none (CPU)",
+        },
+        "candidate": {
+            "queries": 2000,
+            "duration_s": 4.0,
+            "latency_ms": lat(p50, p99),
+            "throughput_per_s": None,
+        },
+        "baseline": {
+            "queries": 2000,
+            "duration_s": 4.0,
+            "latency_ms": lat(p50 / ratio, p99 / ratio),
+            "throughput_per_s": None,
+        },
+        "comparison": [
+            {
+                "metric": "p99",
+                "ratio": estimate(ratio, 0.03),
+                "max_regression": 0.1,
+                "verdict": verdict,
+            }
+        ],
+        "budgets": [
+            {
+                "metric": "p99",
+                "limit_ms": 5.0,
+                "observed_ms": p99,
+                "upper_ms": p99 * 1.05,
+                "basis": "upper confidence bound",
+                "met": p99 <= 5.0,
+            }
+        ],
+    }
+
+
+def benchmark_section(ratio: float = 1.01) -> dict[str, Any]:
+    verdict = "slower" if ratio - 0.03 > 1 else "no detectable difference"
+    return {
+        "summary": {
+            "scenarios": 2,
+            "slower": int(verdict == "slower") * 2,
+            "faster": 0,
+            "no_difference": int(verdict != "slower") * 2,
+            "inconclusive": 0,
+        },
+        "device": {
+            "requested": "auto",
+            "selected": "cpu",
+            "reason": "no GPU found",
+            "providers": ["CPUExecutionProvider"],
+        },
+        "fingerprint": {
+            "cpu": "Example CPU @ 3.0GHz",
+            "cores": 4,
+            "gpu": None,
+            "driver": None,
+            "cuda": None,
+            "onnxruntime": "1.20.0",
+            "providers": ["CPUExecutionProvider"],
+            "python": "3.11.9",
+            "platform": "Linux-x86_64",
+        },
+        "models": {
+            "candidate": {"load_s": 0.05, "peak_memory_bytes": 1000000, "size_bytes": 123456},
+            "baseline": {"load_s": 0.04, "peak_memory_bytes": 900000, "size_bytes": 100000},
+        },
+        "scenarios": [
+            scenario("single-stream", "single_stream", 0.8, 1.9, ratio, verdict),
+            scenario("offline", "offline", 2.5, 4.1, ratio, verdict),
+        ],
+    }
+
+
+GATE = {
+    "rules": [
+        {"kind": "metric", "metric": "roc_auc", "min": 0.85},
+        {"kind": "non_inferiority", "metric": "roc_auc", "margin": 0.01},
+        {"kind": "slices", "margin": 0.02},
+        {"kind": "latency", "metric": "p99", "budget_ms": 5, "max_regression": 0.1},
+        {"kind": "tests"},
+        {"kind": "supply_chain", "required": False},
+        {
+            "id": "accuracy-on-north",
+            "kind": "metric",
+            "metric": "accuracy",
+            "slice": "region=north",
+            "min": 0.8,
+            "required": False,
+        },
+    ]
+}
+
+
+def fixtures() -> dict[str, dict[str, Any]]:
+    good_slices = [
+        a_slice("region=north", "declared", 5200, 0.005, 0.015, False),
+        a_slice("region=south", "declared", 4800, 0.02, 0.015, False),
+        a_slice("channel=broker", "declared", 3100, -0.004, 0.01, False),
+        a_slice(
+            "employment=self-employed, channel=broker", "discovered", 2400, 0.001, 0.012, False
+        ),
+    ]
+    promote = base_document()
+    promote["evaluation"] = evaluation(good_slices)
+    promote["tests"] = tests_section(failing=False)
+    promote["benchmark"] = benchmark_section()
+    promote["image"] = {
+        "reference": "ghcr.io/example/credit-default:pr-42",
+        "digest": IMAGE_DIGEST,
+        "signatures": [
+            {
+                "identity": "https://github.com/example/credit/.github/workflows/ci.yml@refs/pull/42/merge",
+                "issuer": "https://token.actions.githubusercontent.com",
+                "verified": True,
+            }
+        ],
+        "sbom": {"path": "sbom.cdx.json", "attached": True},
+    }
+
+    hold = base_document()
+    hold["evaluation"] = evaluation(good_slices)
+    hold["evaluation"]["metrics"]["delta"]["roc_auc"] = delta("roc_auc", 0.002, 0.016)
+    hold["stages"]["tests"] = {
+        "status": "skipped",
+        "reason": "no tests configured",
+        "duration_s": 0.0,
+    }
+    hold["stages"]["benchmark"] = {
+        "status": "skipped",
+        "reason": "no benchmark configured",
+        "duration_s": 0.0,
+    }
+
+    bad_slices = [
+        *good_slices[:3],
+        a_slice("employment=self-employed, channel=broker", "discovered", 2400, -0.09, 0.02, True),
+        a_slice("employment=self-employed", "declared", 2900, -0.05, 0.02, True),
+    ]
+    block = base_document()
+    block["evaluation"] = evaluation(bad_slices)
+    block["tests"] = tests_section(failing=True)
+    block["benchmark"] = benchmark_section(ratio=1.25)
+
+    nogate = base_document()
+    nogate["baseline"] = None
+    ev = evaluation([])
+    ev["metrics"]["baseline"] = None
+    ev["metrics"]["delta"] = None
+    ev["mcnemar"] = None
+    ev["calibration"]["baseline"] = None
+    nogate["evaluation"] = ev
+    nogate["stages"] = {"evaluate": {"status": "ran", "reason": None, "duration_s": 1.0}}
+
+    gate = GateConfig.model_validate(GATE)
+    for doc in (promote, hold, block):
+        doc["gate"] = evaluate_gate(doc, gate)
+        doc["stages"]["gate"] = {"status": "ran", "reason": None, "duration_s": 0.0}
+    return {"promote": promote, "hold": hold, "block": block, "nogate": nogate}
+
+
+CARD = {
+    "description": "Scores personal-loan applications by their risk of default within a year.",
+    "version": "2.1.0",
+    "owners": ["credit-risk team"],
+    "license": "Apache-2.0",
+    "architecture": "gradient-boosted trees",
+    "intended_use": "Ranking applications for manual review by credit officers.",
+    "users": ["credit officers", "risk analysts"],
+    "out_of_scope": ["fully automated rejection", "business loans"],
+    "training_data": [
+        {
+            "name": "applications-2024",
+            "description": "four quarters of applications",
+            "path": None,
+            "sha256": "f8" * 32,
+        }
+    ],
+    "limitations": ["Trained on few self-employed applicants introduced by brokers."],
+    "risks": [
+        {
+            "name": "Self-certified income can be padded",
+            "mitigation": "verify income for broker applications",
+        }
+    ],
+    "fairness": ["region=north"],
+}
+
+
+def main() -> None:
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for name, doc in fixtures().items():
+        (FIXTURES / f"{name}.json").write_text(dumps(copy.deepcopy(doc)))
+    (FIXTURES / "card.json").write_text(json.dumps(CARD, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
