@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     templates_arg(card)
     card.set_defaults(run=_card)
+
+    from mlci.github.commands import add_parsers as github_parsers
+
+    github_parsers(sub, command)
     return parser
 
 

@@ -1,0 +1,433 @@
+"""``mlci comment`` and ``mlci publish``: the command-line side of the GitHub integration."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlci.errors import UsageError
+
+Command = Callable[[str, str, str], argparse.ArgumentParser]
+SEVERITY = {"block": 3, None: 2, "hold": 1, "promote": 0}
+
+
+def add_parsers(sub: Any, command: Command) -> None:
+    """Add the ``comment`` and ``publish`` subcommands (``command`` makes one parser)."""
+    comment = command(
+        "comment",
+        "post or update the pull request comment of each model",
+        "Create or update one comment per model and workflow on the pull request, found by a "
+        "hidden marker and edited in place, never duplicated (concurrent runs converge to one "
+        "comment with the newest results). Takes results.json files (rendered here) or "
+        "Markdown reports (posted as they are; name the model with --model). The repository, "
+        "pull request and run come from the GitHub Actions environment, including "
+        "workflow_run events; the token from MLCI_GITHUB_TOKEN, GITHUB_TOKEN or GH_TOKEN.",
+    )
+    comment.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_OR_REPORT",
+        help="results.json files (a folder stands for every results.json in it), or Markdown "
+        "reports",
+    )
+    comment.add_argument("--model", metavar="NAME", help="the model a Markdown report is about")
+    comment.add_argument(
+        "--workflow",
+        metavar="NAME",
+        help="workflow name in the comment's marker (default: the triggering workflow)",
+    )
+    _target_args(comment)
+    comment.add_argument(
+        "--pr", type=int, metavar="NUMBER", help="pull request number (default: from the event)"
+    )
+    comment.add_argument(
+        "--skip-without-pr",
+        action="store_true",
+        help="exit 0 with a note when the run has no pull request (for example on push)",
+    )
+    comment.set_defaults(run=run_comment)
+
+    publish = command(
+        "publish",
+        "publish the gate decision as a check run (or commit status), outputs and summary",
+        "Report each model's gate decision on the commit: a check run whose conclusion follows "
+        "the gate (promote: success, hold: neutral, block: failure, no gate: neutral), with "
+        "annotations; where the token may not create check runs, a commit status (hold and no "
+        "gate: success with the decision in the description). In GitHub Actions it also writes "
+        "the step outputs decision, results-path, report-path and image-digest, and appends "
+        "the report to the job summary. Exits 1 when a gate blocks, unless --exit-zero.",
+    )
+    publish.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS",
+        help="results.json files (a folder stands for every results.json in it)",
+    )
+    _target_args(publish)
+    publish.add_argument(
+        "--name",
+        default="mlci",
+        metavar="NAME",
+        help="check name prefix; each model gets 'NAME / MODEL' (default: mlci)",
+    )
+    publish.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="report to name in the report-path output (default: report.md beside the results)",
+    )
+    publish.add_argument(
+        "--image-digest",
+        metavar="DIGEST",
+        help="image digest for the image-digest output (default: from the results)",
+    )
+    publish.add_argument(
+        "--status-only", action="store_true", help="set a commit status, not a check run"
+    )
+    publish.add_argument(
+        "--no-check",
+        action="store_true",
+        help="publish nothing to the API: only outputs and the job summary",
+    )
+    publish.add_argument(
+        "--no-summary", action="store_true", help="do not append to the job summary"
+    )
+    publish.add_argument("--exit-zero", action="store_true", help="exit 0 even when a gate blocks")
+    publish.set_defaults(run=run_publish)
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", metavar="OWNER/NAME", help="repository (default: GITHUB_REPOSITORY)")
+    p.add_argument("--sha", metavar="COMMIT", help="commit (default: the pull request's head)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be posted; send nothing"
+    )
+
+
+# -- inputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file given on the command line: a results document or a Markdown report."""
+
+    path: Path
+    model: str
+    content: str
+    version: str
+    document: dict[str, Any] | None
+
+
+def read_source(path: Path, model: str | None) -> Source:
+    """Load a results.json (rendered) or a Markdown report (as it is)."""
+    if path.suffix.lower() == ".json":
+        from mlci.results import load
+
+        document = load(path)
+        return Source(
+            path=path,
+            model=str(document["model"]["name"]),
+            content=render_comment(document),
+            version=str(document.get("created") or _now()),
+            document=document,
+        )
+    if not model:
+        raise UsageError(
+            f"{path}: a Markdown report does not say which model it is about",
+            tip="pass --model NAME, or give the results.json instead",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such report") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable report ({exc})") from None
+    return Source(path=path, model=model, content=text, version=_now(), document=None)
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for every results.json below it."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(path.rglob("results.json"))
+            if not inside:
+                raise UsageError(
+                    f"{path}: no results.json in this folder",
+                    tip="run mlci check first, or name the results files",
+                )
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
+def render_comment(document: dict[str, Any]) -> str:
+    """The comment for one results document (the report's comment template when there is one)."""
+    from mlci import report
+
+    render = getattr(report, "render_comment", None) or report.render_markdown
+    return str(render(document))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _context(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
+    from mlci.github.context import from_environment
+
+    return from_environment(env).with_overrides(
+        repository=args.repo,
+        sha=args.sha,
+        workflow=getattr(args, "workflow", None),
+        pull_number=getattr(args, "pr", None),
+    )
+
+
+def _client(env: Mapping[str, str]) -> Any:
+    from mlci.github.client import GitHubClient
+
+    return GitHubClient.from_environment(env)
+
+
+def _footer(context: Any) -> str:
+    parts = ["mlci"]
+    if context.run_url:
+        parts.append(f"[workflow run]({context.run_url})")
+    if context.sha:
+        parts.append(f"commit `{context.sha[:12]}`")
+    return "\n\n<sub>" + " · ".join(parts) + "</sub>\n"
+
+
+# -- mlci comment -------------------------------------------------------------------------
+
+
+def run_comment(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    from mlci.github.comment import compose, marker, upsert_comment
+
+    env = os.environ if env is None else env
+    sources = [read_source(path, args.model) for path in expand_paths(args.paths)]
+    context = _context(args, env)
+    workflow = context.workflow or "mlci"
+    if args.dry_run:
+        for source in sources:
+            body = compose(
+                marker(source.model, workflow), source.version, source.content + _footer(context)
+            )
+            print(
+                f"{source.model}: would post to pull request {context.pull_number or '(unknown)'}:"
+            )
+            sys.stdout.write(body if body.endswith("\n") else body + "\n")
+        return 0
+    if context.pull_number is None and context.event_name == "workflow_run":
+        from mlci.github.context import find_pull_request
+
+        context = find_pull_request(context, _client(env))
+    if context.pull_number is None and args.skip_without_pr:
+        print(
+            f"no pull request for this run (event {context.event_name or 'unknown'}); comment skipped"
+        )
+        return 0
+    number = context.require_pull_number()
+    context.require_repository()
+    client = _client(env)
+    for source in sources:
+        result = upsert_comment(
+            client,
+            context.owner,
+            context.repo,
+            number,
+            model=source.model,
+            workflow=workflow,
+            version=source.version,
+            content=source.content + _footer(context),
+            overflow_url=context.run_url,
+        )
+        extra = f", removed {len(result.deleted)} duplicate(s)" if result.deleted else ""
+        print(f"{source.model}: comment {result.action}: {result.url or result.id}{extra}")
+    return 0
+
+
+# -- mlci publish -------------------------------------------------------------------------
+
+
+def decision_of(document: dict[str, Any]) -> str | None:
+    """The gate's decision in a results document (None when no gate ran)."""
+    gate = document.get("gate") or {}
+    decision = gate.get("decision") if isinstance(gate, dict) else None
+    if decision is not None and decision not in ("promote", "hold", "block"):
+        raise UsageError(
+            f"unknown gate decision {decision!r} in the results",
+            tip="expected promote, hold or block; re-run mlci with a matching version",
+        )
+    return decision
+
+
+def fails_on_hold(document: dict[str, Any]) -> bool:
+    """True when the gate was configured to fail on hold (``fail_on: hold``)."""
+    gate = document.get("gate") or {}
+    return isinstance(gate, dict) and gate.get("fail_on") == "hold"
+
+
+def gate_reasons(document: dict[str, Any]) -> list[str]:
+    """The gate's reason, then one line per rule that did not pass."""
+    gate = document.get("gate") or {}
+    if not isinstance(gate, dict):
+        return []
+    lines = [str(gate["reason"])] if gate.get("reason") else []
+    for rule in gate.get("rules") or []:
+        if isinstance(rule, dict) and rule.get("status") != "pass":
+            kind = "required" if rule.get("required") else "advisory"
+            lines.append(
+                f"{rule.get('id')} ({kind}): {rule.get('status')}: {rule.get('explanation', '')}"
+            )
+    return lines
+
+
+def annotations_for(document: dict[str, Any], env: Mapping[str, str]) -> list[Any]:
+    """Annotations on mlci.yaml: flagged slices (warning) and, when blocked, the gate's reasons."""
+    from mlci.github.checks import Annotation
+
+    config = Path(str((document.get("config") or {}).get("path") or ""))
+    workspace = env.get("GITHUB_WORKSPACE")
+    if not config.name:
+        return []
+    if config.is_absolute():
+        if not workspace:
+            return []
+        try:
+            config = config.relative_to(Path(workspace))
+        except ValueError:
+            return []
+    path = config.as_posix()
+    model = document["model"]["name"]
+    found: list[Annotation] = [
+        Annotation(
+            path,
+            1,
+            1,
+            "warning",
+            f"{model}: the candidate is worse on slice {piece.get('name')}"
+            + (f" ({piece['reason']})" if piece.get("reason") else ""),
+            title="mlci: flagged slice",
+        )
+        for piece in (document.get("evaluation") or {}).get("slices") or []
+        if piece.get("flagged")
+    ]
+    if decision_of(document) == "block":
+        found.extend(
+            Annotation(path, 1, 1, "failure", f"{model}: {line}", title="mlci gate: block")
+            for line in gate_reasons(document) or ["the gate blocked promotion"]
+        )
+    return found
+
+
+def _title(model: str, decision: str | None) -> str:
+    if decision is None:
+        return f"{model}: no gate decision in the results"
+    return f"{model}: {decision}"
+
+
+def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    from mlci.github import workflow
+    from mlci.github.checks import conclusion_for, publish
+    from mlci.results import load
+
+    env = os.environ if env is None else env
+    documents = [(path, load(path)) for path in expand_paths(args.paths)]
+    context = _context(args, env)
+    client = None
+    worst: str | None = "promote"
+    blocked = False
+    summaries: list[str] = []
+    for _path, document in documents:
+        model = str(document["model"]["name"])
+        decision = decision_of(document)
+        # a gate told to fail on hold (fail_on: hold) blocks on hold as well
+        effective = "block" if decision == "hold" and fails_on_hold(document) else decision
+        blocked = blocked or effective == "block"
+        if SEVERITY[decision] > SEVERITY[worst]:
+            worst = decision
+        reasons = gate_reasons(document)
+        title = _title(model, decision)
+        summary = "\n".join(f"- {line}" for line in reasons) or (
+            "No gate ran, so there is no decision to block on." if decision is None else title
+        )
+        name = f"{args.name} / {model}"
+        annotations = annotations_for(document, env)
+        conclusion, state = conclusion_for(effective)
+        if args.dry_run or args.no_check:
+            verb = "would publish" if args.dry_run else "not published (--no-check)"
+            print(
+                f"{name}: {verb}: check {conclusion} / status {state}; {len(annotations)} annotation(s)"
+            )
+        else:
+            if client is None:
+                client = _client(env)
+            publication = publish(
+                client,
+                context.owner,
+                context.repo,
+                context.require_sha(),
+                name=name,
+                decision=effective,
+                title=title,
+                summary=summary,
+                text=render_comment(document),
+                annotations=annotations,
+                details_url=context.run_url,
+                external_id=f"mlci:{context.run_id or 'local'}:{context.run_attempt or '1'}:{model}",
+                use_checks=not args.status_only,
+            )
+            note = (
+                f" (check runs refused: {publication.fallback_reason})"
+                if publication.fallback_reason
+                else ""
+            )
+            print(f"{name}: {publication.kind} {publication.conclusion}{note}")
+            for item in publication.unsent_annotations[:10]:
+                if context.in_actions:
+                    print(item.to_command())
+        summaries.append(_summary(document, decision, reasons))
+    report = args.report or (documents[0][0].parent / "report.md")
+    digest = args.image_digest or next(
+        (
+            str(d.get("image", {}).get("digest"))
+            for _, d in documents
+            if isinstance(d.get("image"), dict) and d["image"].get("digest")
+        ),
+        "",
+    )
+    if not args.dry_run:
+        workflow.set_outputs(
+            {
+                "decision": worst or "none",
+                "results-path": "\n".join(str(p) for p, _ in documents),
+                "report-path": str(report) if report.exists() or args.report else "",
+                "image-digest": digest,
+            },
+            env,
+        )
+        if not args.no_summary:
+            workflow.append_summary("\n\n".join(summaries), env)
+    return 1 if blocked and not args.exit_zero else 0
+
+
+def _summary(document: dict[str, Any], decision: str | None, reasons: list[str]) -> str:
+    from mlci import report
+
+    render_summary = getattr(report, "render_summary", None)
+    if render_summary is not None:
+        return str(render_summary(document))
+    head = f"## mlci: {document['model']['name']}: {decision or 'no gate decision'}\n\n"
+    head += "".join(f"- {line}\n" for line in reasons)
+    return head + "\n" + report.render_markdown(document)
