@@ -1,9 +1,290 @@
-"""The `tests:` section of mlci.yaml."""
+"""The `tests:` section of mlci.yaml.
+
+Every check is one entry of ``tests.checks`` with a ``kind`` and the parameters of that kind::
+
+    tests:
+      checks:
+        - kind: metric
+          metric: roc_auc
+          min: 0.75
+          slice: region=north
+        - kind: invariance
+          feature: application_id
+        - kind: drift
+          psi: 0.2
+      pytest: [tests/test_model.py]
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
 from mlci.configbase import Strict
+
+CheckKind = Literal[
+    "metric",
+    "invariance",
+    "directional",
+    "robustness",
+    "contract",
+    "schema",
+    "missing",
+    "range",
+    "drift",
+]
+ContractPart = Literal["inputs", "outputs", "probabilities", "determinism", "parity"]
+CONTRACT_PARTS: tuple[str, ...] = ("inputs", "outputs", "probabilities", "determinism", "parity")
+DATA_KINDS = frozenset({"schema", "missing", "range", "drift"})
+BEHAVIOURAL_KINDS = frozenset({"invariance", "directional", "robustness"})
+
+_COMMON = {"kind", "id", "required"}
+_ROWS = {"slice", "where"}
+# The parameters each kind takes (besides kind, id and required).
+PARAMETERS: dict[str, frozenset[str]] = {
+    "metric": frozenset({"metric", "min", "max", *_ROWS}),
+    "invariance": frozenset(
+        {"feature", "perturb", "within", "value", "tolerance", "max_rate", "seed", "class_", *_ROWS}
+    ),
+    "directional": frozenset(
+        {"feature", "direction", "step", "tolerance", "max_rate", "class_", *_ROWS}
+    ),
+    "robustness": frozenset(
+        {"features", "noise", "max_rate", "tolerance", "seed", "class_", *_ROWS}
+    ),
+    "contract": frozenset({"checks", "inputs", "tolerance", "rows"}),
+    "schema": frozenset({"allow_extra"}),
+    "missing": frozenset({"features", "max_share", "max_increase"}),
+    "range": frozenset({"features", "margin", "max_share"}),
+    "drift": frozenset(
+        {"features", "psi", "ks_pvalue", "chi2_pvalue", "bins", "min_reference_share"}
+    ),
+}
+# Parameters a kind cannot do without.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "metric": ("metric",),
+    "invariance": ("feature",),
+    "directional": ("feature",),
+}
+# Defaults that depend on the kind (None in the model means "the kind's default").
+DEFAULT_TOLERANCE = {
+    "invariance": 1e-6,
+    "directional": 1e-6,
+    "robustness": 0.0,
+    "contract": 1e-4,
+}
+DEFAULT_MAX_RATE = {"invariance": 0.0, "directional": 0.0, "robustness": 0.05}
+DEFAULT_MAX_SHARE = {"missing": None, "range": 0.01}
+
+Scalar = str | int | float | bool
+
+
+class CheckConfig(Strict):
+    """One declarative model test or data check."""
+
+    kind: CheckKind = Field(
+        description="metric, invariance, directional, robustness, contract (model tests); "
+        "schema, missing, range, drift (data checks against data.reference)."
+    )
+    id: str | None = Field(
+        None,
+        min_length=1,
+        description="Stable name of the test in results (default: derived from kind and feature).",
+    )
+    required: bool = Field(
+        True, description="A failure of a test that is not required is advisory for the gate."
+    )
+    slice: str | None = Field(
+        None, description="Run on the rows of this declared slice (evaluation.slices), by name."
+    )
+    where: str | None = Field(
+        None, description='Run on the rows matching this expression, e.g. "age < 30".'
+    )
+    # metric
+    metric: str | None = Field(None, description="metric: the metric to check.")
+    min: float | None = Field(None, description="metric: the lowest acceptable value.")
+    max: float | None = Field(None, description="metric: the highest acceptable value.")
+    # invariance / directional
+    feature: str | None = Field(None, description="The feature to perturb.")
+    perturb: Literal["shuffle", "replace"] = Field(
+        "shuffle",
+        description="invariance: shuffle the column across rows (within 'within' groups), or "
+        "replace every value with 'value'.",
+    )
+    within: str | None = Field(
+        None, description="invariance: shuffle only within groups of this column."
+    )
+    value: Scalar | None = Field(None, description="invariance: the replacement value.")
+    direction: Literal["increasing", "decreasing"] = Field(
+        "increasing",
+        description="directional: raising the feature must not lower ('increasing') or raise "
+        "('decreasing') the score.",
+    )
+    step: float | None = Field(
+        None,
+        gt=0,
+        description="directional: how much to raise the feature (default: one standard deviation).",
+    )
+    # robustness
+    features: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="robustness: numeric features to perturb (default: every numeric feature); "
+        "data checks: features to check (default: every feature).",
+    )
+    noise: float = Field(
+        0.1,
+        gt=0,
+        description="robustness: uniform noise bounded by this many standard deviations of each "
+        "feature.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of shuffles and noise.")
+    tolerance: float | None = Field(
+        None,
+        ge=0,
+        description="invariance: largest allowed change of a score; directional: largest "
+        "allowed move against the direction; robustness (regression): largest allowed change; "
+        "contract: probability sum and parity tolerance.",
+    )
+    max_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of rows allowed to violate the test (robustness: label flips; "
+        "default 0.05; otherwise 0).",
+    )
+    class_: Scalar | None = Field(
+        None,
+        alias="class",
+        description="The class whose probability is the score (default: the positive class of a "
+        "binary model; every class for invariance and robustness).",
+    )
+    # contract
+    checks: list[ContractPart] | None = Field(
+        None,
+        min_length=1,
+        description="contract: inputs, outputs, probabilities, determinism, parity (default: all).",
+    )
+    inputs: dict[str, Literal["float", "int", "string", "bool"]] | None = Field(
+        None, description="contract: the model inputs expected, name -> type."
+    )
+    rows: int = Field(
+        10_000, ge=1, description="contract: rows predicted again for determinism and parity."
+    )
+    # data checks
+    allow_extra: bool = Field(
+        True, description="schema: allow columns the reference does not have."
+    )
+    max_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="missing: highest share of missing values per feature (default: the "
+        "reference's share plus max_increase); range: highest share of out-of-range values per "
+        "feature (default 0.01).",
+    )
+    max_increase: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="missing: allowed rise of the missing share over the reference.",
+    )
+    margin: float = Field(
+        0.0,
+        ge=0,
+        description="range: widen the reference range by this fraction of its width on each side.",
+    )
+    psi: float | None = Field(
+        0.2, gt=0, description="drift: highest population stability index (null: not checked)."
+    )
+    ks_pvalue: float | None = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="drift: lowest Kolmogorov-Smirnov p-value, numeric features (null: not checked).",
+    )
+    chi2_pvalue: float | None = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="drift: lowest chi-square p-value, categorical features (null: not checked).",
+    )
+    bins: int = Field(
+        10, ge=2, le=100, description="drift: quantile bins of numeric features for PSI."
+    )
+    min_reference_share: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        description="drift: floor of a bin's share in PSI, so an empty bin does not divide by zero.",
+    )
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> CheckConfig:
+        allowed = PARAMETERS[self.kind] | _COMMON
+        for name in self.model_fields_set:
+            if name not in allowed:
+                shown = "class" if name == "class_" else name
+                takes = ", ".join(
+                    sorted("class" if p == "class_" else p for p in PARAMETERS[self.kind])
+                )
+                raise ValueError(
+                    f"'{shown}' does not apply to a {self.kind} test (it takes: {takes})"
+                )
+        for name in REQUIRED.get(self.kind, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"a {self.kind} test needs '{name}'")
+        if self.slice is not None and self.where is not None:
+            raise ValueError("give either 'slice' or 'where', not both")
+        if self.kind == "metric" and self.min is None and self.max is None:
+            raise ValueError("a metric test needs 'min' or 'max'")
+        if self.kind == "invariance" and self.perturb == "replace" and self.value is None:
+            raise ValueError("perturb: replace needs a 'value'")
+        if self.kind == "invariance" and self.perturb != "shuffle" and self.within is not None:
+            raise ValueError("'within' goes with perturb: shuffle")
+        if (
+            self.kind == "drift"
+            and self.psi is None
+            and self.ks_pvalue is None
+            and (self.chi2_pvalue is None)
+        ):
+            raise ValueError(
+                "a drift check needs at least one of 'psi', 'ks_pvalue', 'chi2_pvalue'"
+            )
+        return self
+
+    def get_tolerance(self) -> float:
+        """The tolerance, or the kind's default."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return DEFAULT_TOLERANCE.get(self.kind, 0.0)
+
+    def get_max_rate(self) -> float:
+        """The allowed share of violating rows, or the kind's default."""
+        if self.max_rate is not None:
+            return self.max_rate
+        return DEFAULT_MAX_RATE.get(self.kind, 0.0)
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of this check's kind, with their values."""
+        return {p: getattr(self, p) for p in sorted(PARAMETERS[self.kind])}
 
 
 class TestsConfig(Strict):
     """Model tests and data checks."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    checks: list[CheckConfig] = Field(
+        default_factory=list, description="Declarative model tests and data checks, in order."
+    )
+    pytest: list[Path] = Field(
+        default_factory=list,
+        description="Your own pytest files of model tests (relative to mlci.yaml); they get the "
+        "mlci fixtures and run with the declarative tests.",
+    )
+    timeout: float = Field(
+        600, gt=0, description="Seconds the pytest files may run before they count as an error."
+    )
