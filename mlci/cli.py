@@ -234,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     from mlci.github.commands import add_parsers as github_parsers
 
     github_parsers(sub, command)
+
+    from mlci.supply.commands import add_parsers as build_parsers
+    from mlci.supply.supply_commands import add_parsers as supply_parsers
+
+    build_parsers(sub, command)
+    supply_parsers(sub, command)
     return parser
 
 

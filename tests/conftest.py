@@ -9,6 +9,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from project import Project, build_project  # noqa: E402
 
+# Real services the tests start for themselves: an OCI registry (and its auth variants).
+pytest_plugins = ["services_registry"]
+
 
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory: pytest.TempPathFactory) -> Project:

@@ -361,7 +361,8 @@ def _supply_chain(doc: Document, rule: GateRule) -> Outcome:
         return Outcome(
             "missing", None, threshold, "no image was built, signed or verified for this model."
         )
-    signatures = image.get("signatures") or []
+    # Attestations (SBOM, evaluation) are listed beside signatures; only signatures count here.
+    signatures = [s for s in image.get("signatures") or [] if s.get("kind") == "signature"]
     sbom = image.get("sbom") or {}
 
     def matches(sig: dict[str, Any]) -> bool:

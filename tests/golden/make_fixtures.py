@@ -361,6 +361,8 @@ def fixtures() -> dict[str, dict[str, Any]]:
         "digest": IMAGE_DIGEST,
         "signatures": [
             {
+                "kind": "signature",
+                "referrer": "sha256:" + "5a" * 32,
                 "identity": "https://github.com/example/credit/.github/workflows/ci.yml@refs/pull/42/merge",
                 "issuer": "https://token.actions.githubusercontent.com",
                 "verified": True,

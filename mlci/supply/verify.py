@@ -1,0 +1,345 @@
+"""Verify Sigstore bundles against a policy, for an image in a registry or a plain file.
+
+A policy is either a public key (bundles made with ``mlci sign --key`` or ``cosign --key``) or a
+certificate identity and OIDC issuer (keyless bundles, checked offline by sigstore-python
+against the public-good trust root it ships: certificate chain, transparency log inclusion,
+signed timestamps). For an image, verification walks the referrers of its digest, verifies
+every Sigstore bundle among them, and requires a signature, an SBOM attestation and an mlci
+evaluation attestation that all name this exact digest and agree on the model's sha256.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlci.errors import InputError, MlciError, UsageError
+from mlci.supply import attest
+from mlci.supply.sbom import sbom_image_digest, sbom_models
+
+KINDS = ("signature", "sbom", "evaluation")
+
+
+class VerificationError(MlciError):
+    """A signature, attestation or binding that does not hold."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who must have signed: a public key, or a certificate identity and its OIDC issuer."""
+
+    public_key: Path | None = None
+    identity: str | None = None
+    issuer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.public_key and (self.identity or self.issuer):
+            raise UsageError(
+                "give either --key or --certificate-identity/--certificate-oidc-issuer"
+            )
+        if not self.public_key and not (self.identity and self.issuer):
+            raise UsageError(
+                "no verification policy",
+                tip="give --key PUBLIC_KEY, or both --certificate-identity and "
+                "--certificate-oidc-issuer (as with cosign)",
+            )
+
+    def describe(self) -> dict[str, Any]:
+        if self.public_key:
+            return {"key": str(self.public_key)}
+        return {"identity": self.identity, "issuer": self.issuer}
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A bundle that verified: its statement (for DSSE) and who signed it."""
+
+    identity: str
+    issuer: str | None
+    key_id: str | None
+    statement: dict[str, Any] | None
+
+
+def _public_key(policy: Policy) -> Any:
+    from mlci.supply.signing import load_public_key
+
+    assert policy.public_key is not None
+    return load_public_key(policy.public_key)
+
+
+def _ecdsa_ok(public_key: Any, signature: bytes, data: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def _verify_with_key(
+    bundle: dict[str, Any], policy: Policy, artifact: bytes | None, what: str
+) -> Verified:
+    from mlci.supply.signing import key_id
+
+    key = _public_key(policy)
+    kid = key_id(key)
+    if "dsseEnvelope" in bundle:
+        envelope = attest.envelope_of(bundle, what)
+        signed = attest.pae(envelope.payload_type, envelope.payload)
+        if not any(_ecdsa_ok(key, sig, signed) for sig in envelope.signatures):
+            raise VerificationError(f"{what}: the signature does not verify with key {kid[:12]}")
+        statement = envelope.statement()
+        if artifact is not None:
+            digest = "sha256:" + hashlib.sha256(artifact).hexdigest()
+            if digest not in attest.subject_digests(statement):
+                raise VerificationError(
+                    f"{what}: the statement does not name this file ({digest[:19]})"
+                )
+        return Verified(f"key:sha256:{kid}", None, kid, statement)
+    message = bundle.get("messageSignature")
+    if not isinstance(message, dict):
+        raise VerificationError(f"{what}: the bundle holds neither a DSSE envelope nor a signature")
+    if artifact is None:
+        raise VerificationError(f"{what}: a message signature needs the signed file")
+    expected = (message.get("messageDigest") or {}).get("digest")
+    actual = base64.b64encode(hashlib.sha256(artifact).digest()).decode()
+    if expected and expected != actual:
+        raise VerificationError(f"{what}: the file's sha256 differs from the signed digest")
+    signature = attest.unb64(str(message.get("signature", "")), f"{what}'s signature")
+    if not _ecdsa_ok(key, signature, artifact):
+        raise VerificationError(f"{what}: the signature does not verify with key {kid[:12]}")
+    return Verified(f"key:sha256:{kid}", None, kid, None)
+
+
+_VERIFIER: Any = None
+
+
+def _keyless_verifier() -> Any:
+    global _VERIFIER
+    if _VERIFIER is None:
+        from sigstore.verify import Verifier
+
+        try:
+            _VERIFIER = Verifier.production(offline=True)
+        except Exception as exc:
+            raise VerificationError(
+                f"cannot load Sigstore's trust root ({exc.__class__.__name__}: {exc})"
+            ) from None
+    return _VERIFIER
+
+
+def _verify_keyless(
+    bundle: dict[str, Any], policy: Policy, artifact: bytes | None, what: str
+) -> Verified:
+    from sigstore.models import Bundle
+    from sigstore.verify.policy import Identity
+
+    if "publicKey" in (bundle.get("verificationMaterial") or {}):
+        raise VerificationError(
+            f"{what}: signed with a key, not keylessly",
+            tip="verify it with --key PUBLIC_KEY",
+        )
+    try:
+        parsed = Bundle.from_json(json.dumps(bundle))
+    except Exception as exc:
+        raise VerificationError(f"{what}: not a usable Sigstore bundle ({exc})") from None
+    verifier = _keyless_verifier()
+    identity = Identity(identity=str(policy.identity), issuer=policy.issuer)
+    statement = None
+    try:
+        if "dsseEnvelope" in bundle:
+            payload_type, payload = verifier.verify_dsse(parsed, identity)
+            statement = attest.Envelope(payload_type, payload, ()).statement()
+            if artifact is not None:
+                digest = "sha256:" + hashlib.sha256(artifact).hexdigest()
+                if digest not in attest.subject_digests(statement):
+                    raise VerificationError(f"{what}: the statement does not name this file")
+        else:
+            if artifact is None:
+                raise VerificationError(f"{what}: a message signature needs the signed file")
+            verifier.verify_artifact(artifact, parsed, identity)
+    except VerificationError:
+        raise
+    except Exception as exc:  # sigstore.errors.VerificationError and friends
+        text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise VerificationError(f"{what}: {text}") from None
+    return Verified(str(policy.identity), policy.issuer, None, statement)
+
+
+def verify_bundle(
+    bundle: dict[str, Any], policy: Policy, *, artifact: bytes | None = None, what: str = "bundle"
+) -> Verified:
+    """Verify one bundle against ``policy`` (and against ``artifact``'s bytes when given)."""
+    if policy.public_key:
+        return _verify_with_key(bundle, policy, artifact, what)
+    return _verify_keyless(bundle, policy, artifact, what)
+
+
+def verify_file(path: Path, bundle_path: Path, policy: Policy) -> Verified:
+    """Verify a plain file with its bundle (``FILE.sigstore.json``)."""
+    try:
+        artifact = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    try:
+        raw = bundle_path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(
+            f"{bundle_path}: no such bundle", tip="give the bundle with --bundle FILE"
+        ) from None
+    bundle = attest.parse_bundle(raw, str(bundle_path))
+    return verify_bundle(bundle, policy, artifact=artifact, what=path.name)
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One referrer of the image and what verifying it found."""
+
+    kind: str
+    predicate_type: str | None
+    referrer: str
+    verified: bool
+    identity: str | None = None
+    issuer: str | None = None
+    key_id: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "kind": self.kind,
+            "predicate_type": self.predicate_type,
+            "referrer": self.referrer,
+            "identity": self.identity,
+            "issuer": self.issuer,
+            "key_id": self.key_id,
+            "verified": self.verified,
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass
+class ImageVerification:
+    """The outcome of verifying an image: every referrer looked at, and the verdict."""
+
+    reference: str
+    digest: str
+    findings: list[Finding] = field(default_factory=list)
+    sbom: dict[str, Any] | None = None
+    evaluation: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def reason(self) -> str:
+        return "; ".join(self.problems) if self.problems else "verified"
+
+
+def verify_image(
+    reference: str,
+    policy: Policy,
+    *,
+    require: tuple[str, ...] = KINDS,
+    client: Any = None,
+) -> ImageVerification:
+    """Verify the signature and attestations of an image in a registry against ``policy``."""
+    from mlci.supply.referrers import fetch_bundle, list_referrers
+    from mlci.supply.registry import Reference, RegistryClient, RegistryError
+
+    ref = Reference.parse(reference)
+    client = client or RegistryClient(ref)
+    subject = client.resolve()
+    if ref.digest and subject.digest != ref.digest:
+        raise VerificationError(f"{ref} resolved to {subject.digest}")
+    result = ImageVerification(str(ref), subject.digest)
+    referrers = list_referrers(client, subject.digest)
+    bundles = [r for r in referrers if r.artifact_type in attest.BUNDLE_MEDIA_TYPES]
+    valid: dict[str, list[tuple[Verified, dict[str, Any]]]] = {k: [] for k in KINDS}
+    for referrer in bundles:
+        short = referrer.descriptor.digest[:19]
+        predicate_type = referrer.predicate_type
+        kind = attest.KIND_OF_PREDICATE.get(predicate_type or "", "other")
+        finding = Finding(kind, predicate_type, referrer.descriptor.digest, False)
+        result.findings.append(finding)
+        try:
+            bundle = fetch_bundle(client, referrer, subject.digest)
+            verified = verify_bundle(bundle, policy, what=f"referrer {short}")
+            statement = verified.statement or {}
+            actual_type = statement.get("predicateType")
+            if actual_type != predicate_type:
+                raise VerificationError(
+                    f"referrer {short}: annotated as {predicate_type} but holds {actual_type}"
+                )
+            if subject.digest not in attest.subject_digests(statement):
+                raise VerificationError(
+                    f"referrer {short}: the statement names "
+                    f"{', '.join(d[:19] for d in attest.subject_digests(statement)) or 'nothing'}"
+                    f", not {subject.digest[:19]}"
+                )
+        except (VerificationError, RegistryError, InputError) as exc:
+            finding.reason = exc.message
+            continue
+        finding.verified = True
+        finding.identity, finding.issuer, finding.key_id = (
+            verified.identity,
+            verified.issuer,
+            verified.key_id,
+        )
+        if kind in valid:
+            valid[kind].append((verified, statement.get("predicate") or {}))
+
+    def failed_reasons(kind: str) -> str:
+        reasons = [f.reason for f in result.findings if f.kind == kind and f.reason]
+        return f" ({reasons[0]})" if reasons else ""
+
+    for kind in require:
+        if not valid[kind]:
+            label = {
+                "signature": "signature",
+                "sbom": "SBOM attestation",
+                "evaluation": "evaluation attestation",
+            }[kind]
+            result.problems.append(
+                f"no valid {label} for {subject.digest[:19]}{failed_reasons(kind)}"
+            )
+    # The attestations must agree with each other and with this digest
+    sbom_digests: list[str] = []
+    for _, predicate in valid["sbom"]:
+        described = sbom_image_digest(predicate)
+        if described != subject.digest:
+            result.problems.append(
+                f"the SBOM describes {str(described)[:19]}, not {subject.digest[:19]}"
+            )
+        else:
+            result.sbom = predicate
+            sbom_digests.extend(sbom_models(predicate))
+    for _, predicate in valid["evaluation"]:
+        named = (predicate.get("image") or {}).get("digest")
+        if named != subject.digest:
+            result.problems.append(
+                f"the evaluation attestation names image {str(named)[:19]}, not {subject.digest[:19]}"
+            )
+            continue
+        model_sha = (predicate.get("model") or {}).get("sha256")
+        if sbom_digests and model_sha not in sbom_digests:
+            result.problems.append(
+                f"the evaluation attestation's model sha256 {str(model_sha)[:12]} is not in the SBOM"
+            )
+            continue
+        result.evaluation = predicate
+    return result
