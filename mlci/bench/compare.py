@@ -1,0 +1,316 @@
+"""Statistics of latency samples: percentiles with intervals, and the candidate/baseline verdict.
+
+Pure functions of arrays. Latencies arrive in *blocks*: the candidate and the baseline run in
+alternating blocks (candidate-baseline, then baseline-candidate, ...), and block ``k`` of one
+model is paired with block ``k`` of the other. Machine drift (another process waking up, a
+frequency change) is slow compared with a block, so it hits both models of a pair alike, and
+queries within a block are not independent. The bootstrap therefore resamples *pairs of
+blocks* (a paired cluster bootstrap), never single queries: its intervals stay honest when
+the machine is noisy, at the price of being wider.
+
+Where a session's weights land in memory also moves its latency by a few percent (measured:
+two sessions of one model on one input differ by up to 2-5% on a shared 2-core machine,
+while two input buffers on one session differ by 0.1%). So each model runs several sessions
+in turn, and the intervals also account for the spread between sessions (a Student t
+interval over session pairs); with one session that source of error is not covered.
+
+Every statistic uses the inverted-CDF quantile (the ``ceil(q n)``-th smallest value).
+
+Verdict rule, for one compared statistic with ratio ``r = candidate / baseline`` (above 1:
+the candidate is slower), its two-sided interval ``[lo, hi]`` at the configured confidence,
+and the tolerated regression ``m`` (``max_regression``):
+
+- ``slower``: ``lo > 1 + m``. The candidate is slower by more than the tolerance, with
+  confidence; only this verdict fails ``mlci bench``.
+- ``faster``: ``hi < 1``. The candidate is faster, with confidence.
+- ``inconclusive``: ``lo <= 1 + m < hi``. A regression beyond the tolerance is neither shown
+  nor ruled out; also the verdict whenever the run ended with too few samples.
+- ``no detectable difference``: otherwise (``hi <= 1 + m`` and ``hi >= 1``): any slowdown is
+  within the tolerance.
+
+When the models are identical, ``lo > 1 + m`` happens with probability at most
+``(1 - confidence) / 2`` (for ``m >= 0``), which bounds the false-alarm rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlci.bench.config import metric_quantile
+
+SLOWER = "slower"
+FASTER = "faster"
+NO_DIFFERENCE = "no detectable difference"
+INCONCLUSIVE = "inconclusive"
+
+# Replicates per chunk x samples: bounds the bootstrap's memory to a few tens of megabytes.
+_CHUNK_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic and its interval (None where the data cannot support one)."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict on one statistic, with the ratio it rests on."""
+
+    metric: str
+    ratio: Estimate
+    max_regression: float
+    verdict: str
+
+
+def verdict(ci_low: float | None, ci_high: float | None, max_regression: float) -> str:
+    """The verdict for a ratio interval (see the module docstring)."""
+    if ci_low is None or ci_high is None or math.isnan(ci_low) or math.isnan(ci_high):
+        return INCONCLUSIVE
+    limit = 1.0 + max_regression
+    if ci_low > limit:
+        return SLOWER
+    if ci_high < 1.0:
+        return FASTER
+    if ci_high > limit:
+        return INCONCLUSIVE
+    return NO_DIFFERENCE
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    """The inverted-CDF ``q`` quantile of ``values``."""
+    return float(np.quantile(values, q, method="inverted_cdf"))
+
+
+def statistic(values: np.ndarray, metric: str) -> float:
+    q = metric_quantile(metric)
+    return float(np.mean(values)) if q is None else quantile(values, q)
+
+
+def order_statistic_interval(
+    sorted_values: np.ndarray, q: float, confidence: float
+) -> tuple[float | None, float | None]:
+    """Distribution-free interval of the ``q`` quantile from order statistics.
+
+    ``[X_(r), X_(s)]`` with ``r`` and ``s`` the binomial ``(1 -+ confidence) / 2`` quantiles,
+    valid for independent queries; an end is None when ``n`` is too small to support it.
+    """
+    from scipy.stats import binom
+
+    n = len(sorted_values)
+    if n == 0:
+        return None, None
+    alpha = 1 - confidence
+    r = int(binom.ppf(alpha / 2, n, q))  # 1-based rank of the lower end
+    s = int(binom.ppf(1 - alpha / 2, n, q)) + 1  # 1-based rank of the upper end
+    low = float(sorted_values[r - 1]) if r >= 1 else None
+    high = float(sorted_values[s - 1]) if s <= n else None
+    return low, high
+
+
+def round_weights(rounds: int, replicates: int, seed: int) -> np.ndarray:
+    """Bootstrap counts: how often each round (pair of blocks) appears in each replicate."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, rounds, size=(replicates, rounds))
+    weights = np.zeros((replicates, rounds), dtype=np.float64)
+    np.add.at(weights, (np.arange(replicates)[:, None], picks), 1.0)
+    return weights
+
+
+def bootstrap_statistics(
+    blocks: Sequence[np.ndarray], metrics: Sequence[str], weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each metric recomputed for every replicate of round weights (shape replicates x rounds)."""
+    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
+    values = np.concatenate([np.asarray(b, dtype=np.float64) for b in blocks])
+    ids = np.repeat(np.arange(len(blocks)), sizes)
+    order = np.argsort(values, kind="stable")
+    values, ids = values[order], ids[order]
+    sums = np.array([float(np.sum(b)) for b in blocks])
+    out = {m: np.empty(len(weights)) for m in metrics}
+    step = max(1, _CHUNK_CELLS // max(1, len(values)))
+    for start in range(0, len(weights), step):
+        w = weights[start : start + step]
+        quantiles = [(m, metric_quantile(m)) for m in metrics]
+        if any(q is not None for _, q in quantiles):
+            cumulative = np.cumsum(w[:, ids], axis=1)
+            total = cumulative[:, -1:]
+        for m, q in quantiles:
+            if q is None:
+                out[m][start : start + step] = (w @ sums) / (w @ sizes)
+            else:
+                index = np.sum(cumulative < q * total - 1e-9, axis=1)
+                out[m][start : start + step] = values[np.minimum(index, len(values) - 1)]
+    return out
+
+
+def _percentile_interval(
+    samples: np.ndarray, center: float, confidence: float, rounds: int, log: bool
+) -> tuple[float, float]:
+    """Percentile bootstrap interval, widened by sqrt(k / (k - 1)) for ``k`` resampled rounds."""
+    alpha = 1 - confidence
+    transform = np.log if log else (lambda x: x)
+    finite = samples[np.isfinite(samples) & (samples > 0 if log else True)]
+    low, high = np.quantile(transform(finite), [alpha / 2, 1 - alpha / 2])
+    mid = float(transform(center))
+    inflate = math.sqrt(rounds / (rounds - 1)) if rounds > 1 else 1.0
+    low = mid - (mid - low) * inflate
+    high = mid + (high - mid) * inflate
+    if log:
+        return math.exp(low), math.exp(high)
+    return float(low), float(high)
+
+
+def _t_half_width(values: Sequence[float], confidence: float) -> float | None:
+    """Half-width of a Student t interval for the mean of ``values`` (None below two)."""
+    from scipy.stats import t as student_t
+
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2:
+        return None
+    k = len(finite)
+    spread = float(np.std(finite, ddof=1))
+    return float(student_t.ppf(1 - (1 - confidence) / 2, k - 1)) * spread / math.sqrt(k)
+
+
+def _by_group(blocks: Sequence[np.ndarray], groups: Sequence[int] | None) -> list[np.ndarray]:
+    """The blocks pooled per session (empty when there are fewer than two sessions)."""
+    if groups is None or len(set(groups)) < 2:
+        return []
+    pooled = []
+    for g in sorted(set(groups)):
+        parts = [
+            np.asarray(b, dtype=np.float64) for b, k in zip(blocks, groups, strict=True) if k == g
+        ]
+        pooled.append(np.concatenate(parts) if parts else np.zeros(0))
+    return pooled
+
+
+def summarize(
+    blocks: Sequence[np.ndarray],
+    metrics: Sequence[str],
+    confidence: float,
+    weights: np.ndarray | None,
+    groups: Sequence[int] | None = None,
+) -> dict[str, Estimate]:
+    """Each metric with an interval.
+
+    The interval is the union of: the order-statistic interval for percentiles (exact for
+    independent queries), the block bootstrap (robust to drift) and, with several sessions
+    (``groups`` gives each block's session), a t interval over the sessions' own values
+    (where a session landed in memory). The widest, most honest of them.
+    """
+    values = np.sort(np.concatenate([np.asarray(b, dtype=np.float64) for b in blocks]))
+    if len(values) == 0:
+        return {m: Estimate(None, None, None) for m in metrics}
+    rounds = len(blocks)
+    boot = (
+        bootstrap_statistics(blocks, metrics, weights)
+        if weights is not None and rounds >= 2
+        else None
+    )
+    per_group = _by_group(blocks, groups)
+    result = {}
+    for m in metrics:
+        q = metric_quantile(m)
+        value = statistic(values, m)
+        lows: list[float] = []
+        highs: list[float] = []
+        missing_high = False
+        if q is not None:
+            low, high = order_statistic_interval(values, q, confidence)
+            if low is not None:
+                lows.append(low)
+            if high is None:
+                missing_high = True
+            else:
+                highs.append(high)
+        if boot is not None:
+            b_low, b_high = _percentile_interval(boot[m], value, confidence, rounds, log=False)
+            lows.append(b_low)
+            highs.append(b_high)
+        if value > 0:
+            # On the log scale, like the ratios: latencies are positive and right-skewed.
+            logs = [math.log(v) for v in (statistic(g, m) for g in per_group if len(g)) if v > 0]
+            half = _t_half_width(logs, confidence)
+            if half is not None:
+                lows.append(value * math.exp(-half))
+                highs.append(value * math.exp(half))
+        result[m] = Estimate(
+            value,
+            min(lows) if lows else None,
+            None if missing_high or not highs else max(highs),
+        )
+    return result
+
+
+def compare(
+    candidate: Sequence[np.ndarray],
+    baseline: Sequence[np.ndarray],
+    metrics: Sequence[str],
+    tolerances: dict[str, float],
+    confidence: float,
+    weights: np.ndarray | None,
+    enough: bool = True,
+    groups: Sequence[int] | None = None,
+) -> list[Comparison]:
+    """Ratio candidate/baseline of each metric, with an interval.
+
+    ``candidate[k]`` and ``baseline[k]`` are the blocks of round ``k``; ``groups[k]`` the
+    session pair that ran it. The interval is the union of the paired block bootstrap (drift
+    within the run) and, with several session pairs, a Student t interval over the pairs' log
+    ratios (where each session landed in memory, which moves latency by a few percent and
+    which no resampling of one session's queries can see). ``enough`` False (the run ended
+    before its minimum sample) forces the verdict to inconclusive.
+    """
+    if len(candidate) != len(baseline):
+        raise ValueError("candidate and baseline need the same number of blocks")
+    all_c = np.concatenate([np.asarray(b, dtype=np.float64) for b in candidate])
+    all_b = np.concatenate([np.asarray(b, dtype=np.float64) for b in baseline])
+    rounds = len(candidate)
+    boot_c = boot_b = None
+    if weights is not None and rounds >= 2 and len(all_c) and len(all_b):
+        boot_c = bootstrap_statistics(candidate, metrics, weights)
+        boot_b = bootstrap_statistics(baseline, metrics, weights)
+    groups_c = _by_group(candidate, groups)
+    groups_b = _by_group(baseline, groups)
+    out = []
+    for m in metrics:
+        tolerance = tolerances[m]
+        if not (len(all_c) and len(all_b)):
+            out.append(Comparison(m, Estimate(None, None, None), tolerance, INCONCLUSIVE))
+            continue
+        base = statistic(all_b, m)
+        ratio = statistic(all_c, m) / base if base > 0 else math.nan
+        if boot_c is None or boot_b is None or not math.isfinite(ratio):
+            out.append(Comparison(m, Estimate(_finite(ratio), None, None), tolerance, INCONCLUSIVE))
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = boot_c[m] / boot_b[m]
+        low, high = _percentile_interval(ratios, ratio, confidence, rounds, log=True)
+        logs = [
+            math.log(statistic(c, m) / statistic(b, m))
+            for c, b in zip(groups_c, groups_b, strict=True)
+            if len(c) and len(b) and statistic(b, m) > 0 and statistic(c, m) > 0
+        ]
+        half = _t_half_width(logs, confidence)
+        if half is not None:
+            low = min(low, ratio * math.exp(-half))
+            high = max(high, ratio * math.exp(half))
+        judged = verdict(low, high, tolerance) if enough else INCONCLUSIVE
+        out.append(Comparison(m, Estimate(ratio, low, high), tolerance, judged))
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
