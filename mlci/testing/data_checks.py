@@ -13,23 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from mlci.data import missing_mask
 from mlci.testing.outcome import MAX_EXAMPLES, Outcome, fmt, verdict
 
 Columns = Mapping[str, np.ndarray]
 Kinds = Mapping[str, str]
-
-
-def missing_mask(values: np.ndarray) -> np.ndarray:
-    """True where a value is missing (NaN for numbers, None or NaN for objects)."""
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    if values.dtype == object:
-        return np.fromiter(
-            (v is None or (isinstance(v, float) and v != v) for v in values),
-            dtype=bool,
-            count=len(values),
-        )
-    return np.zeros(len(values), dtype=bool)
 
 
 def _text(values: np.ndarray) -> np.ndarray:
