@@ -13,12 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
-
-pytest.importorskip("sklearn")
-pytest.importorskip("skl2onnx")
-pytest.importorskip("skops")
-pd = pytest.importorskip("pandas")
 
 from mlci.errors import DataError, ModelError  # noqa: E402
 from mlci.models import onnx as onnx_runtime  # noqa: E402
