@@ -28,7 +28,8 @@ from mlci.supply.registry import Reference, RegistryClient
 from mlci.supply.signing import KeySigner, generate_key_pair
 from mlci.supply.verify import Policy, VerificationError, verify_file, verify_image
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore-github"
+# A real keyless bundle that GitHub Actions made for a real wheel (see its README).
+FIXTURES = Path(__file__).resolve().parent / "assets" / "sigstore-github"
 WHEEL = "rfc8785-0.1.2-py3-none-any.whl"
 GITHUB_IDENTITY = (
     "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
