@@ -40,7 +40,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"mlci {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], *([c] for c in ["check", "test", "bench", "schema", "convert", "report", "gate", "card"])])
+@pytest.mark.parametrize(
+    "command",
+    [[], *([c] for c in ["check", "test", "bench", "schema", "convert", "report", "gate", "card"])],
+)
 def test_every_help_is_useful(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([*command, "--help"])
@@ -88,3 +91,35 @@ def test_report_rejects_a_bad_results_file(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"mlci: error: {bad}: results document is invalid")
     assert len(err.splitlines()) == 1
+
+
+BASE_CONFIG = {
+    "version": 1,
+    "data": {"path": "data/eval.csv", "target": "y"},
+    "models": [{"name": "m", "path": "m.onnx"}],
+}
+
+
+def readme_yaml_blocks() -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_configuration_examples_are_valid(tmp_path: Path) -> None:
+    # Every mlci.yaml snippet in the README must be accepted by the real schema.
+    import yaml
+
+    from mlci.config import Config, load_config
+
+    checked = 0
+    for block in readme_yaml_blocks():
+        snippet = yaml.safe_load(block)
+        if not isinstance(snippet, dict) or not set(snippet) <= set(Config.model_fields):
+            continue  # a GitHub workflow, not mlci.yaml
+        document = {**BASE_CONFIG, **snippet}
+        if "data" in snippet and "version" not in snippet:
+            document["data"] = {**BASE_CONFIG["data"], **snippet["data"]}
+        path = tmp_path / f"mlci{checked}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        load_config(path)
+        checked += 1
+    assert checked >= 5
