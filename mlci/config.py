@@ -139,6 +139,14 @@ class DiscoverConfig(Strict):
         None, ge=1, description="Fewest rows in a slice (default: 1% of the rows, at least 30)."
     )
     numeric_bins: int = Field(5, ge=2, le=50, description="Quantile bins for numeric features.")
+    holdout: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Share of rows kept out of the search and used to measure and flag the "
+        "slices found, so their tests are not biased by the search (0: search and test on "
+        "the same rows).",
+    )
     error: Literal["auto", "model", "regression"] = Field(
         "auto",
         description="Score slices by the candidate's error ('model') or by how much worse it is "

@@ -111,9 +111,25 @@ def test_discovered_slices_are_reported(checked: tuple[Project, dict[str, Any], 
     discovered = [s for s in results["evaluation"]["slices"] if s["source"] == "discovered"]
     info = results["evaluation"]["discovery"]
     assert info["found"] == len(discovered) <= 5
+    assert info["rows_searched"] + info["rows_tested"] == results["data"]["rows"]
+    assert abs(info["rows_tested"] / results["data"]["rows"] - info["holdout"]) < 0.05
     for s in discovered:
         assert s["sliceline"]["score"] > 0
-        assert s["size"] >= info["min_support"]
+        # Measured on the held-out rows only.
+        assert 0 < s["size"] <= info["rows_tested"]
+
+
+def test_without_holdout_slices_are_measured_where_they_were_found(
+    project: Project, tmp_path: Path
+) -> None:
+    project.config.write_text(
+        project.config.read_text().replace("    top_k: 5\n", "    top_k: 5\n    holdout: 0\n")
+    )
+    results = run_check(project, tmp_path / "out")
+    info = results["evaluation"]["discovery"]
+    assert info["rows_searched"] == info["rows_tested"] == results["data"]["rows"]
+    discovered = [s for s in results["evaluation"]["slices"] if s["source"] == "discovered"]
+    assert discovered and all(s["size"] >= info["min_support"] for s in discovered)
 
 
 def test_same_inputs_same_results(

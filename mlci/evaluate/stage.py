@@ -85,11 +85,26 @@ def declared_slices(loaded: LoadedConfig, data: Dataset) -> list[SliceRows]:
     return result
 
 
+def holdout_split(rows: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to search and rows to test on: a seeded random split (the same rows when 0)."""
+    if holdout == 0:
+        everything = np.ones(rows, dtype=bool)
+        return everything, everything
+    tested = np.random.default_rng([seed, 20211]).random(rows) < holdout
+    return ~tested, tested
+
+
 def discover_slices(
     loaded: LoadedConfig, data: Dataset, errors: np.ndarray
 ) -> tuple[list[SliceRows], dict[str, Any]]:
-    """Find the top-k problematic slices with SliceLine."""
+    """Find the top-k problematic slices with SliceLine.
+
+    The search sees only part of the rows; the slices it returns hold only the other rows, so
+    their metrics, deltas and flags are measured on data the search never saw. Testing on the
+    rows a search picked would make every found slice look significant.
+    """
     cfg = loaded.config.evaluation.discover
+    searched, tested = holdout_split(data.rows, cfg.holdout, loaded.config.evaluation.seed)
     features = cfg.features if cfg.features is not None else list(data.features)
     codes: dict[str, np.ndarray] = {}
     labels: dict[str, list[Any]] = {}
@@ -104,11 +119,12 @@ def discover_slices(
             codes[feature], labels[feature] = bin_numeric(values, cfg.numeric_bins)
         else:
             codes[feature], labels[feature] = encode_categorical(values)
-    support = cfg.min_support or max(MIN_DISCOVERY_SUPPORT, data.rows // 100)
+    search_rows = int(searched.sum())
+    support = cfg.min_support or max(MIN_DISCOVERY_SUPPORT, search_rows // 100)
     found = find_slices(
-        codes,
+        {f: c[searched] for f, c in codes.items()},
         labels,
-        errors,
+        errors[searched],
         k=cfg.top_k,
         max_level=cfg.max_level,
         alpha=cfg.alpha,
@@ -119,12 +135,15 @@ def discover_slices(
             _found_name(s),
             _found_definition(s, data),
             "discovered",
-            slice_mask(codes, labels, s),
+            slice_mask(codes, labels, s) & tested,
             s,
         )
         for s in found
     ]
     info = {
+        "holdout": cfg.holdout,
+        "rows_searched": search_rows,
+        "rows_tested": int(tested.sum()),
         "features": list(features),
         "max_level": cfg.max_level,
         "top_k": cfg.top_k,
