@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gzip
 import hashlib
 import io
 import json
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from mlci.cli import EXIT_CODES, _Parser
-from mlci.errors import InputError, MlciError
+from mlci.cli import main
+from mlci.errors import InputError
 from mlci.supply import oci
 from mlci.supply.build import (
     BuildRequest,
@@ -26,36 +24,16 @@ from mlci.supply.build import (
     build_image,
     detect_python,
 )
-from mlci.supply.commands import add_parsers
 from project import Project
 
 EPOCH = 1_700_000_000
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """``mlci ARGV`` with the build command, the way mlci.cli.main runs commands:
-    returns the exit code, standard output and standard error."""
-    parser = _Parser(prog="mlci")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-
-    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=help_text,
-            description=description,
-            epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-
-    add_parsers(sub, command)
+    """``mlci ARGV`` run in-process: the exit code, standard output and standard error."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            args = parser.parse_args(argv)
-            code = int(args.run(args))
-        except MlciError as exc:
-            print(f"mlci: error: {exc.diagnostics()}", file=sys.stderr)
-            code = exc.exit_code
+        code = main(argv)
     return code, out.getvalue(), err.getvalue()
 
 

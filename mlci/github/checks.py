@@ -128,6 +128,7 @@ def publish(
 ) -> Publication:
     """Publish the decision as a check run, falling back to a commit status on 403."""
     conclusion, state = conclusion_for(decision)
+    reason = None
     if use_checks:
         try:
             return create_check_run(
@@ -146,19 +147,6 @@ def publish(
             )
         except (PermissionDenied, NotFound) as exc:
             reason = exc.message
-        publication = create_status(
-            client,
-            owner,
-            repo,
-            sha,
-            context=name,
-            state=state,
-            description=title,
-            target_url=details_url,
-        )
-        publication.fallback_reason = reason
-        publication.unsent_annotations = list(annotations)
-        return publication
     publication = create_status(
         client,
         owner,
@@ -169,6 +157,7 @@ def publish(
         description=title,
         target_url=details_url,
     )
+    publication.fallback_reason = reason
     publication.unsent_annotations = list(annotations)
     return publication
 

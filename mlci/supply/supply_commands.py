@@ -171,14 +171,17 @@ def _sign(args: argparse.Namespace) -> int:
 
     if args.key is None and not args.keyless:
         raise UsageError("choose how to sign: --key FILE or --keyless")
+    if args.bundle and not _looks_like_file(args.target):
+        raise UsageError("--bundle is for files; image bundles are stored in the registry")
+    # Everything that can fail locally fails before anything is pushed.
+    signer = make_signer(
+        key=args.key,
+        keyless=args.keyless,
+        password_env=args.password_env,
+        identity_token=args.identity_token,
+        staging=args.staging,
+    )
     if _looks_like_file(args.target):
-        signer = make_signer(
-            key=args.key,
-            keyless=args.keyless,
-            password_env=args.password_env,
-            identity_token=args.identity_token,
-            staging=args.staging,
-        )
         target = Path(args.target)
         bundle = signer.sign_file(target)
         out = args.bundle or Path(f"{target}.sigstore.json")
@@ -187,8 +190,6 @@ def _sign(args: argparse.Namespace) -> int:
         write_atomic(out, json.dumps(bundle, indent=2) + "\n")
         print(f"wrote {out} (signed by {signer.identity.identity})")
         return 0
-    if args.bundle:
-        raise UsageError("--bundle is for files; image bundles are stored in the registry")
 
     from mlci.supply.referrers import attach_bundle
     from mlci.supply.registry import Reference, RegistryClient
@@ -208,14 +209,6 @@ def _sign(args: argparse.Namespace) -> int:
             validate_sbom(sbom_doc)
         except Exception as exc:
             raise InputError(f"{args.sbom}: {getattr(exc, 'message', exc)}") from None
-    # Everything that can fail locally fails before anything is pushed
-    signer = make_signer(
-        key=args.key,
-        keyless=args.keyless,
-        password_env=args.password_env,
-        identity_token=args.identity_token,
-        staging=args.staging,
-    )
     client = RegistryClient(reference, insecure=True if args.insecure else None)
     subject = client.resolve()
     if reference.digest and subject.digest != reference.digest:
