@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,6 @@ class ModelRun:
     document: dict[str, Any]
     reports: dict[str, str]  # file name -> rendered text (report.md, comment.md, ...)
     directory: Path
-
-    @property
-    def report(self) -> str:
-        """The full Markdown report."""
-        return self.reports["report.md"]
 
 
 def out_dir_for(out: Path, loaded: LoadedConfig, name: str) -> Path:
@@ -89,17 +85,7 @@ def run_model(
         if name == "gate":
             continue  # the gate judges the finished document: it runs last, below
         info = STAGES[name]
-        started = time.perf_counter()
-        try:
-            document[info.section] = info.load()(ctx)
-            status, reason = "ran", None
-        except StageSkipped as skipped:
-            status, reason = "skipped", skipped.reason
-        document["stages"][name] = {
-            "status": status,
-            "reason": reason,
-            "duration_s": round(time.perf_counter() - started, 3),
-        }
+        record_stage(document, name, info.section, partial(info.load(), ctx))
     task = ctx.task
     document["model"] = model_record(ctx.candidate, task)
     if ctx.baseline is not None:
@@ -109,22 +95,29 @@ def run_model(
     return document
 
 
-def run_gate(loaded: LoadedConfig, document: dict[str, Any]) -> None:
-    """Judge the finished document: add its ``gate`` section and the gate's stage entry."""
-    from mlci.gate.stage import run
-
+def record_stage(
+    document: dict[str, Any], name: str, section: str, run: Callable[[], dict[str, Any]]
+) -> None:
+    """Run one stage: store its section, or why it was skipped, and how long it took."""
     started = time.perf_counter()
-    document.pop("gate", None)
     try:
-        document["gate"] = run(loaded, document)
+        document[section] = run()
         status, reason = "ran", None
     except StageSkipped as skipped:
         status, reason = "skipped", skipped.reason
-    document["stages"]["gate"] = {
+    document["stages"][name] = {
         "status": status,
         "reason": reason,
         "duration_s": round(time.perf_counter() - started, 3),
     }
+
+
+def run_gate(loaded: LoadedConfig, document: dict[str, Any]) -> None:
+    """Judge the finished document: add its ``gate`` section and the gate's stage entry."""
+    from mlci.gate.stage import run
+
+    document.pop("gate", None)
+    record_stage(document, "gate", "gate", lambda: run(loaded, document))
 
 
 def convert_if_asked(ctx: ModelContext) -> dict[str, Any]:
