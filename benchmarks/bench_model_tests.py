@@ -17,15 +17,14 @@ of which 0.22 s in the tests themselves; the rest is reading the CSV and predict
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
-
-REGIONS = ["north", "south", "east", "west"]
-FEATURES = ["age", "income", "region", "tenure"]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from project import make_frame, train_onnx, write_csv  # noqa: E402
 
 TESTS = """\
 tests:
@@ -53,60 +52,13 @@ tests:
 """
 
 
-def make_frame(n: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    age = rng.integers(18, 80, n).astype(np.float64)
-    income = np.round(rng.lognormal(10.5, 0.5, n), 2)
-    region = rng.choice(REGIONS, n)
-    tenure = rng.integers(0, 30, n).astype(np.float64)
-    logit = -0.03 * (age - 45) + 0.8 * (np.log(income) - 10.5) + 0.05 * tenure - 0.5
-    logit += np.where(region == "north", 0.8, 0.0)
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    return {
-        "id": np.arange(n),
-        "age": age,
-        "income": income,
-        "region": region,
-        "tenure": tenure,
-        "y": y,
-    }
-
-
 def build(root: Path, rows: int) -> Path:
-    import pandas as pd
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    (root / "data").mkdir(parents=True)
-    (root / "models").mkdir()
-    train = make_frame(20_000, seed=1)
-    pd.DataFrame(make_frame(rows, seed=2)).to_csv(root / "data" / "eval.csv", index=False)
-    pd.DataFrame(make_frame(rows // 2, seed=3)).to_csv(root / "data" / "reference.csv", index=False)
-    pipe = Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [
-                        ("num", StandardScaler(), ["age", "income", "tenure"]),
-                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["region"]),
-                    ]
-                ),
-            ),
-            ("clf", LogisticRegression(max_iter=500)),
-        ]
+    # The same generator and pipeline as the test suite's project (tests/project.py).
+    write_csv(root / "data" / "eval.csv", make_frame(rows, seed=2))
+    write_csv(root / "data" / "reference.csv", make_frame(rows // 2, seed=3))
+    train_onnx(
+        make_frame(20_000, seed=1), root / "models" / "candidate.onnx", c=1.0, use_region=True
     )
-    pipe.fit(pd.DataFrame({k: train[k] for k in FEATURES}), train["y"])
-    types = [
-        (f, StringTensorType([None, 1]) if f == "region" else FloatTensorType([None, 1]))
-        for f in FEATURES
-    ]
-    onx = to_onnx(pipe, initial_types=types, options={id(pipe): {"zipmap": False}})
-    (root / "models" / "candidate.onnx").write_bytes(onx.SerializeToString())
     config = root / "mlci.yaml"
     config.write_text(
         textwrap.dedent(
