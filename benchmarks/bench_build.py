@@ -67,7 +67,9 @@ def podman(*args: str) -> str:
 
 
 def daemonless(model: Path, out: Path, cache: Path) -> tuple[float, object]:
-    from mlci.supply.build import BuildRequest, Output, base_source, build_image
+    from mlci.supply.bases import base_source
+    from mlci.supply.build import BuildRequest, build_image
+    from mlci.supply.builder import Output
 
     os.environ["MLCI_CACHE_DIR"] = str(cache)
     start = time.perf_counter()
@@ -145,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     if not BASE.is_file():
         raise SystemExit(f"{BASE}: missing; run scripts/build-base-image")
-    from mlci.supply import oci
+    from mlci.supply import layout
     from mlci.supply.build import wheel_files
     from project import build_project
 
@@ -202,7 +204,7 @@ def main() -> None:
         ours = first  # type: ignore[assignment]
         ours_size = ours.size  # type: ignore[attr-defined]
         ours_uncompressed = 0
-        _, _, _, layers = oci.read_layout(work / "warmup")
+        _, _, _, layers = layout.read_layout(work / "warmup")
         for layer in layers:
             if layer.compressed:
                 with gzip.open(layer.blob.path) as handle:  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ DEFAULT_BASE = Path.home() / ".cache" / "mlci" / "base-bookworm-python.tar"
 
 
 def build_layout(folder: Path, base: Path | None) -> Path:
-    from mlci.supply import oci
+    from mlci.supply import layout, oci
 
     blobs = folder / "blobs-work"
     layers = []
@@ -71,7 +71,7 @@ def build_layout(folder: Path, base: Path | None) -> Path:
         oci.MEDIA_CONFIG,
     )
     manifest = oci.json_blob(oci.manifest_for(config, layers), oci.MEDIA_MANIFEST)
-    layout = oci.write_layout(folder / "layout", manifest, config, layers, ref_name="bench")
+    layout = layout.write_layout(folder / "layout", manifest, config, layers, ref_name="bench")
     shutil.rmtree(blobs, ignore_errors=True)
     return layout
 

@@ -1,3 +1,3 @@
-from mlci.cli import main
+from mlci.commands import main
 
 raise SystemExit(main())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -19,10 +19,16 @@ from mlci.card.config import CardConfig
 from mlci.configbase import ConfigPath, Strict
 from mlci.errors import ConfigError
 from mlci.gate.config import GateConfig
+from mlci.models.formats import ConfigFormat
 from mlci.suggest import did_you_mean
+from mlci.supply.config import ImageConfig
 from mlci.testing.config import TestsConfig
 
 CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
+StageName = Literal[
+    "evaluate", "tests", "benchmark", "image", "sbom", "sign", "gate", "card", "attest"
+]
+STAGE_NAMES: tuple[str, ...] = get_args(StageName)
 Loc = tuple[str | int, ...]
 
 
@@ -52,9 +58,7 @@ class ModelSource(Strict):
     path: ConfigPath | None = Field(
         None, description="Model file (.onnx, .skops, .pkl/.joblib), relative to mlci.yaml."
     )
-    format: Literal["auto", "onnx", "skops", "pickle", "entrypoint"] = Field(
-        "auto", description="Model format; 'auto' goes by the suffix."
-    )
+    format: ConfigFormat = Field("auto", description="Model format; 'auto' goes by the suffix.")
     entrypoint: str | None = Field(
         None,
         description="'module:function' or 'file.py:function' returning an object with predict.",
@@ -201,11 +205,14 @@ class Config(Strict):
     benchmark: BenchmarkConfig | None = Field(None, description="Latency and throughput.")
     gate: GateConfig | None = Field(None, description="Promotion rules and the decision.")
     card: CardConfig | None = Field(None, description="Free-text fields of the model card.")
+    image: ImageConfig | None = Field(
+        None, description="The serving image: base, registry, push, SBOM and signing."
+    )
     report: ReportConfig = Field(default_factory=ReportConfig)
-    stages: list[Literal["evaluate", "tests", "benchmark", "gate"]] = Field(
-        default_factory=lambda: ["evaluate", "tests", "benchmark", "gate"],
-        description="Stages `mlci check` runs, in order; one without its section is skipped. "
-        "The gate always runs last, on the finished results.",
+    stages: list[StageName] = Field(
+        default_factory=lambda: list(STAGE_NAMES),
+        description="Stages `mlci check` runs (always in the order evaluate, tests, benchmark, "
+        "image, sbom, sign, gate, card, attest); one without its section is skipped, saying why.",
     )
 
     @model_validator(mode="after")

@@ -8,11 +8,13 @@ in, text out.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlci.errors import InputError
+from mlci.results import Results
+from mlci.results.evaluation import Estimate, Evaluation, SliceResult
 
 VERDICT_MARK = {
     "better": "▲ better",
@@ -52,46 +54,19 @@ def signed(value: float | None, digits: int = 3) -> str:
     return f"{value:+.{digits}g}" if abs(value) >= 1e-4 or value == 0 else f"{value:+.1e}"
 
 
-def interval(entry: dict[str, Any] | None, signed_values: bool = False) -> str:
-    """``0.81 [0.79, 0.83]`` from an estimate or delta entry."""
-    if not entry:
+def interval(entry: Estimate | None, signed_values: bool = False) -> str:
+    """``0.81 [0.79, 0.83]`` from an estimate or delta."""
+    if entry is None:
         return "n/a"
     show = signed if signed_values else number
-    text = show(entry.get("value"))
-    if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
-        text += f" [{show(entry['ci_low'])}, {show(entry['ci_high'])}]"
+    text = show(entry.value)
+    if entry.ci_low is not None and entry.ci_high is not None:
+        text += f" [{show(entry.ci_low)}, {show(entry.ci_high)}]"
     return text
 
 
 def short_digest(digest: str | None) -> str:
     return "n/a" if not digest else digest[:12]
-
-
-def observed_text(value: Any) -> str:
-    """A gate rule's observed value or threshold in one short cell."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, dict):
-        if "value" in value and ("ci_low" in value or "ci_high" in value):
-            text = interval(value)
-            return f"{value['slice']}: {text}" if "slice" in value else text
-        if "ratio" in value:
-            return f"{value.get('scenario')}: {interval(value['ratio'])}×"
-        if "latency_ms" in value:
-            return f"{value.get('scenario')}: {interval(value['latency_ms'])} ms"
-        parts = []
-        for key, item in value.items():
-            if item is None or item == [] or (item is False and key == "superiority"):
-                continue
-            shown = ("yes" if item else "no") if isinstance(item, bool) else item
-            shown = number(item) if isinstance(item, float) else shown
-            if isinstance(item, list):
-                shown = ", ".join(map(str, item))
-            parts.append(f"{key} {shown}")
-        return "; ".join(parts) or "n/a"
-    if isinstance(value, float):
-        return number(value)
-    return str(value)
 
 
 def mermaid_label(text: str, width: int = 24) -> str:
@@ -128,8 +103,8 @@ def environment(templates: Path | None = None) -> Any:
         digest=short_digest,
         verdict=lambda v: VERDICT_MARK.get(v, v),
         cell=lambda s: str(s).replace("|", "\\|").replace("\n", " "),
-        observed=observed_text,
         mermaid=mermaid_label,
+        value=lambda v: "n/a" if v is None else number(v) if isinstance(v, float) else str(v),
         status=lambda s: STATUS_MARK.get(s, s),
         decision=lambda d: DECISION_MARK.get(d, ""),
         thousands=lambda n: f"{n:,}",
@@ -137,9 +112,7 @@ def environment(templates: Path | None = None) -> Any:
     return env
 
 
-def render_template(
-    template: str, document: dict[str, Any], templates: Path | None, **extra: Any
-) -> str:
+def render_template(template: str, document: Results, templates: Path | None, **extra: Any) -> str:
     import jinja2
 
     try:
@@ -151,51 +124,50 @@ def render_template(
         raise InputError(f"template {template}{where}: {exc.message or exc}") from None
 
 
-def slice_delta(s: dict[str, Any], metric: str) -> float | None:
+def slice_delta(ev: Evaluation, s: SliceResult, metric: str) -> float | None:
     """A slice's delta on ``metric``, oriented so that negative means the candidate is worse."""
-    from mlci.evaluate.metrics import METRICS
-
-    entry = (s.get("delta") or {}).get(metric)
-    if not entry or entry.get("value") is None:
+    entry = s.delta_of(metric)
+    if entry is None or entry.value is None:
         return None
-    spec = METRICS.get(metric)
-    sign = 1.0 if spec is None or spec.higher_is_better else -1.0
-    return float(sign * entry["value"])
+    return ev.oriented(metric, entry.value)
 
 
-def context(document: dict[str, Any]) -> dict[str, Any]:
+def ranked_slices(ev: Evaluation | None) -> list[SliceResult]:
+    """Evaluated slices, worst first: flagged ones, then by how much worse than the baseline
+    (or, without a baseline, by how much higher their error is)."""
+    if ev is None:
+        return []
+    evaluated = [s for s in ev.slices if s.status == "evaluated"]
+    if ev.has_baseline:
+        primary = ev.primary_metric
+        return sorted(
+            evaluated,
+            key=lambda s: (not s.flagged, _none_last(slice_delta(ev, s, primary)), s.name),
+        )
+    return sorted(
+        evaluated,
+        key=lambda s: (not s.flagged, -((s.vs_rest.error_mean if s.vs_rest else None) or 0)),
+    )
+
+
+def context(document: Results) -> dict[str, Any]:
     """What every template receives: the document and views computed from it."""
-    evaluation = document.get("evaluation") or {}
-    slices = evaluation.get("slices", [])
-    primary = evaluation.get("primary_metric")
-    deltas = (evaluation.get("metrics") or {}).get("delta") or {}
-    verdicts = [d["verdict"] for d in deltas.values()]
-    evaluated = [s for s in slices if s["status"] == "evaluated"]
-    if deltas:
-        # Worst first: flagged slices, then by how much worse than the baseline.
-        ranked = sorted(
-            evaluated,
-            key=lambda s: (not s["flagged"], _none_last(slice_delta(s, primary)), s["name"]),
-        )
-    else:
-        ranked = sorted(
-            evaluated,
-            key=lambda s: (not s["flagged"], -((s.get("vs_rest") or {}).get("error_mean") or 0)),
-        )
-    tests = document.get("tests") or {}
-    test_results = tests.get("results") or []
+    ev = document.evaluation
+    slices = ev.slices if ev else []
+    verdicts = [d.verdict for d in (ev.metrics.delta or {}).values()] if ev else []
+    test_results = document.tests.results if document.tests else []
     return {
         "doc": document,
-        "ev": evaluation,
-        "gate": document.get("gate"),
-        "flagged": [s for s in slices if s["flagged"]],
-        "declared": [s for s in slices if s["source"] == "declared"],
-        "discovered": [s for s in slices if s["source"] == "discovered"],
-        "ranked": ranked,
+        "ev": ev,
+        "gate": document.gate,
+        "flagged": [s for s in slices if s.flagged],
+        "declared": [s for s in slices if s.source == "declared"],
+        "discovered": [s for s in slices if s.source == "discovered"],
+        "ranked": ranked_slices(ev),
         "better": verdicts.count("better"),
         "worse": verdicts.count("worse"),
-        "failing_tests": [r for r in test_results if r["status"] in ("failed", "error")],
-        "other_tests": [r for r in test_results if r["status"] not in ("failed", "error")],
+        "failing_tests": [r for r in test_results if r.failed],
+        "other_tests": [r for r in test_results if not r.failed],
         "limit": GITHUB_COMMENT_LIMIT,
     }
 
@@ -204,23 +176,23 @@ def _none_last(value: float | None) -> float:
     return math.inf if value is None else value
 
 
-def render_markdown(document: dict[str, Any], templates: Path | None = None) -> str:
+def render_markdown(document: Results, templates: Path | None = None) -> str:
     """The full Markdown report for one model's results."""
     return render_template("report.md.j2", document, templates)
 
 
-def render_summary(document: dict[str, Any], templates: Path | None = None) -> str:
+def render_summary(document: Results, templates: Path | None = None) -> str:
     """The short Markdown for a GitHub job summary."""
     return render_template("summary.md.j2", document, templates)
 
 
-def render_html(document: dict[str, Any], templates: Path | None = None) -> str:
+def render_html(document: Results, templates: Path | None = None) -> str:
     """A self-contained HTML report with inline SVG plots."""
     from markupsafe import Markup
 
     charts = {
         "calibration": Markup(calibration_svg(document)),
-        "slices": Markup(slice_delta_svg(document, context(document)["ranked"])),
+        "slices": Markup(slice_delta_svg(document, ranked_slices(document.evaluation))),
         "latency": Markup(latency_svg(document)),
     }
     return render_template("report.html.j2", document, templates, charts=charts)
@@ -237,7 +209,7 @@ TRIM_STEPS: tuple[dict[str, Any], ...] = (
 )
 
 
-def trim_notes(document: dict[str, Any], limits: dict[str, Any]) -> list[str]:
+def trim_notes(document: Results, limits: dict[str, Any]) -> list[str]:
     """What a set of limits leaves out of the comment, in words."""
     ctx = context(document)
     notes = []
@@ -254,7 +226,7 @@ def trim_notes(document: dict[str, Any], limits: dict[str, Any]) -> list[str]:
 
 
 def render_comment(
-    document: dict[str, Any], templates: Path | None = None, limit: int = GITHUB_COMMENT_LIMIT
+    document: Results, templates: Path | None = None, limit: int = GITHUB_COMMENT_LIMIT
 ) -> str:
     """The pull-request comment, trimmed (and saying so) to stay under ``limit`` characters."""
     text = ""
@@ -271,7 +243,7 @@ def render_comment(
     return text[: limit - len(note)] + note
 
 
-def render_all(document: dict[str, Any], templates: Path | None = None) -> dict[str, str]:
+def render_all(document: Results, templates: Path | None = None) -> dict[str, str]:
     """Every report `mlci check` writes next to results.json, by file name."""
     return {
         "report.md": render_markdown(document, templates),
@@ -281,106 +253,66 @@ def render_all(document: dict[str, Any], templates: Path | None = None) -> dict[
     }
 
 
-IDENTITY = (("model", "sha256"), ("baseline", "sha256"), ("data", "sha256"))
-SECTIONS = ("conversion", "evaluation", "tests", "benchmark", "image", "canary")
+# `mlci report --format` -> the renderer.
+RENDERERS: dict[str, Callable[[Results, Path | None], str]] = {
+    "markdown": render_markdown,
+    "comment": render_comment,
+    "summary": render_summary,
+    "html": render_html,
+}
 
 
-class MergeError(InputError):
-    """Results files that cannot be merged; ``index`` is the offending file's position."""
-
-    def __init__(self, index: int, message: str, *, tip: str | None = None) -> None:
-        super().__init__(message, tip=tip)
-        self.index = index
-
-
-def merge(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One results document from several that describe the same model and data.
-
-    Each file contributes the sections its stages produced. Files that describe different
-    models, baselines or data, or that disagree on a section both hold, are refused. Gate
-    sections are dropped: the merged evidence must be judged again (``mlci gate``).
-    """
-    if not documents:
-        raise MergeError(0, "nothing to merge")
-    first = documents[0]
-    merged: dict[str, Any] = {k: v for k, v in first.items() if k not in (*SECTIONS, "gate")}
-    merged["stages"] = {}
-    for index, doc in enumerate(documents):
-        for part, field in IDENTITY:
-            mine = (doc.get(part) or {}).get(field)
-            theirs = (first.get(part) or {}).get(field)
-            if mine != theirs:
-                raise MergeError(
-                    index,
-                    f"describes a different {part} ({part} sha256 {short_digest(mine)} against "
-                    f"{short_digest(theirs)})",
-                    tip="merge only results of the same model, baseline and data",
-                )
-        for section in SECTIONS:
-            if doc.get(section) is None:
-                continue
-            if merged.get(section) is not None and merged[section] != doc[section]:
-                raise MergeError(
-                    index,
-                    f"holds a '{section}' section that differs from an earlier file's",
-                    tip="run each stage in only one of the jobs you merge",
-                )
-            merged[section] = doc[section]
-        for name, stage in doc["stages"].items():
-            if name == "gate":
-                continue
-            if merged["stages"].get(name, {}).get("status") != "ran":
-                merged["stages"][name] = stage
-        merged["created"] = max(merged["created"], doc["created"])
-    return merged
-
-
-def headlines(document: dict[str, Any]) -> list[str]:
+def headlines(document: Results) -> list[str]:
     """One line per section that ran, for the terminal."""
     lines = []
-    gate = document.get("gate")
+    gate = document.gate
     if gate:
-        lines.append(f"gate: {gate['decision'].upper()}: {gate['reason']}")
-    ev = document.get("evaluation")
+        lines.append(f"gate: {gate.decision.upper()}: {gate.reason}")
+    ev = document.evaluation
     if ev:
-        primary = ev["primary_metric"]
-        flagged = sum(s["flagged"] for s in ev["slices"])
-        line = f"{primary} {number(ev['metrics']['candidate'][primary]['value'])}"
-        delta = (ev["metrics"]["delta"] or {}).get(primary)
-        if delta is not None and delta["value"] is not None:
-            line += f" ({signed(delta['value'])} vs baseline: {delta['verdict']})"
-        lines.append(f"{line}; {flagged} slice(s) flagged")
-    tests = document.get("tests")
+        primary = ev.primary_metric
+        line = f"{primary} {number(ev.metrics.candidate[primary].value)}"
+        delta = (ev.metrics.delta or {}).get(primary)
+        if delta is not None and delta.value is not None:
+            line += f" ({signed(delta.value)} vs baseline: {delta.verdict})"
+        lines.append(f"{line}; {len(ev.flagged)} slice(s) flagged")
+    tests = document.tests
     if tests:
-        counts = tests["summary"]
+        counts = tests.summary
         lines.append(
-            f"tests: {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['error']} errors, {counts['skipped']} skipped"
+            f"tests: {counts.passed} passed, {counts.failed} failed, "
+            f"{counts.error} errors, {counts.skipped} skipped"
         )
-    bench = document.get("benchmark")
+    bench = document.benchmark
     if bench:
-        counts = bench["summary"]
+        b = bench.summary
         lines.append(
-            f"benchmark: {counts['scenarios']} scenario(s); candidate slower in {counts['slower']}, "
-            f"faster in {counts['faster']}, inconclusive in {counts['inconclusive']}"
+            f"benchmark: {b.scenarios} scenario(s); candidate slower in {b.slower}, "
+            f"faster in {b.faster}, inconclusive in {b.inconclusive}"
         )
-    for name, stage in document["stages"].items():
-        if stage["status"] == "skipped":
-            lines.append(f"{name} skipped: {stage['reason']}")
+    image = document.image
+    if image and image.digest:
+        signed_by = sorted({s.identity or "?" for s in image.signatures if s.verified})
+        lines.append(
+            f"image: {image.digest[:19]}"
+            + (f" pushed to {image.reference}" if image.pushed else f" in {image.output}")
+            + (f"; signed by {', '.join(signed_by)}" if signed_by else "")
+        )
+    for name, stage in document.stages.items():
+        # A stage skipped only because one it needs was skipped adds nothing to that reason.
+        if stage.status != "ran" and not (stage.reason or "").startswith("needs the "):
+            lines.append(f"{name} {stage.status}: {stage.reason}")
     return lines
 
 
-def failures(document: dict[str, Any], stages: list[str]) -> int:
+def failures(document: Results, stages: Sequence[str]) -> int:
     """How many failures the commands that judge (``mlci test``, ``mlci bench``) exit 1 for."""
     count = 0
-    if "tests" in stages and document.get("tests"):
+    if "tests" in stages and document.tests:
         # Advisory tests (required: false) are reported but never fail the command.
-        count += sum(
-            t["required"] and t["status"] in ("failed", "error")
-            for t in document["tests"]["results"]
-        )
-    if "benchmark" in stages and document.get("benchmark"):
-        count += document["benchmark"]["summary"]["slower"]
+        count += document.tests.required_failures
+    if "benchmark" in stages and document.benchmark:
+        count += document.benchmark.summary.slower
     return count
 
 
@@ -402,10 +334,10 @@ def _svg(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
-def calibration_svg(document: dict[str, Any]) -> str:
+def calibration_svg(document: Results) -> str:
     """Reliability diagram: mean prediction against observed frequency, per bin."""
-    cal = (document.get("evaluation") or {}).get("calibration")
-    if not cal:
+    cal = document.evaluation.calibration if document.evaluation else None
+    if cal is None:
         return ""
     size, pad = 300, 40
     span = size - 2 * pad
@@ -422,10 +354,11 @@ def calibration_svg(document: dict[str, Any]) -> str:
         f'<text x="12" y="{size / 2}" transform="rotate(-90 12 {size / 2})" '
         'text-anchor="middle">observed frequency</text>',
     ]
-    for role, colour in (("candidate", CANDIDATE_COLOUR), ("baseline", BASELINE_COLOUR)):
-        curve = cal.get(role) or []
+    for curve, colour in ((cal.candidate, CANDIDATE_COLOUR), (cal.baseline, BASELINE_COLOUR)):
         points = [
-            xy(b["mean_predicted"], b["observed"]) for b in curve if b["mean_predicted"] is not None
+            xy(b.mean_predicted, b.observed)
+            for b in curve or []
+            if b.mean_predicted is not None and b.observed is not None
         ]
         if not points:
             continue
@@ -450,18 +383,17 @@ def _legend(x: float, y: float, labels: tuple[str, str] = ("candidate", "baselin
     )
 
 
-def slice_delta_svg(document: dict[str, Any], ranked: list[dict[str, Any]], top: int = 30) -> str:
+def slice_delta_svg(document: Results, ranked: list[SliceResult], top: int = 30) -> str:
     """Each slice's delta against the baseline on the primary metric, with its interval."""
-    ev = document.get("evaluation") or {}
-    primary = ev.get("primary_metric")
-    rows = [s for s in ranked if (s.get("delta") or {}).get(primary, {}).get("value") is not None]
-    rows = rows[:top]
+    ev = document.evaluation
+    if ev is None:
+        return ""
+    primary = ev.primary_metric
+    pairs = [(s, s.delta_of(primary)) for s in ranked]
+    rows = [(s, e) for s, e in pairs if e is not None and e.value is not None][:top]
     if not rows:
         return ""
-    entries = [s["delta"][primary] for s in rows]
-    values = [
-        v for e in entries for v in (e["value"], e.get("ci_low"), e.get("ci_high")) if v is not None
-    ]
+    values = [v for _, e in rows for v in (e.value, e.ci_low, e.ci_high) if v is not None]
     low, high = min(*values, 0.0), max(*values, 0.0)
     if high - low < 1e-12:
         high = low + 1.0
@@ -478,33 +410,33 @@ def slice_delta_svg(document: dict[str, Any], ranked: list[dict[str, Any]], top:
         f'<text x="{label_w}" y="{height - 6}">{signed(low)}</text>',
         f'<text x="{label_w + plot_w}" y="{height - 6}" text-anchor="end">{signed(high)}</text>',
     ]
-    for i, (s, e) in enumerate(zip(rows, entries, strict=True)):
+    for i, (s, e) in enumerate(rows):
         y = top_pad + row_h * i + row_h / 2
-        colour = "#cf222e" if s["flagged"] else CANDIDATE_COLOUR
-        name = s["name"] if len(s["name"]) <= 34 else s["name"][:33] + "…"
+        colour = "#cf222e" if s.flagged else CANDIDATE_COLOUR
+        name = s.name if len(s.name) <= 34 else s.name[:33] + "…"
         body.append(
             f'<text x="{label_w - 6}" y="{y + 4:.1f}" text-anchor="end">{_esc(name)}</text>'
         )
-        if e.get("ci_low") is not None and e.get("ci_high") is not None:
+        if e.ci_low is not None and e.ci_high is not None:
             body.append(
-                f'<line x1="{x(e["ci_low"]):.1f}" y1="{y:.1f}" x2="{x(e["ci_high"]):.1f}" '
+                f'<line x1="{x(e.ci_low):.1f}" y1="{y:.1f}" x2="{x(e.ci_high):.1f}" '
                 f'y2="{y:.1f}" stroke="{colour}" stroke-width="2"/>'
             )
-        body.append(f'<circle cx="{x(e["value"]):.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>')
+        body.append(f'<circle cx="{x(e.value or 0.0):.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>')
     return _svg(label_w + plot_w + 20, height, body, "slice deltas against the baseline")
 
 
-def latency_svg(document: dict[str, Any]) -> str:
+def latency_svg(document: Results) -> str:
     """Latency percentiles per scenario, candidate against baseline, with intervals."""
-    bench = document.get("benchmark") or {}
-    rows: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
-    for s in bench.get("scenarios") or []:
-        cand = ((s.get("candidate") or {}).get("latency_ms")) or {}
-        base = ((s.get("baseline") or {}).get("latency_ms")) or {}
+    bench = document.benchmark
+    rows: list[tuple[str, str, Estimate, Estimate | None]] = []
+    for s in bench.scenarios if bench else []:
+        cand = s.candidate.latency_ms
+        base = s.baseline.latency_ms if s.baseline else {}
         rows.extend(
-            (s["name"], stat, cand[stat], base.get(stat) or None)
+            (s.name, stat, cand[stat], base.get(stat))
             for stat in ("p50", "p90", "p95", "p99", "p999", "mean")
-            if cand.get(stat) and cand[stat].get("value") is not None
+            if stat in cand and cand[stat].value is not None
         )
     if not rows:
         return ""
@@ -512,8 +444,8 @@ def latency_svg(document: dict[str, Any]) -> str:
         v
         for _, _, c, b in rows
         for e in (c, b)
-        if e
-        for v in (e.get("value"), e.get("ci_low"), e.get("ci_high"))
+        if e is not None
+        for v in (e.value, e.ci_low, e.ci_high)
         if v is not None
     ]
     high = max(values) * 1.05 or 1.0
@@ -537,13 +469,13 @@ def latency_svg(document: dict[str, Any]) -> str:
             f'<text x="{label_w - 6}" y="{y + 6}" text-anchor="end">{_esc(scenario)} {stat}</text>'
         )
         for offset, entry, colour in ((0, cand, CANDIDATE_COLOUR), (9, base, BASELINE_COLOUR)):
-            if not entry or entry.get("value") is None:
+            if entry is None or entry.value is None:
                 continue
             yy = y + offset
-            if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+            if entry.ci_low is not None and entry.ci_high is not None:
                 body.append(
-                    f'<line x1="{x(entry["ci_low"]):.1f}" y1="{yy}" x2="{x(entry["ci_high"]):.1f}" '
+                    f'<line x1="{x(entry.ci_low):.1f}" y1="{yy}" x2="{x(entry.ci_high):.1f}" '
                     f'y2="{yy}" stroke="{colour}" stroke-width="2"/>'
                 )
-            body.append(f'<circle cx="{x(entry["value"]):.1f}" cy="{yy}" r="3.5" fill="{colour}"/>')
+            body.append(f'<circle cx="{x(entry.value):.1f}" cy="{yy}" r="3.5" fill="{colour}"/>')
     return _svg(label_w + plot_w + 20, height, body, "latency by scenario")

@@ -1,8 +1,13 @@
-"""What every stage receives, and the registry of stages `mlci check` can run.
+"""The registry of stages and what every stage receives.
 
-A stage is a function ``run(ctx: ModelContext) -> dict`` that returns its section of the
-results document, or raises :class:`StageSkipped` to say why it did not run. Stages never
-print and never write outside ``ctx.staging``.
+A stage is one module with a ``run(ctx: ModelContext)`` that returns its section of the
+results document (a typed model from :mod:`mlci.results`), or raises :class:`StageSkipped` to
+say why it could not run; the gate reads a skipped stage as missing evidence. Stages never
+print and never write outside ``ctx.staging``. ``mlci check`` runs the selected stages in the
+order of :data:`STAGES`; a stage whose ``needs`` did not run is skipped, saying which.
+
+Adding a stage: write its module with ``run``, add its section model to the results document
+and its configuration model to mlci.yaml's schema, and add one line here.
 """
 
 from __future__ import annotations
@@ -14,37 +19,50 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlci.errors import DataError
+from mlci.errors import DataError, MlciError
 
 if TYPE_CHECKING:
     from mlci.config import LoadedConfig, ModelConfig, ModelSource
     from mlci.data import Dataset
     from mlci.evaluate.alignment import Aligned
     from mlci.models.interface import Model, Predictions, Task
+    from mlci.results import Results
+    from mlci.results.base import Section
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class StageInfo:
-    """A stage: the results section it writes and where its ``run`` function lives."""
+class Stage:
+    """A stage: the section it writes, where its ``run`` lives, and what it needs first."""
 
+    name: str
     section: str
     target: str  # "module:function"
+    needs: tuple[str, ...] = ()
+    summary: str = ""
 
-    def load(self) -> Callable[[ModelContext], dict[str, Any]]:
+    def load(self) -> Callable[[ModelContext], Section]:
         module, function = self.target.split(":")
-        run: Callable[[ModelContext], dict[str, Any]] = getattr(
-            importlib.import_module(module), function
-        )
+        run: Callable[[ModelContext], Section] = getattr(importlib.import_module(module), function)
         return run
 
 
-# In the order `mlci check` runs them when mlci.yaml lists no stages.
-STAGES: dict[str, StageInfo] = {
-    "evaluate": StageInfo("evaluation", "mlci.evaluate.stage:run"),
-    "tests": StageInfo("tests", "mlci.testing.stage:run"),
-    "benchmark": StageInfo("benchmark", "mlci.bench.stage:run"),
+# In the order `mlci check` runs them. The gate judges what the stages before it wrote; the
+# card shows the decision; the evaluation attestation signs the final decision.
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage("evaluate", "evaluation", "mlci.evaluate.stage:run", (), "metrics, slices, baseline"),
+        Stage("tests", "tests", "mlci.testing.stage:run", (), "model tests and data checks"),
+        Stage("benchmark", "benchmark", "mlci.bench.stage:run", (), "latency and throughput"),
+        Stage("image", "image", "mlci.supply.stage:build", (), "build (and push) the image"),
+        Stage("sbom", "image", "mlci.supply.stage:sbom", ("image",), "the image's SBOM"),
+        Stage("sign", "image", "mlci.supply.stage:sign", ("image",), "sign image and SBOM"),
+        Stage("gate", "gate", "mlci.gate.stage:run", (), "the promotion decision"),
+        Stage("card", "card", "mlci.card.stage:run", (), "the model card"),
+        Stage("attest", "image", "mlci.supply.stage:attest", ("sign",), "sign the decision"),
+    )
 }
 
 
@@ -54,6 +72,11 @@ class StageSkipped(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class StageFailed(MlciError):
+    """A stage that ran and failed (a registry that refused a push, say): recorded in the
+    results, and the run exits 1 once every stage has had its turn."""
 
 
 def load_source(source: ModelSource, name: str, loaded: LoadedConfig) -> Model:
@@ -90,7 +113,8 @@ def model_frame(model: Model, data: Dataset) -> dict[str, Any]:
 class ModelContext:
     """One model, its baseline and the evaluation data, shared by every stage.
 
-    Predictions on the evaluation data are computed once, on first use.
+    Predictions on the evaluation data are computed once, on first use. ``results`` is the
+    document as the stages before this one left it.
     """
 
     def __init__(
@@ -100,20 +124,33 @@ class ModelContext:
         spec: ModelConfig,
         staging: Path,
         progress: Progress,
+        options: RunOptions | None = None,
     ) -> None:
         self.loaded = loaded
         self.data = data
         self.spec = spec
         self.staging = staging
+        self.options = options or RunOptions()
         self._progress = progress
         self.candidate = load_source(spec, spec.name, loaded)
         self.baseline = (
             load_source(spec.baseline, f"{spec.name} (baseline)", loaded) if spec.baseline else None
         )
+        self._results: Results | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def results(self) -> Results:
+        if self._results is None:
+            raise RuntimeError("the results document is not started yet")
+        return self._results
+
+    @results.setter
+    def results(self, value: Results) -> None:
+        self._results = value
 
     def progress(self, message: str) -> None:
         self._progress(f"{self.spec.name}: {message}")
@@ -157,3 +194,13 @@ class ModelContext:
         return (
             "binary" if aligned.classes is not None and len(aligned.classes) == 2 else "multiclass"
         )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line adds to mlci.yaml for one run."""
+
+    image_base: str | None = None  # overrides image.base
+    push: bool | None = None  # overrides image.push
+    sign: str | None = None  # overrides image.sign.method: none, key or keyless
+    sign_key: Path | None = None  # overrides image.sign.key

@@ -329,7 +329,7 @@ def make_layout(
     """A two-layer OCI layout: a base (dpkg status) and an app layer (Python, mlci, model)."""
     import hashlib
 
-    from mlci.supply import oci
+    from mlci.supply import layout, oci
 
     work = path.parent / f".{path.name}-blobs"
     base = oci.LayerBuilder(mtime=0)
@@ -358,7 +358,7 @@ def make_layout(
     )
     config = oci.json_blob(config_data, oci.MEDIA_CONFIG)
     manifest = oci.json_blob(oci.manifest_for(config, layers), oci.MEDIA_MANIFEST)
-    oci.write_layout(path, manifest, config, layers, ref_name="latest")
+    layout.write_layout(path, manifest, config, layers, ref_name="latest")
     shutil.rmtree(work, ignore_errors=True)
     return ImageLayout(path, manifest.descriptor.digest, hashlib.sha256(model).hexdigest())
 
@@ -367,37 +367,11 @@ def make_layout(
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``mlci`` in-process with the supply-chain commands; return (code, stdout, stderr)."""
-    import argparse
-
-    import mlci.cli as cli
-    from mlci.supply.supply_commands import add_parsers
-
-    original = cli.build_parser
-
-    def build() -> argparse.ArgumentParser:
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "push" not in sub.choices:
-
-            def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-                return sub.add_parser(
-                    name,
-                    help=help_text,
-                    description=description,
-                    epilog=cli.EXIT_CODES,
-                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                )
-
-            add_parsers(sub, command)
-        return parser
+    """Run ``mlci`` in-process; return (code, stdout, stderr)."""
+    from mlci.commands import main
 
     capsys.readouterr()
-    cli.build_parser = build  # type: ignore[assignment]
-    try:
-        code = cli.main(argv)
-    finally:
-        cli.build_parser = original  # type: ignore[assignment]
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -434,7 +408,7 @@ def results_document(model_sha256: str, *, gate: dict[str, Any] | None = None) -
 
 
 def write_results(path: Path, document: dict[str, Any]) -> Path:
-    from mlci.results import dumps
+    from documents import dump
 
-    path.write_text(dumps(document))
+    path.write_text(dump(document))
     return path

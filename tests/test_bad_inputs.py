@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci.cli import main
+from mlci.commands import main
 from project import Project
 
 Breaker = Callable[[Project], None]

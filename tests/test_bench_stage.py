@@ -12,7 +12,7 @@ import pytest
 
 from mlci.bench.config import BenchmarkConfig
 from mlci.bench.stage import run as run_stage
-from mlci.cli import main
+from mlci.commands import main
 from mlci.config import load_config
 from mlci.errors import ConfigError
 from mlci.results import schema

@@ -13,17 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mlci.cli import main
+from mlci.commands import main
 from mlci.errors import InputError
-from mlci.supply import oci
-from mlci.supply.build import (
-    BuildRequest,
-    Output,
-    TargetPython,
-    base_source,
-    build_image,
-    detect_python,
-)
+from mlci.supply import layout, oci
+from mlci.supply.bases import base_source
+from mlci.supply.build import BuildRequest, TargetPython, build_image, detect_python
+from mlci.supply.builder import Output
 from project import Project
 
 EPOCH = 1_700_000_000
@@ -152,8 +147,8 @@ def test_layout_round_trip(tmp_path: Path) -> None:
         oci.image_config({}, [built], created=0, labels={"a": "b"}), oci.MEDIA_CONFIG
     )
     manifest = oci.json_blob(oci.manifest_for(config, [built]), oci.MEDIA_MANIFEST)
-    oci.write_layout(tmp_path / "layout", manifest, config, [built], ref_name="v1")
-    index, read_manifest, read_config, layers = oci.read_layout(tmp_path / "layout")
+    layout.write_layout(tmp_path / "layout", manifest, config, [built], ref_name="v1")
+    index, read_manifest, read_config, layers = layout.read_layout(tmp_path / "layout")
     assert index["manifests"][0]["digest"] == manifest.descriptor.digest
     assert index["manifests"][0]["annotations"] == {oci.ANNOTATION_REF_NAME: "v1"}
     assert read_manifest == json.loads(manifest.read())
@@ -161,13 +156,13 @@ def test_layout_round_trip(tmp_path: Path) -> None:
     assert read_config["rootfs"]["diff_ids"] == [built.diff_id]
     assert [x.descriptor.digest for x in layers] == [built.descriptor.digest]
     assert gzip.decompress(layers[0].blob.read())[:9] == b"hello.txt"
-    oci.read_layout(tmp_path / "layout", ref_name="v1")
+    layout.read_layout(tmp_path / "layout", ref_name="v1")
     with pytest.raises(InputError, match="no image tagged 'v2'"):
-        oci.read_layout(tmp_path / "layout", ref_name="v2")
+        layout.read_layout(tmp_path / "layout", ref_name="v2")
     # a corrupt config blob is named
     (tmp_path / "layout" / "blobs" / "sha256" / config.descriptor.hex).write_bytes(b"{}")
     with pytest.raises(InputError, match="does not match its digest"):
-        oci.read_layout(tmp_path / "layout")
+        layout.read_layout(tmp_path / "layout")
 
 
 def test_detects_python_and_glibc(inputs: dict[str, Path], tmp_path: Path) -> None:
@@ -195,7 +190,7 @@ def test_layers_config_and_labels(inputs: dict[str, Path], tmp_path: Path) -> No
         inputs, f"oci:{tmp_path / 'img'}", tag="demo:1.2", source="https://example.com/r",
         revision="abc123",
     )  # fmt: skip
-    _, manifest, config, layers = oci.read_layout(tmp_path / "img", ref_name="1.2")
+    _, manifest, config, layers = layout.read_layout(tmp_path / "img", ref_name="1.2")
     assert [x.role for x in result.layers] == ["base", "dependencies", "runtime", "model"]  # type: ignore[attr-defined]
     assert {m["mediaType"] for m in manifest["layers"]} == {oci.MEDIA_LAYER_GZIP}
     assert config["rootfs"]["diff_ids"][0] == result.layers[0].diff_id  # type: ignore[attr-defined]
@@ -229,8 +224,8 @@ def test_layers_config_and_labels(inputs: dict[str, Path], tmp_path: Path) -> No
 def test_new_model_changes_only_the_model_layer(inputs: dict[str, Path], tmp_path: Path) -> None:
     _build(inputs, f"oci:{tmp_path / 'a'}")
     _build(inputs, f"oci:{tmp_path / 'b'}", model="baseline")
-    _, first, _, _ = oci.read_layout(tmp_path / "a")
-    _, second, _, _ = oci.read_layout(tmp_path / "b")
+    _, first, _, _ = layout.read_layout(tmp_path / "a")
+    _, second, _, _ = layout.read_layout(tmp_path / "b")
     changed = [
         i for i, (x, y) in enumerate(zip(first["layers"], second["layers"], strict=True)) if x != y
     ]
@@ -294,7 +289,7 @@ def test_cli_takes_the_model_from_mlci_yaml(
          f"oci:{out}", "--wheels", str(inputs["wheels"]), "-q"],
     )  # fmt: skip
     assert code == 0, stderr
-    _, _, config, _ = oci.read_layout(out)
+    _, _, config, _ = layout.read_layout(out)
     assert config["config"]["Labels"]["dev.mlci.model.name"] == "demo"
 
 
@@ -370,5 +365,5 @@ def test_an_oci_layout_as_base(inputs: dict[str, Path], tmp_path: Path) -> None:
     )
     assert [x.digest for x in on_top.layers[:4]] == [x.digest for x in first.layers]  # type: ignore[attr-defined]
     assert on_top.labels["org.opencontainers.image.base.digest"] == first.digest  # type: ignore[attr-defined]
-    _, manifest, _, _ = oci.read_layout(tmp_path / "second")
+    _, manifest, _, _ = layout.read_layout(tmp_path / "second")
     assert manifest["annotations"]["org.opencontainers.image.base.digest"] == first.digest  # type: ignore[attr-defined]

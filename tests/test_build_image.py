@@ -20,7 +20,7 @@ from test_build import run_cli
 from test_serve import request_for
 
 from mlci.models.onnx import OnnxModel
-from mlci.supply import oci
+from mlci.supply import layout
 from project import FEATURES, Project, make_frame
 
 EPOCH = "1700000000"
@@ -54,7 +54,7 @@ def images(
 
 def test_two_builds_give_the_same_digest(images: dict[str, Any]) -> None:
     a, b = images["dir"] / "a", images["dir"] / "b"
-    _, manifest_a, _, _ = oci.read_layout(a)
+    _, manifest_a, _, _ = layout.read_layout(a)
     index_a = json.loads((a / "index.json").read_text())
     index_b = json.loads((b / "index.json").read_text())
     assert index_a == index_b
@@ -63,8 +63,8 @@ def test_two_builds_give_the_same_digest(images: dict[str, Any]) -> None:
 
 
 def test_a_new_model_changes_only_the_model_layer(images: dict[str, Any]) -> None:
-    _, first, _, _ = oci.read_layout(images["dir"] / "a")
-    _, second, _, _ = oci.read_layout(images["dir"] / "baseline")
+    _, first, _, _ = layout.read_layout(images["dir"] / "a")
+    _, second, _, _ = layout.read_layout(images["dir"] / "baseline")
     pairs = list(zip(first["layers"], second["layers"], strict=True))
     changed = [i for i, (x, y) in enumerate(pairs) if x["digest"] != y["digest"]]
     assert changed == [3]

@@ -9,22 +9,20 @@ from typing import Any
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from documents import GOLDEN, dump, fixture, typed
 
+from mlci.card.config import CardConfig
 from mlci.card.cyclonedx import build_bom, validate_bom
-from mlci.card.model import build_card
-from mlci.cli import main
+from mlci.card.model import CardView
+from mlci.card.model import build_card as build_typed_card
+from mlci.commands import main
 from mlci.errors import MlciError
-from mlci.results import dumps
-
-GOLDEN = Path(__file__).parent / "golden"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((GOLDEN / "fixtures" / f"{name}.json").read_text())
-    return document
-
 
 FIELDS: dict[str, Any] = json.loads((GOLDEN / "fixtures" / "card.json").read_text())
+
+
+def build_card(document: dict[str, Any], fields: dict[str, Any]) -> CardView:
+    return build_typed_card(typed(document), CardConfig.model_validate(fields))
 
 
 @pytest.mark.parametrize("name", ["promote", "hold", "block", "nogate"])
@@ -84,7 +82,7 @@ def test_same_results_give_the_same_bom() -> None:
 
 def test_card_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "results.json"
-    results.write_text(dumps(fixture("promote")))
+    results.write_text(dump(fixture("promote")))
     (tmp_path / "train.csv").write_text("a,b\n1,2\n")
     config = tmp_path / "mlci.yaml"
     config.write_text(

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from mlci import __version__
-from mlci.cli import build_parser, main
+from mlci.commands import build_parser, main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HEAVY = (
@@ -60,7 +60,10 @@ def test_readme_lists_exactly_the_commands() -> None:
 
 def test_help_imports_nothing_heavy() -> None:
     # Startup speed: the CLI must not import heavy libraries before a command needs them.
-    code = "import sys, mlci.cli; mlci.cli.build_parser(); print(','.join(sorted(sys.modules)))"
+    code = (
+        "import sys, mlci.commands; mlci.commands.build_parser(); "
+        "print(','.join(sorted(sys.modules)))"
+    )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

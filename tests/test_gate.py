@@ -8,19 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from documents import dump, fixture, plain, typed
 
-from mlci.cli import main
+from mlci.commands import main
 from mlci.gate.config import GateConfig
 from mlci.gate.rules import binding_digest, decide, evaluate_gate
-from mlci.results import dumps, validate
+from mlci.results.gate import RuleResult
 from project import Project
-
-GOLDEN = Path(__file__).parent / "golden"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((GOLDEN / "fixtures" / f"{name}.json").read_text())
-    return document
 
 
 def gate(*rules: dict[str, Any], **settings: Any) -> GateConfig:
@@ -28,8 +22,8 @@ def gate(*rules: dict[str, Any], **settings: Any) -> GateConfig:
 
 
 def one(doc: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
-    section = evaluate_gate(doc, gate(rule))
-    validate({**doc, "gate": section})
+    section = plain(evaluate_gate(typed(doc), gate(rule)))
+    typed({**doc, "gate": section})
     result: dict[str, Any] = section["rules"][0]
     return result
 
@@ -187,8 +181,18 @@ def test_supply_chain_and_canary() -> None:
         )
 
 
-def rule(status: str, required: bool = True, id: str = "r") -> dict[str, Any]:
-    return {"id": id, "status": status, "required": required}
+def rule(status: str, required: bool = True, id: str = "r") -> RuleResult:
+    return RuleResult.model_validate(
+        {
+            "id": id,
+            "kind": "metric",
+            "status": status,
+            "required": required,
+            "observed": None,
+            "threshold": None,
+            "explanation": "",
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -203,7 +207,7 @@ def rule(status: str, required: bool = True, id: str = "r") -> dict[str, Any]:
         ([rule("missing"), rule("fail", id="x")], "block"),
     ],
 )
-def test_decision(rules: list[dict[str, Any]], decision: str) -> None:
+def test_decision(rules: list[RuleResult], decision: str) -> None:
     assert decide(rules)[0] == decision
 
 
@@ -241,7 +245,7 @@ def test_config_errors(
         f"gate:\n  rules: {rules}\n"
     )
     results = tmp_path / "results.json"
-    results.write_text(dumps(fixture("promote")))
+    results.write_text(dump(fixture("promote")))
     assert main(["gate", str(results), "-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert message in err
@@ -257,7 +261,7 @@ def test_unknown_metric_points_at_the_rule(
         "gate:\n  rules:\n    - kind: non_inferiority\n      metric: roc_uac\n      margin: 0\n"
     )
     results = tmp_path / "results.json"
-    results.write_text(dumps(fixture("promote")))
+    results.write_text(dump(fixture("promote")))
     assert main(["gate", str(results), "-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert (
@@ -289,7 +293,7 @@ def test_gate_cli_exit_codes(
         + GATE_YAML
     )
     results = tmp_path / "results.json"
-    results.write_text(dumps(fixture(name)))
+    results.write_text(dump(fixture(name)))
     args = ["gate", str(results), "-c", str(config)] + (["--fail-on", fail_on] if fail_on else [])
     assert main(args) == code
     out = capsys.readouterr().out
@@ -305,7 +309,7 @@ def test_gate_without_a_gate_section(tmp_path: Path, capsys: pytest.CaptureFixtu
         "version: 1\ndata: {path: eval.csv, target: y}\nmodels: [{name: m, path: m.onnx}]\n"
     )
     results = tmp_path / "results.json"
-    results.write_text(dumps(fixture("promote")))
+    results.write_text(dump(fixture("promote")))
     before = results.read_text()
     assert main(["gate", str(results), "-c", str(config)]) == 2
     assert "no gate section" in capsys.readouterr().err
@@ -338,7 +342,13 @@ def test_check_runs_the_gate_last_and_exits_with_its_decision(
     assert main(["check", "-q", "-c", str(project.config), "-o", str(out), *extra]) == code
     results = json.loads((out / "results.json").read_text())
     assert results["gate"]["decision"] == decision
-    assert list(results["stages"])[-1] == "gate"
+    # The gate judges every stage that gathers evidence; only the card and the signed
+    # decision, which show the decision, come after it.
+    order = list(results["stages"])
+    assert order[order.index("gate") + 1 :] == ["card", "attest"]
+    assert {"evaluate", "tests", "benchmark", "image", "sbom", "sign"} <= set(
+        order[: order.index("gate")]
+    )
     assert results["gate"]["model_sha256"] == results["model"]["sha256"]
     comment = (out / "comment.md").read_text()
     assert comment.startswith("<!-- mlci:comment model=demo -->")

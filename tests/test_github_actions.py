@@ -170,23 +170,11 @@ def test_fork_workflow_never_runs_the_forks_code() -> None:
 
 
 def _fake_mlci(tmp_path: Path) -> Path:
-    """An `mlci` executable offering the comment and publish commands (as cli.py wires them)."""
+    """An `mlci` executable running this checkout's command line."""
     script = tmp_path / "bin" / "mlci"
     script.parent.mkdir()
     script.write_text(
-        f"#!{sys.executable}\n"
-        "import argparse, sys\n"
-        "from mlci.errors import MlciError\n"
-        "from mlci.github import commands\n"
-        "parser = argparse.ArgumentParser(prog='mlci')\n"
-        "sub = parser.add_subparsers(dest='command')\n"
-        "commands.add_parsers(sub, lambda n, h, d: sub.add_parser(n, help=h, description=d))\n"
-        "args = parser.parse_args()\n"
-        "try:\n"
-        "    sys.exit(args.run(args))\n"
-        "except MlciError as exc:\n"
-        "    print('mlci: error: ' + exc.diagnostics(), file=sys.stderr)\n"
-        "    sys.exit(exc.exit_code)\n"
+        f"#!{sys.executable}\nimport sys\nfrom mlci.commands import main\nsys.exit(main())\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return script

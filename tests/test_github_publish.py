@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from documents import typed
 from github_fake import OWNER, REPO, FakeGitHub
 
-from mlci.errors import MlciError
-from mlci.github import commands
+from mlci.commands import build_parser
+from mlci.commands import github as commands
+from mlci.errors import InputError, MlciError
 from mlci.github.checks import Annotation, conclusion_for, publish
 from mlci.github.client import GitHubClient
 from mlci.github.workflow import parse_file_commands
@@ -87,13 +89,7 @@ def write(tmp_path: Path, doc: dict[str, Any], name: str = "results.json") -> Pa
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="mlci")
-    sub = parser.add_subparsers(dest="command")
-    commands.add_parsers(
-        sub, lambda name, help_text, description: sub.add_parser(name, help=help_text,
-                                                                 description=description)
-    )  # fmt: skip
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def actions_env(
@@ -182,7 +178,28 @@ def test_check_run_create_that_timed_out_is_not_repeated(fake: FakeGitHub) -> No
 
 def test_annotations_point_at_the_configuration() -> None:
     doc = document(gate=gate("block", ("roc_auc", "fail")))
-    doc["evaluation"] = {"slices": [{"name": "region=north", "flagged": True, "reason": "worse"}]}
+    flagged = {
+        "name": "region=north",
+        "definition": "region == 'north'",
+        "source": "declared",
+        "size": 60,
+        "status": "evaluated",
+        "metrics": {"candidate": {}},
+        "delta": None,
+        "flagged": True,
+        "reason": "worse",
+    }
+    doc["evaluation"] = {
+        "task": "binary",
+        "primary_metric": "roc_auc",
+        "confidence": 0.95,
+        "interval_method": "poisson-bootstrap",
+        "bootstrap": 100,
+        "seed": 0,
+        "metrics": {"candidate": {}, "baseline": None, "delta": None},
+        "slices": [flagged, {**flagged, "name": "region=south", "flagged": False}],
+    }
+    doc = typed(doc)
     notes = commands.annotations_for(doc, {"GITHUB_WORKSPACE": "/work/repo"})
     assert [(n.path, n.level) for n in notes] == [
         ("mlci.yaml", "warning"),
@@ -304,8 +321,9 @@ def test_publish_command_follows_the_gate(
     assert outputs["results-path"].splitlines() == [str(promoted), str(blocked)]
     args = parse(["publish", "--exit-zero", "--no-check", str(blocked)])
     assert args.run(args) == 0
-    with pytest.raises(MlciError, match="unknown gate decision"):
-        commands.decision_of(document(gate={"decision": "x"}))
+    unknown = write(tmp_path, document(gate=gate("x")), "x.json")
+    with pytest.raises(InputError, match="x.json: results document is invalid at gate/decision"):
+        parse(["publish", str(unknown)]).run(parse(["publish", str(unknown)]))
 
 
 def test_publish_command_hold(

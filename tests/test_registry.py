@@ -17,14 +17,15 @@ from services_registry import (
 )
 
 from mlci.errors import InputError, UsageError
+from mlci.github.workflow import parse_file_commands
 from mlci.supply.auth import Credentials, find_credentials, parse_challenge
+from mlci.supply.layout import read_image_layout
 from mlci.supply.registry import (
     AuthError,
     Reference,
     RegistryClient,
     RegistryError,
     push_layout,
-    read_image_layout,
 )
 
 
@@ -149,7 +150,9 @@ def test_push_command_prints_digest_and_writes_outputs(
     assert code == 0, err
     assert out.strip() == f"{registry.host}/team/cli@{layout.digest}"
     assert (tmp_path / "d").read_text().strip() == layout.digest
-    assert f"digest={layout.digest}" in outputs.read_text()
+    written = parse_file_commands(outputs.read_text())
+    assert written["digest"] == layout.digest
+    assert written["image"] == f"{registry.host}/team/cli@{layout.digest}"
 
 
 def test_push_by_digest_only(registry, tmp_path: Path, capsys) -> None:

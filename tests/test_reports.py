@@ -17,45 +17,37 @@ from typing import Any
 import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
+from documents import GOLDEN, dump, fixture, plain, typed
 
-from mlci.card.cyclonedx import dumps_bom
-from mlci.card.model import build_card
-from mlci.card.render import render_card
-from mlci.cli import main
+from mlci.card.config import CardConfig
+from mlci.card.stage import render_card
+from mlci.commands import main
 from mlci.errors import InputError
 from mlci.report import (
     GITHUB_COMMENT_LIMIT,
-    MergeError,
-    merge,
     render_comment,
     render_html,
     render_markdown,
     render_summary,
 )
-from mlci.results import dumps, validate
+from mlci.results import MergeError, merge
 
-GOLDEN = Path(__file__).parent / "golden"
 FIXTURES = ["promote", "hold", "block", "nogate"]
 UPDATE = os.environ.get("MLCI_UPDATE_GOLDEN") == "1"
 
 
-def fixture(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((GOLDEN / "fixtures" / f"{name}.json").read_text())
-    return document
-
-
-def card_fields() -> dict[str, Any]:
+def card_fields() -> CardConfig:
     fields: dict[str, Any] = json.loads((GOLDEN / "fixtures" / "card.json").read_text())
-    return fields
+    return CardConfig.model_validate(fields)
 
 
-RENDERERS = {
-    "report.md": render_markdown,
-    "comment.md": render_comment,
-    "summary.md": render_summary,
-    "report.html": render_html,
-    "card.md": lambda doc: render_card(build_card(doc, card_fields()), doc),
-    "card.cdx.json": lambda doc: dumps_bom(build_card(doc, card_fields())),
+RENDERERS: dict[str, Any] = {
+    "report.md": lambda doc: render_markdown(typed(doc)),
+    "comment.md": lambda doc: render_comment(typed(doc)),
+    "summary.md": lambda doc: render_summary(typed(doc)),
+    "report.html": lambda doc: render_html(typed(doc)),
+    "card.md": lambda doc: render_card(typed(doc), card_fields()),
+    "card.cdx.json": lambda doc: render_card(typed(doc), card_fields(), "cyclonedx"),
 }
 
 
@@ -78,7 +70,7 @@ def gfm(text: str) -> str:
 
 def test_fixtures_follow_the_schema() -> None:
     for name in FIXTURES:
-        validate(fixture(name))
+        typed(fixture(name))
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -90,7 +82,7 @@ def test_golden(name: str, output: str) -> None:
 @pytest.mark.parametrize("name", FIXTURES)
 def test_comment_renders_as_github_markdown(name: str) -> None:
     doc = fixture(name)
-    text = render_comment(doc)
+    text = render_comment(typed(doc))
     assert text.startswith(f"<!-- mlci:comment model={doc['model']['name']} -->\n")
     html = gfm(text)
     tables = re.findall(r"<table>.*?</table>", html, flags=re.S)
@@ -116,14 +108,14 @@ def test_comment_renders_as_github_markdown(name: str) -> None:
 @pytest.mark.parametrize("name", FIXTURES)
 def test_full_report_and_summary_render_tables(name: str) -> None:
     doc = fixture(name)
-    for text in (render_markdown(doc), render_summary(doc)):
+    for text in (render_markdown(typed(doc)), render_summary(typed(doc))):
         html = gfm(text)
         assert "<table>" in html or not doc.get("gate") and "<li>" in html
 
 
 def test_card_renders_every_section_as_github_markdown() -> None:
     doc = fixture("promote")
-    html = gfm(render_card(build_card(doc, card_fields()), doc))
+    html = gfm(render_card(typed(doc), card_fields()))
     for section in (
         "Model details",
         "Intended use",
@@ -142,7 +134,7 @@ def test_card_renders_every_section_as_github_markdown() -> None:
 
 
 def test_html_report_is_self_contained_with_plots() -> None:
-    html = render_html(fixture("block"))
+    html = render_html(typed(fixture("block")))
     assert html.count("<svg") == 3  # calibration, slice deltas, latency
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
     assert 'href="http' not in html and "src=" not in html
@@ -151,7 +143,7 @@ def test_html_report_is_self_contained_with_plots() -> None:
 def test_html_escapes_names() -> None:
     doc = fixture("block")
     doc["evaluation"]["slices"][0]["name"] = "<script>alert(1)</script>"
-    html = render_html(doc)
+    html = render_html(typed(doc))
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
 
@@ -175,8 +167,7 @@ def huge(slices: int, tests: int) -> dict[str, Any]:
 
 
 def test_comment_with_thousands_of_slices_fits_githubs_limit() -> None:
-    doc = huge(slices=5000, tests=3000)
-    validate(doc)
+    doc = typed(huge(slices=5000, tests=3000))
     assert len(render_markdown(doc)) > GITHUB_COMMENT_LIMIT  # the full report would not fit
     text = render_comment(doc)
     assert len(text) <= GITHUB_COMMENT_LIMIT
@@ -190,12 +181,12 @@ def test_comment_with_thousands_of_slices_fits_githubs_limit() -> None:
 
 
 def test_small_comment_is_not_trimmed() -> None:
-    assert "Trimmed" not in render_comment(fixture("block"))
+    assert "Trimmed" not in render_comment(typed(fixture("block")))
 
 
 def test_comment_hard_limit_is_respected_for_any_template(tmp_path: Path) -> None:
     (tmp_path / "comment.md.j2").write_text("{% for i in range(100000) %}word {% endfor %}")
-    text = render_comment(fixture("promote"), templates=tmp_path)
+    text = render_comment(typed(fixture("promote")), templates=tmp_path)
     assert len(text) <= GITHUB_COMMENT_LIMIT
     assert "cut to fit GitHub's 65,536-character limit" in text
 
@@ -204,19 +195,20 @@ def test_user_templates_override_and_include_packaged_ones(tmp_path: Path) -> No
     (tmp_path / "summary.md.j2").write_text(
         "Decision for {{ doc.model.name }}: {{ gate.decision }}\n{% include '_gate.md.j2' %}"
     )
-    text = render_summary(fixture("hold"), templates=tmp_path)
+    hold = typed(fixture("hold"))
+    text = render_summary(hold, templates=tmp_path)
     assert text.startswith("Decision for credit-default: hold\n")
     assert "## Gate: ⏸️ HOLD" in text
     # Templates not overridden still come from the package.
-    assert render_comment(fixture("hold"), templates=tmp_path) == render_comment(fixture("hold"))
+    assert render_comment(hold, templates=tmp_path) == render_comment(hold)
 
 
 def test_template_errors_are_input_errors(tmp_path: Path) -> None:
     (tmp_path / "summary.md.j2").write_text("{{ doc.no_such_field }}")
     with pytest.raises(InputError, match="summary.md.j2"):
-        render_summary(fixture("hold"), templates=tmp_path)
+        render_summary(typed(fixture("hold")), templates=tmp_path)
     with pytest.raises(InputError, match="no such templates folder"):
-        render_summary(fixture("hold"), templates=tmp_path / "missing")
+        render_summary(typed(fixture("hold")), templates=tmp_path / "missing")
 
 
 def split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -244,10 +236,10 @@ def test_merge_combines_sections_from_several_jobs() -> None:
     doc = fixture("promote")
     a, b = split(doc)
     b["created"] = "2026-01-15T12:30:00Z"
-    merged = merge([a, b])
-    validate(merged)
-    assert merged["evaluation"] == doc["evaluation"]
-    assert merged["benchmark"] == doc["benchmark"]
+    merged = plain(merge([typed(a), typed(b)]))
+    original = plain(typed(doc))
+    assert merged["evaluation"] == original["evaluation"]
+    assert merged["benchmark"] == original["benchmark"]
     assert merged["stages"]["evaluate"]["status"] == "ran"
     assert merged["stages"]["benchmark"]["status"] == "ran"
     assert merged["stages"]["tests"]["status"] == "skipped"
@@ -260,7 +252,7 @@ def test_merge_refuses_different_models_or_data(part: str) -> None:
     a, b = split(fixture("promote"))
     b[part]["sha256"] = "0" * 64
     with pytest.raises(MergeError, match=f"different {part}") as info:
-        merge([a, b])
+        merge([typed(a), typed(b)])
     assert info.value.index == 1
 
 
@@ -269,13 +261,13 @@ def test_merge_refuses_conflicting_sections() -> None:
     b["evaluation"] = copy.deepcopy(a["evaluation"])
     b["evaluation"]["seed"] = 7
     with pytest.raises(MergeError, match="'evaluation' section that differs"):
-        merge([a, b])
+        merge([typed(a), typed(b)])
 
 
 def test_report_cli_merges_and_regates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a, b = split(fixture("promote"))
-    (tmp_path / "a.json").write_text(dumps(a))
-    (tmp_path / "b.json").write_text(dumps(b))
+    (tmp_path / "a.json").write_text(dump(a))
+    (tmp_path / "b.json").write_text(dump(b))
     config = tmp_path / "mlci.yaml"
     config.write_text(
         "version: 1\ndata: {path: eval.csv, target: y}\nmodels: [{name: m, path: m.onnx}]\n"
@@ -293,7 +285,7 @@ def test_report_cli_merges_and_regates(tmp_path: Path, capsys: pytest.CaptureFix
     # Several files without --merge, and files of different models, are refused.
     assert main(["report", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
     b["model"]["sha256"] = "1" * 64
-    (tmp_path / "b.json").write_text(dumps(b))
+    (tmp_path / "b.json").write_text(dump(b))
     assert main(args) == 2
     assert "b.json: describes a different model" in capsys.readouterr().err
 
@@ -301,7 +293,7 @@ def test_report_cli_merges_and_regates(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize("fmt", ["markdown", "comment", "summary", "html"])
 def test_report_cli_formats(fmt: str, tmp_path: Path) -> None:
     source = tmp_path / "results.json"
-    source.write_text(dumps(fixture("block")))
+    source.write_text(dump(fixture("block")))
     out = tmp_path / "out"
     assert main(["report", str(source), "-f", fmt, "-o", str(out)]) == 0
     assert out.read_text() == RENDERERS[

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from documents import plain, typed
 from services_registry import (
     DPKG_STATUS,
     make_layout,
@@ -54,9 +55,19 @@ def test_sbom_of_a_layout(tmp_path: Path) -> None:
     results = results_document(layout.model_sha256)
     results["evaluation"] = {
         "task": "binary",
-        "metrics": {"candidate": {"accuracy": {"value": 0.93, "ci_low": 0.9, "ci_high": 0.95}}},
+        "primary_metric": "accuracy",
+        "confidence": 0.95,
+        "interval_method": "poisson-bootstrap",
+        "bootstrap": 1000,
+        "seed": 0,
+        "metrics": {
+            "candidate": {"accuracy": {"value": 0.93, "ci_low": 0.9, "ci_high": 0.95}},
+            "baseline": None,
+            "delta": None,
+        },
+        "slices": [],
     }
-    sbom = build_sbom(layout.path, results=results)
+    sbom = build_sbom(layout.path, results=typed(results))
     document = sbom.document
     assert document["specVersion"] == "1.6"
     assert sbom_image_digest(document) == layout.digest
@@ -86,7 +97,7 @@ def test_sbom_of_a_layout(tmp_path: Path) -> None:
 
 
 def test_later_layers_and_whiteouts_win(tmp_path: Path) -> None:
-    from mlci.supply import oci
+    from mlci.supply import layout, oci
 
     base = oci.LayerBuilder(mtime=0)
     base.add_bytes("var/lib/dpkg/status", DPKG_STATUS.encode())
@@ -103,7 +114,7 @@ def test_later_layers_and_whiteouts_win(tmp_path: Path) -> None:
     layers = [base.build(work), top.build(work)]
     config = oci.json_blob(oci.image_config({}, layers, created=0), oci.MEDIA_CONFIG)
     manifest = oci.json_blob(oci.manifest_for(config, layers), oci.MEDIA_MANIFEST)
-    oci.write_layout(tmp_path / "layout", manifest, config, layers)
+    layout.write_layout(tmp_path / "layout", manifest, config, layers)
     sbom = build_sbom(tmp_path / "layout")
     names = _by_name(sbom.document)
     assert "new-model.onnx" in names and "old-model.onnx" not in names
@@ -142,7 +153,7 @@ def test_sbom_command_writes_file_and_results(tmp_path: Path, capsys) -> None:
     assert "CycloneDX 1.6" in stdout and layout.digest in stdout
     document = json.loads(out.read_text())
     validate_sbom(document)
-    image = load(results)["image"]
+    image = plain(load(results))["image"]
     assert image["digest"] == layout.digest
     assert image["sbom"]["attached"] is False
     assert image["sbom"]["components"] == len(document["components"])
@@ -179,7 +190,7 @@ def test_layout_as_the_image_builder_writes_it(tmp_path: Path) -> None:
     """Runtime files without dist-info, the model named by the builder's labels."""
     import hashlib
 
-    from mlci.supply import oci
+    from mlci.supply import layout, oci
 
     layer = oci.LayerBuilder(mtime=0)
     layer.add_bytes("var/lib/dpkg/status", DPKG_STATUS.encode())
@@ -203,7 +214,7 @@ def test_layout_as_the_image_builder_writes_it(tmp_path: Path) -> None:
         oci.MEDIA_CONFIG,
     )
     manifest = oci.json_blob(oci.manifest_for(config, layers), oci.MEDIA_MANIFEST)
-    oci.write_layout(tmp_path / "layout", manifest, config, layers, ref_name="1.0")
+    layout.write_layout(tmp_path / "layout", manifest, config, layers, ref_name="1.0")
     document = build_sbom(tmp_path / "layout", tag="1.0").document
     components = _by_name(document)
     runtime = components["mlci"]

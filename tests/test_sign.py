@@ -170,7 +170,8 @@ def test_wrong_password_pushes_nothing(
     registry, cosign_keys, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     from mlci.supply.referrers import list_referrers
-    from mlci.supply.registry import Reference, RegistryClient
+    from mlci.supply.registry import Reference
+    from mlci.supply.store import RegistryStore
 
     layout = make_layout(tmp_path / "layout", model=b"wrong password")
     ref = registry.ref("team/wrongpw", "v1")
@@ -178,7 +179,7 @@ def test_wrong_password_pushes_nothing(
     monkeypatch.setenv("COSIGN_PASSWORD", "wrong")
     code, _, err = run_cli(["sign", ref, "--key", str(cosign_keys[0])], capsys)
     assert code == 2 and "wrong password" in err
-    assert list_referrers(RegistryClient(Reference.parse(ref)), layout.digest) == []
+    assert list_referrers(RegistryStore.open(Reference.parse(ref)), layout.digest) == []
 
 
 def test_keyless_without_an_identity_token_explains_what_to_do(

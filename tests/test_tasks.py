@@ -14,7 +14,7 @@ from skl2onnx import to_onnx
 from sklearn import metrics as skm
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-from mlci.cli import main
+from mlci.commands import main
 
 FEATURES = ["x1", "x2", "x3"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mlci.cli import main
+from mlci.commands import main
 from mlci.results import schema
 from project import Project, make_frame, write_csv
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from documents import plain
 from services_registry import (
     make_layout,
     results_document,
@@ -15,17 +16,17 @@ from services_registry import (
     write_results,
 )
 
-from mlci.results import load, validate
+from mlci.results import load
 from mlci.supply import attest
 from mlci.supply.referrers import (
     ANNOTATION_PREDICATE,
     attach_bundle,
-    fallback_tag,
     fetch_bundle,
     list_referrers,
 )
-from mlci.supply.registry import Reference, RegistryClient
+from mlci.supply.registry import Reference
 from mlci.supply.signing import KeySigner, generate_key_pair
+from mlci.supply.store import RegistryStore, fallback_tag
 from mlci.supply.verify import Policy, VerificationError, verify_file, verify_image
 
 # A real keyless bundle that GitHub Actions made for a real wheel (see its README).
@@ -64,17 +65,17 @@ def signed(registry, keys, tmp_path: Path, capsys, monkeypatch, request):
 
 def test_sign_and_verify_end_to_end(signed, keys, capsys) -> None:
     ref, layout, results = signed["ref"], signed["layout"], signed["results"]
-    client = RegistryClient(Reference.parse(ref))
+    client = RegistryStore.open(Reference.parse(ref))
     referrers = list_referrers(client, layout.digest)
     assert sorted(r.predicate_type for r in referrers) == sorted(
         [attest.SIGN_PREDICATE, attest.SBOM_PREDICATE, attest.EVALUATION_PREDICATE]
     )
     assert {r.artifact_type for r in referrers} == {attest.BUNDLE_MEDIA_TYPE}
     # no referrers API in distribution 2.8: the fallback tag holds the index
-    raw, media_type, _ = client.get_manifest(fallback_tag(layout.digest))
+    raw, media_type, _ = client.client.get_manifest(fallback_tag(layout.digest))
     assert media_type == "application/vnd.oci.image.index.v1+json"
     assert len(json.loads(raw)["manifests"]) == 3
-    manifest = json.loads(client.get_manifest(referrers[0].descriptor.digest)[0])
+    manifest = json.loads(client.get_manifest(referrers[0].descriptor.digest))
     assert manifest["subject"]["digest"] == layout.digest
     assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
     assert manifest["layers"][0]["mediaType"] == attest.BUNDLE_MEDIA_TYPE
@@ -85,9 +86,7 @@ def test_sign_and_verify_end_to_end(signed, keys, capsys) -> None:
     )
     assert code == 0, err
     assert out.splitlines()[-1].startswith(f"OK: {Reference.parse(ref).name}@{layout.digest}")
-    document = load(results)
-    validate(document)
-    image = document["image"]
+    image = plain(load(results))["image"]
     _check_image_section(image)
     assert image["digest"] == layout.digest and image["sbom"]["attached"] is True
     assert len(image["signatures"]) == 3 and all(s["verified"] for s in image["signatures"])
@@ -99,9 +98,9 @@ def test_sign_and_verify_end_to_end(signed, keys, capsys) -> None:
     assert statement["predicate"]["image"]["digest"] == layout.digest
     assert statement["predicate"]["model"]["sha256"] == layout.model_sha256
     # adding a referrer the fallback index already lists does not duplicate it
-    from mlci.supply.referrers import _add_to_fallback_index
-
-    _add_to_fallback_index(client, layout.digest, evaluation.descriptor)
+    client.put_referrer(
+        client.get_manifest(evaluation.descriptor.digest), evaluation.descriptor, layout.digest
+    )
     assert len(list_referrers(client, layout.digest)) == 3
     signer = KeySigner.from_file(keys[0], env={"COSIGN_PASSWORD": PASSWORD})
     assert signer.identity.key_id == image["signatures"][0]["key_id"]
@@ -114,7 +113,8 @@ def _check_image_section(image: dict) -> None:
     from mlci.results import schema
 
     validator = jsonschema.Draft202012Validator(
-        schema()["$defs"]["image"], format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        {"$defs": schema()["$defs"], **schema()["$defs"]["Image"]},
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     )
     errors = [e.message for e in validator.iter_errors(image)]
     assert errors == []
@@ -136,7 +136,7 @@ def test_gate_reads_the_image_section(signed, keys, capsys) -> None:
         signed = True
         sbom = True
         verified = True
-        identity = document["image"]["signatures"][0]["identity"]
+        identity = document.image.signatures[0].identity
         issuer = None
 
     outcome = CHECKS["supply_chain"](document, Rule())
@@ -152,7 +152,7 @@ def test_wrong_key_is_rejected(signed, tmp_path: Path, capsys) -> None:
     assert (
         err.count("\n") == 1 and "no valid signature" in err and "does not verify with key" in err
     )
-    image = load(signed["results"])["image"]
+    image = plain(load(signed["results"]))["image"]
     _check_image_section(image)
     assert image["verification"]["verified"] is False
     assert not any(s["verified"] for s in image["signatures"])
@@ -168,20 +168,20 @@ def test_tampered_image_fails(signed, keys, capsys) -> None:
     assert run_cli(["verify", pinned, "--key", str(keys[1])], capsys)[0] == 0
 
 
-def _replace_referrer(client: RegistryClient, digest: str, predicate: str, change) -> None:
+def _replace_referrer(client: RegistryStore, digest: str, predicate: str, change) -> None:
     """Swap one attestation for a modified copy (what an attacker with push access can do)."""
     referrer = next(r for r in list_referrers(client, digest) if r.predicate_type == predicate)
     bundle = fetch_bundle(client, referrer, digest)
     change(bundle)
     subject = client.resolve()
     attach_bundle(client, subject, bundle)
-    index = json.loads(client.get_manifest(fallback_tag(digest))[0])
+    index = json.loads(client.client.get_manifest(fallback_tag(digest))[0])
     index["manifests"] = [
         m for m in index["manifests"] if m["digest"] != referrer.descriptor.digest
     ]
-    from mlci.supply.registry import canonical_json
+    from mlci.supply.oci import canonical_json
 
-    client.put_manifest(
+    client.client.put_manifest(
         canonical_json(index), "application/vnd.oci.image.index.v1+json", fallback_tag(digest)
     )
 
@@ -197,7 +197,7 @@ def _edit_payload(edit):
 
 
 def test_tampered_sbom_fails(signed, keys, capsys) -> None:
-    client = RegistryClient(Reference.parse(signed["ref"]))
+    client = RegistryStore.open(Reference.parse(signed["ref"]))
 
     def drop_libc(statement: dict) -> None:
         statement["predicate"]["components"] = [
@@ -217,7 +217,7 @@ def test_tampered_sbom_fails(signed, keys, capsys) -> None:
 
 
 def test_tampered_evaluation_fails(signed, keys, capsys) -> None:
-    client = RegistryClient(Reference.parse(signed["ref"]))
+    client = RegistryStore.open(Reference.parse(signed["ref"]))
 
     def promote(statement: dict) -> None:
         statement["predicate"]["gate"]["decision"] = "promote"
@@ -231,15 +231,15 @@ def test_tampered_evaluation_fails(signed, keys, capsys) -> None:
 
 def test_attestation_for_another_image_is_rejected(signed, keys, capsys) -> None:
     """A validly signed attestation copied from another image does not name this digest."""
-    client = RegistryClient(Reference.parse(signed["ref"]))
+    client = RegistryStore.open(Reference.parse(signed["ref"]))
     digest = signed["layout"].digest
     other = make_layout(signed["tmp"] / "other", model=b"other image")
     other_ref = Reference.parse(signed["ref"]).name + ":other"
     assert run_cli(["push", str(other.path), other_ref, "-q"], capsys)[0] == 0
-    other_client = RegistryClient(Reference.parse(other_ref))
+    other_client = RegistryStore.open(Reference.parse(other_ref))
     for referrer in list_referrers(client, digest):
         attach_bundle(other_client, other_client.resolve(), fetch_bundle(client, referrer, digest))
-    outcome = verify_image(other_ref, Policy(public_key=keys[1]))
+    outcome = verify_image(other_client, Policy(public_key=keys[1]))
     assert not outcome.ok
     assert all("not " + other.digest[:19] in (f.reason or "") for f in outcome.findings)
 
@@ -348,7 +348,7 @@ def test_missing_bundle_is_a_usage_problem(tmp_path: Path, capsys) -> None:
 
 
 def test_annotations_match_statement(signed) -> None:
-    client = RegistryClient(Reference.parse(signed["ref"]))
+    client = RegistryStore.open(Reference.parse(signed["ref"]))
     for referrer in list_referrers(client, signed["layout"].digest):
         bundle = fetch_bundle(client, referrer, signed["layout"].digest)
         statement = attest.envelope_of(bundle).statement()

@@ -33,6 +33,8 @@ from mlci.bench.scenarios import (
 )
 from mlci.bench.timing import Call, peak_bytes, reset_peak, resident_bytes
 from mlci.errors import ModelError
+from mlci.results.base import jsonable
+from mlci.results.benchmark import Benchmark
 from mlci.stages import ModelContext, StageSkipped
 
 if TYPE_CHECKING:
@@ -215,7 +217,7 @@ def check_plan(
         )
 
 
-def run(ctx: ModelContext) -> dict[str, Any]:
+def run(ctx: ModelContext) -> Benchmark:
     """Run the configured latency and throughput scenarios."""
     from mlci.models.onnx import OnnxModel
 
@@ -272,7 +274,7 @@ def run(ctx: ModelContext) -> dict[str, Any]:
     comparisons = [c for r in results for c in (r["comparison"] or [])]
     verdicts = [c["verdict"] for c in comparisons]
     budgets = [b for r in results for b in r["budgets"]]
-    return {
+    section = {
         "summary": {
             "scenarios": len(results),
             "slower": verdicts.count(stats.SLOWER),
@@ -288,6 +290,7 @@ def run(ctx: ModelContext) -> dict[str, Any]:
         "scenarios": results,
         "notes": notes,
     }
+    return Benchmark.model_validate(jsonable(section))
 
 
 def run_scenario(

@@ -12,8 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from mlci.card.model import CardView
 from mlci.errors import MlciError
 from mlci.report import number
+from mlci.results.evaluation import Estimate
 
 # Serial numbers are derived from the content, so the same results give the same BOM.
 NAMESPACE = uuid.UUID("6f1d3c1e-2b8a-4f57-9a53-0c7d6e3f8b21")
@@ -23,60 +25,53 @@ def _text(value: float | None) -> str:
     return number(value, 6)
 
 
-def model_card(card: dict[str, Any], dataset_refs: list[str]) -> dict[str, Any]:
+def model_card(card: CardView, dataset_refs: list[str]) -> dict[str, Any]:
     """The ``modelCard`` object of the model component."""
     metrics = []
-    for name, est in card["metrics"].items():
+    for name, est in card.metrics.items():
         metrics.append(_metric(name, est, "overall"))
-    primary = card["primary_metric"]
-    for s in card["slices"]:
-        est = s["metrics"]["candidate"].get(primary)
-        if est:
-            metrics.append(_metric(primary, est, s["name"]))
-    for scenario in card["latency"]:
-        latency = (scenario.get("candidate") or {}).get("latency_ms") or {}
-        for stat, est in latency.items():
-            if est and est.get("value") is not None:
-                metrics.append(_metric(f"latency_{stat}_ms", est, f"scenario {scenario['name']}"))
+    primary = card.primary_metric
+    for s in card.slices:
+        slice_est = s.metrics.candidate.get(primary) if primary else None
+        if slice_est is not None and primary is not None:
+            metrics.append(_metric(primary, slice_est, s.name))
+    for scenario in card.latency:
+        for stat, est in scenario.candidate.latency_ms.items():
+            if est.value is not None:
+                metrics.append(_metric(f"latency_{stat}_ms", est, f"scenario {scenario.name}"))
     considerations: dict[str, Any] = {}
-    if card["users"]:
-        considerations["users"] = list(card["users"])
-    uses = [card["intended_use"]] if card["intended_use"] else []
+    if card.users:
+        considerations["users"] = list(card.users)
+    uses = [card.intended_use] if card.intended_use else []
     if uses:
         considerations["useCases"] = uses
-    limitations = list(card["limitations"]) + [f"Out of scope: {u}" for u in card["out_of_scope"]]
+    limitations = list(card.limitations) + [f"Out of scope: {u}" for u in card.out_of_scope]
     if limitations:
         considerations["technicalLimitations"] = limitations
-    if card["risks"]:
+    if card.risks:
         considerations["ethicalConsiderations"] = [
-            {
-                k: v
-                for k, v in (("name", r["name"]), ("mitigationStrategy", r.get("mitigation")))
-                if v
-            }
-            for r in card["risks"]
+            {k: v for k, v in (("name", r.name), ("mitigationStrategy", r.mitigation)) if v}
+            for r in card.risks
         ]
-    flagged = [s for s in card["slices"] if s["flagged"]]
+    flagged = [s for s in card.slices if s.flagged]
     if flagged:
         considerations["fairnessAssessments"] = [
             {
-                "groupAtRisk": s["name"],
-                "harms": s.get("reason") or f"significantly worse than the baseline on {primary}",
+                "groupAtRisk": s.name,
+                "harms": s.reason or f"significantly worse than the baseline on {primary}",
             }
             for s in flagged
         ]
     parameters: dict[str, Any] = {
         "approach": {"type": "supervised"},
-        "task": card["task"],
+        "task": card.task,
         "datasets": [{"ref": ref} for ref in dataset_refs],
-        "inputs": [
-            {"format": f"{i['name']}: {i['dtype']}"} for i in card["model"].get("inputs") or []
-        ],
+        "inputs": [{"format": f"{i.name}: {i.dtype}"} for i in card.model.inputs],
     }
-    if card["architecture"]:
-        parameters["architectureFamily"] = card["architecture"]
+    if card.architecture:
+        parameters["architectureFamily"] = card.architecture
     result: dict[str, Any] = {
-        "bom-ref": f"model-card:{card['name']}",
+        "bom-ref": f"model-card:{card.name}",
         "modelParameters": parameters,
         "quantitativeAnalysis": {"performanceMetrics": metrics},
     }
@@ -87,17 +82,17 @@ def model_card(card: dict[str, Any], dataset_refs: list[str]) -> dict[str, Any]:
     return result
 
 
-def _metric(name: str, est: dict[str, Any], where: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {"type": name, "value": _text(est.get("value")), "slice": where}
-    if est.get("ci_low") is not None and est.get("ci_high") is not None:
+def _metric(name: str, est: Estimate, where: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": name, "value": _text(est.value), "slice": where}
+    if est.ci_low is not None and est.ci_high is not None:
         entry["confidenceInterval"] = {
-            "lowerBound": _text(est["ci_low"]),
-            "upperBound": _text(est["ci_high"]),
+            "lowerBound": _text(est.ci_low),
+            "upperBound": _text(est.ci_high),
         }
     return entry
 
 
-def build_bom(card: dict[str, Any]) -> dict[str, Any]:
+def build_bom(card: CardView) -> dict[str, Any]:
     """The CycloneDX 1.6 document for ``card`` as JSON-ready data, validated."""
     try:
         import cyclonedx  # noqa: F401
@@ -116,65 +111,63 @@ def build_bom(card: dict[str, Any]) -> dict[str, Any]:
     def sha(content: str | None) -> list[HashType]:
         return [HashType(alg=HashAlgorithm.SHA_256, content=content)] if content else []
 
-    model = card["model"]
+    model = card.model
     datasets = []
-    for role, note in [("training", d) for d in card["training_data"]] + [
-        ("evaluation", card["evaluation_data"])
+    for role, note in [("training", d) for d in card.training_data] + [
+        ("evaluation", card.evaluation_data)
     ]:
         datasets.append(
             Component(
                 type=ComponentType.DATA,
-                name=note["name"],
-                bom_ref=f"data:{role}:{note['name']}",
-                description=note.get("description") or f"{role} data",
-                hashes=sha(note.get("sha256")),
+                name=note.name,
+                bom_ref=f"data:{role}:{note.name}",
+                description=note.description or f"{role} data",
+                hashes=sha(note.sha256),
                 properties=[Property(name="mlci:role", value=role)],
             )
         )
-    properties = [Property(name="mlci:format", value=model["format"])]
-    gate = card["gate"]
+    properties = [Property(name="mlci:format", value=model.format)]
+    gate = card.gate
     if gate:
         properties += [
-            Property(name="mlci:gate:decision", value=gate["decision"]),
-            Property(name="mlci:gate:digest", value=gate["digest"]),
+            Property(name="mlci:gate:decision", value=gate.decision),
+            Property(name="mlci:gate:digest", value=gate.digest),
         ]
-    licenses = [DisjunctiveLicense(name=card["license"])] if card["license"] else []
+    licenses = [DisjunctiveLicense(name=card.license)] if card.license else []
     component = Component(
         type=ComponentType.MACHINE_LEARNING_MODEL,
-        name=card["name"],
-        version=card["version"],
-        bom_ref=f"model:{card['name']}",
-        description=card["description"],
-        hashes=sha(model.get("sha256")),
+        name=card.name,
+        version=card.version,
+        bom_ref=f"model:{card.name}",
+        description=card.description,
+        hashes=sha(model.sha256),
         licenses=licenses,
-        supplier=OrganizationalEntity(name=", ".join(card["owners"])) if card["owners"] else None,
+        supplier=OrganizationalEntity(name=", ".join(card.owners)) if card.owners else None,
         properties=properties,
     )
     components = [component, *datasets]
-    image = card["image"]
-    if image and image.get("digest"):
-        algorithm, _, content = image["digest"].partition(":")
+    image = card.image
+    if image and image.digest:
+        algorithm, _, content = image.digest.partition(":")
         image_properties = [
-            Property(name="mlci:signer", value=s["identity"]) for s in card["signers"]
+            Property(name="mlci:signer", value=s.identity) for s in card.signers if s.identity
         ]
-        if (image.get("sbom") or {}).get("attached"):
+        if image.sbom is not None and image.sbom.attached:
             image_properties.append(Property(name="mlci:sbom", value="attached"))
         components.append(
             Component(
                 type=ComponentType.CONTAINER,
-                name=image.get("reference") or card["name"],
-                bom_ref=f"image:{card['name']}",
+                name=image.reference or card.name,
+                bom_ref=f"image:{card.name}",
                 hashes=sha(content) if algorithm == "sha256" else [],
                 properties=image_properties,
             )
         )
-    serial = uuid.uuid5(
-        NAMESPACE, f"{model.get('sha256')}:{card['evaluation_data']['sha256']}:{card['created']}"
-    )
+    serial = uuid.uuid5(NAMESPACE, f"{model.sha256}:{card.evaluation_data.sha256}:{card.created}")
     bom = Bom(
         serial_number=serial,
         metadata=BomMetaData(
-            timestamp=datetime.fromisoformat(card["created"].replace("Z", "+00:00")),
+            timestamp=datetime.fromisoformat(card.created.replace("Z", "+00:00")),
             component=None,
         ),
         components=components,
@@ -184,7 +177,7 @@ def build_bom(card: dict[str, Any]) -> dict[str, Any]:
     data.get("metadata", {}).pop("tools", None)
     refs = [d.bom_ref.value for d in datasets]
     for entry in data["components"]:
-        if entry.get("bom-ref") == f"model:{card['name']}":
+        if entry.get("bom-ref") == f"model:{card.name}":
             entry["modelCard"] = model_card(card, [r for r in refs if r])
     data["components"].sort(key=lambda c: c.get("bom-ref", ""))
     validate_bom(data)
@@ -201,6 +194,6 @@ def validate_bom(data: dict[str, Any]) -> None:
         raise MlciError(f"the CycloneDX model card is invalid: {error}")
 
 
-def dumps_bom(card: dict[str, Any]) -> str:
+def dumps_bom(card: CardView) -> str:
     """The CycloneDX JSON text."""
     return json.dumps(build_bom(card), indent=2, ensure_ascii=False) + "\n"

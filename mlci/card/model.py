@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from mlci.card.config import CardConfig
+from mlci.card.config import CardConfig, Risk
 from mlci.hashing import sha256_file
+from mlci.results import ModelInput, ModelRecord, Results
+from mlci.results.benchmark import DeviceChoice, Fingerprint, Scenario
+from mlci.results.evaluation import Delta, Estimate, SliceResult
+from mlci.results.gate import Gate
+from mlci.results.image import Image, Signature
 
 TASK_NAMES = {
     "binary": "binary classification",
@@ -15,82 +20,124 @@ TASK_NAMES = {
 }
 
 
-def card_fields(card: CardConfig | None) -> dict[str, Any]:
-    """The free-text fields as plain data, with each training dataset's digest filled in.
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset the card names."""
 
-    Reads the training files named in mlci.yaml (the only input/output of the card).
-    """
-    if card is None:
-        card = CardConfig()
-    fields = card.model_dump(mode="json", exclude={"training_data"})
+    name: str
+    description: str | None
+    path: str | None
+    sha256: str | None
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class CardView:
+    """Everything the Markdown card and the CycloneDX modelCard show."""
+
+    name: str
+    version: str | None
+    description: str | None
+    owners: list[str]
+    license: str | None
+    architecture: str | None
+    task: str
+    model: ModelRecord
+    baseline: ModelRecord | None
+    intended_use: str | None
+    users: list[str]
+    out_of_scope: list[str]
+    limitations: list[str]
+    risks: list[Risk]
+    training_data: list[Dataset]
+    evaluation_data: Dataset
+    primary_metric: str | None
+    confidence: float | None
+    metrics: dict[str, Estimate]
+    deltas: dict[str, Delta]
+    slices: list[SliceResult]
+    slice_count: int
+    flagged_count: int
+    fairness: list[str]
+    latency: list[Scenario]
+    device: DeviceChoice | None
+    fingerprint: Fingerprint | None
+    image: Image | None
+    signers: list[Signature]
+    gate: Gate | None
+    created: str
+    mlci_version: str
+    inputs: list[ModelInput] = field(default_factory=list)
+
+
+def training_data(card: CardConfig) -> list[Dataset]:
+    """The training datasets of the card, each with its digest (reads the files named)."""
     datasets = []
     for note in card.training_data:
         digest = note.sha256
         if digest is None and note.path is not None and Path(note.path).is_file():
             digest = sha256_file(Path(note.path))
         datasets.append(
-            {
-                "name": note.name,
-                "description": note.description,
-                "path": None if note.path is None else Path(note.path).name,
-                "sha256": digest,
-            }
+            Dataset(
+                note.name,
+                note.description,
+                None if note.path is None else Path(note.path).name,
+                digest,
+            )
         )
-    fields["training_data"] = datasets
-    return fields
+    return datasets
 
 
-def build_card(document: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    """Everything the Markdown card and the CycloneDX modelCard show."""
-    model = document["model"]
-    ev = document.get("evaluation") or {}
-    primary = ev.get("primary_metric")
-    slices = [s for s in ev.get("slices", []) if s["status"] == "evaluated"]
-    watched = set(fields.get("fairness") or [])
-    shown_slices = [s for s in slices if s["flagged"] or s["name"] in watched]
-    if not shown_slices:
-        shown_slices = [s for s in slices if s["source"] == "declared"][:20]
-    data = document["data"]
-    evaluation_data = {
-        "name": Path(data["path"]).name,
-        "description": f"evaluation data: {data['rows']:,} rows, target '{data['target']}'",
-        "path": data["path"],
-        "sha256": data["sha256"],
-        "rows": data["rows"],
-    }
-    bench = document.get("benchmark") or {}
-    image = document.get("image") or {}
-    return {
-        "name": model["name"],
-        "version": fields.get("version"),
-        "description": fields.get("description"),
-        "owners": fields.get("owners") or [],
-        "license": fields.get("license"),
-        "architecture": fields.get("architecture"),
-        "task": TASK_NAMES.get(model["task"], model["task"]),
-        "model": model,
-        "baseline": document.get("baseline"),
-        "intended_use": fields.get("intended_use"),
-        "users": fields.get("users") or [],
-        "out_of_scope": fields.get("out_of_scope") or [],
-        "limitations": fields.get("limitations") or [],
-        "risks": fields.get("risks") or [],
-        "training_data": fields.get("training_data") or [],
-        "evaluation_data": evaluation_data,
-        "primary_metric": primary,
-        "confidence": ev.get("confidence"),
-        "metrics": (ev.get("metrics") or {}).get("candidate") or {},
-        "deltas": (ev.get("metrics") or {}).get("delta") or {},
-        "slices": shown_slices,
-        "slice_count": len(ev.get("slices", [])),
-        "flagged_count": sum(s["flagged"] for s in ev.get("slices", [])),
-        "fairness": sorted(watched),
-        "latency": bench.get("scenarios") or [],
-        "device": bench.get("device"),
-        "fingerprint": bench.get("fingerprint"),
-        "image": image or None,
-        "signers": [s for s in image.get("signatures") or [] if s.get("verified")],
-        "gate": document.get("gate"),
-        "created": document["created"],
-        "mlci_version": document["mlci_version"],
-    }
+def build_card(document: Results, config: CardConfig | None) -> CardView:
+    """The card of ``document`` with the free-text fields of ``config``."""
+    card = config or CardConfig()
+    ev = document.evaluation
+    slices = [s for s in ev.slices if s.status == "evaluated"] if ev else []
+    watched = set(card.fairness)
+    shown = [s for s in slices if s.flagged or s.name in watched]
+    if not shown:
+        shown = [s for s in slices if s.source == "declared"][:20]
+    data = document.data
+    bench = document.benchmark
+    image = document.image
+    return CardView(
+        name=document.model.name,
+        version=card.version,
+        description=card.description,
+        owners=list(card.owners),
+        license=card.license,
+        architecture=card.architecture,
+        task=TASK_NAMES.get(document.model.task, document.model.task),
+        model=document.model,
+        baseline=document.baseline,
+        intended_use=card.intended_use,
+        users=list(card.users),
+        out_of_scope=list(card.out_of_scope),
+        limitations=list(card.limitations),
+        risks=list(card.risks),
+        training_data=training_data(card),
+        evaluation_data=Dataset(
+            Path(data.path).name,
+            f"evaluation data: {data.rows:,} rows, target '{data.target}'",
+            data.path,
+            data.sha256,
+            data.rows,
+        ),
+        primary_metric=ev.primary_metric if ev else None,
+        confidence=ev.confidence if ev else None,
+        metrics=dict(ev.metrics.candidate) if ev else {},
+        deltas=dict(ev.metrics.delta or {}) if ev else {},
+        slices=shown,
+        slice_count=len(ev.slices) if ev else 0,
+        flagged_count=len(ev.flagged) if ev else 0,
+        fairness=sorted(watched),
+        latency=list(bench.scenarios) if bench else [],
+        device=bench.device if bench else None,
+        fingerprint=bench.fingerprint if bench else None,
+        image=image,
+        signers=[s for s in image.signatures if s.verified] if image else [],
+        gate=document.gate,
+        created=document.created,
+        mlci_version=document.mlci_version,
+        inputs=list(document.model.inputs),
+    )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from mlci.data import Dataset
 from mlci.evaluate import slicing
 from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs
 from mlci.evaluate.metrics import METRICS, check_metric_names, default_metrics
+from mlci.evaluate.rows import SliceRows, declared_slices
 from mlci.evaluate.significance import benjamini_hochberg, slice_significance
 from mlci.evaluate.sliceline import (
     FoundSlice,
@@ -22,21 +22,11 @@ from mlci.evaluate.sliceline import (
     slice_mask,
 )
 from mlci.models.interface import Task
+from mlci.results import evaluation as R
 from mlci.stages import ModelContext, Progress
 
 # Below this, SliceLine's default support (1% of rows) would admit slices too small to judge.
 MIN_DISCOVERY_SUPPORT = 30
-
-
-@dataclass(frozen=True)
-class SliceRows:
-    """A slice to evaluate: where it came from and its rows."""
-
-    name: str
-    definition: str
-    source: str  # "declared" or "discovered"
-    mask: np.ndarray
-    found: FoundSlice | None = None
 
 
 def primary_metric(cfg: EvaluationConfig, task: Task, metrics: Sequence[str]) -> str:
@@ -71,18 +61,6 @@ def chosen_metrics(loaded: LoadedConfig, task: Task, has_proba: bool) -> list[st
     except ValueError as exc:
         raise loaded.error(("evaluation", "metrics"), str(exc)) from None
     return list(cfg.metrics)
-
-
-def declared_slices(loaded: LoadedConfig, data: Dataset) -> list[SliceRows]:
-    """Expand every declared slice definition, pointing errors at the definition."""
-    result: list[SliceRows] = []
-    for i, spec in enumerate(loaded.config.evaluation.slices):
-        try:
-            defs = slicing.expand(spec.model_dump(), data.columns, data.kinds, data.display)
-        except slicing.SliceError as exc:
-            raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc)) from None
-        result.extend(SliceRows(d.name, d.definition, "declared", d.mask) for d in defs)
-    return result
 
 
 def holdout_split(rows: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,27 +146,27 @@ def _found_definition(s: FoundSlice, data: Dataset) -> str:
     return " and ".join(parts)
 
 
-def estimate_table(estimates: dict[str, Estimate]) -> dict[str, dict[str, float | None]]:
+def estimate_table(estimates: dict[str, Estimate]) -> dict[str, R.Estimate]:
     return {
-        k: {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high}
+        k: R.Estimate(value=e.value, ci_low=e.ci_low, ci_high=e.ci_high)
         for k, e in estimates.items()
     }
 
 
-def delta_table(deltas: dict[str, Estimate]) -> dict[str, dict[str, Any]]:
+def delta_table(deltas: dict[str, Estimate]) -> dict[str, R.Delta]:
     return {
-        name: {
-            "value": d.value,
-            "ci_low": d.ci_low,
-            "ci_high": d.ci_high,
-            "p_value": d.p_value,
-            "verdict": verdict(name, d),
-        }
+        name: R.Delta(
+            value=d.value,
+            ci_low=d.ci_low,
+            ci_high=d.ci_high,
+            p_value=d.p_value,
+            verdict=verdict(name, d),
+        )
         for name, d in deltas.items()
     }
 
 
-def verdict(metric: str, delta: Estimate) -> str:
+def verdict(metric: str, delta: Estimate) -> R.Verdict:
     """better / worse when the interval excludes zero, judged in the metric's direction."""
     if delta.value != delta.value or delta.ci_low is None or delta.ci_high is None:
         return "undefined"
@@ -201,7 +179,7 @@ def verdict(metric: str, delta: Estimate) -> str:
     return "no detectable difference"
 
 
-def run(ctx: ModelContext) -> dict[str, Any]:
+def run(ctx: ModelContext) -> R.Evaluation:
     """The evaluation stage."""
     aligned = ctx.aligned
     return evaluate_model(
@@ -225,7 +203,7 @@ def evaluate_model(
     baseline: Outputs | None,
     classes: Sequence[Any] | None,
     progress: Progress,
-) -> dict[str, Any]:
+) -> R.Evaluation:
     """The ``evaluation`` section of the results document."""
     cfg = loaded.config.evaluation
     metrics = chosen_metrics(loaded, task, candidate.proba is not None)
@@ -253,11 +231,9 @@ def evaluate_model(
     mcnemar = None
     if baseline is not None and task != "regression":
         m = evaluator.mcnemar(candidate, baseline)
-        mcnemar = {
-            "candidate_only": m.candidate_only,
-            "baseline_only": m.baseline_only,
-            "p_value": m.p_value,
-        }
+        mcnemar = R.McNemar(
+            candidate_only=m.candidate_only, baseline_only=m.baseline_only, p_value=m.p_value
+        )
 
     progress("declared slices")
     slices = declared_slices(loaded, data)
@@ -277,29 +253,34 @@ def evaluate_model(
             assert baseline is not None
             errors = np.maximum(errors - row_errors(task, y_true, baseline), 0.0)
         progress("finding slices (SliceLine)")
-        found, discovery = discover_slices(loaded, data, errors)
-        discovery["error"] = mode
+        found, info = discover_slices(loaded, data, errors)
+        discovery = R.Discovery(error=mode, **info)
         slices.extend(found)
 
     progress(f"evaluating {len(slices)} slices")
-    return {
-        "task": task,
-        "classes": None if classes is None else list(classes),
-        "primary_metric": primary,
-        "confidence": cfg.confidence,
-        "interval_method": "poisson-bootstrap" if cfg.bootstrap else "none",
-        "bootstrap": cfg.bootstrap,
-        "seed": cfg.seed,
-        "fdr": cfg.fdr,
-        "min_slice_size": cfg.min_slice_size,
-        "metrics": overall,
-        "mcnemar": mcnemar,
-        "slices": _evaluate_slices(
-            evaluator, slices, task, y_true, candidate, baseline, primary, cfg
-        ),
-        "discovery": discovery,
-        "calibration": calibration(task, y_true, candidate, baseline, weight),
-    }
+    return R.Evaluation(
+        task=task,
+        classes=None if classes is None else list(classes),
+        primary_metric=primary,
+        confidence=cfg.confidence,
+        interval_method="poisson-bootstrap" if cfg.bootstrap else "none",
+        bootstrap=cfg.bootstrap,
+        seed=cfg.seed,
+        fdr=cfg.fdr,
+        min_slice_size=cfg.min_slice_size,
+        metric_info={
+            name: R.MetricInfo(
+                higher_is_better=METRICS[name].higher_is_better,
+                description=METRICS[name].description,
+            )
+            for name in metrics
+        },
+        metrics=overall,
+        mcnemar=mcnemar,
+        slices=_evaluate_slices(evaluator, slices, task, y_true, candidate, baseline, primary, cfg),
+        discovery=discovery,
+        calibration=calibration(task, y_true, candidate, baseline, weight),
+    )
 
 
 CALIBRATION_BINS = 10
@@ -312,23 +293,26 @@ def calibration(
     baseline: Outputs | None,
     weight: np.ndarray | None,
     bins: int = CALIBRATION_BINS,
-) -> dict[str, Any] | None:
+) -> R.Calibration | None:
     """Reliability curves of the candidate (and baseline), for the calibration plot."""
     if task == "regression" or candidate.proba is None:
         return None
-    kind = "positive_class" if task == "binary" else "top_label"
-    curves = {"candidate": _curve(kind, y_true, candidate.proba, weight, bins)}
-    curves["baseline"] = (
-        _curve(kind, y_true, baseline.proba, weight, bins)
-        if baseline is not None and baseline.proba is not None
-        else None
+    kind: Literal["positive_class", "top_label"] = (
+        "positive_class" if task == "binary" else "top_label"
     )
-    return {"kind": kind, "bins": bins, **curves}
+    return R.Calibration(
+        kind=kind,
+        bins=bins,
+        candidate=_curve(kind, y_true, candidate.proba, weight, bins),
+        baseline=_curve(kind, y_true, baseline.proba, weight, bins)
+        if baseline is not None and baseline.proba is not None
+        else None,
+    )
 
 
 def _curve(
     kind: str, y_true: np.ndarray, proba: np.ndarray, weight: np.ndarray | None, bins: int
-) -> list[dict[str, Any]]:
+) -> list[R.CalibrationBin]:
     proba = np.asarray(proba, dtype=np.float64)
     if kind == "positive_class":
         score = proba[:, 1]
@@ -343,32 +327,41 @@ def _curve(
     predicted = np.bincount(index, weights=w * score, minlength=bins)
     observed = np.bincount(index, weights=w * hit, minlength=bins)
     return [
-        {
-            "lower": i / bins,
-            "upper": (i + 1) / bins,
-            "weight": float(total[i]),
-            "mean_predicted": float(predicted[i] / total[i]) if total[i] > 0 else None,
-            "observed": float(observed[i] / total[i]) if total[i] > 0 else None,
-        }
+        R.CalibrationBin(
+            lower=i / bins,
+            upper=(i + 1) / bins,
+            weight=float(total[i]),
+            mean_predicted=float(predicted[i] / total[i]) if total[i] > 0 else None,
+            observed=float(observed[i] / total[i]) if total[i] > 0 else None,
+        )
         for i in range(bins)
     ]
 
 
 def _metric_tables(
     evaluator: Evaluator, candidate: Outputs, baseline: Outputs | None, rows: np.ndarray | None
-) -> dict[str, Any]:
+) -> R.MetricTables:
     if baseline is None:
-        return {
-            "candidate": estimate_table(evaluator.estimate(candidate, rows)),
-            "baseline": None,
-            "delta": None,
-        }
+        return R.MetricTables(
+            candidate=estimate_table(evaluator.estimate(candidate, rows)), baseline=None, delta=None
+        )
     both = evaluator.compare_both(candidate, baseline, rows)
-    return {
-        "candidate": estimate_table(both.candidate),
-        "baseline": estimate_table(both.baseline),
-        "delta": delta_table(both.delta),
-    }
+    return R.MetricTables(
+        candidate=estimate_table(both.candidate),
+        baseline=estimate_table(both.baseline),
+        delta=delta_table(both.delta),
+    )
+
+
+def _sliceline_score(s: SliceRows) -> R.SliceLineScore | None:
+    if s.found is None:
+        return None
+    return R.SliceLineScore(
+        score=s.found.score,
+        error_sum=s.found.error_sum,
+        error_mean=s.found.error_mean,
+        max_error=s.found.max_error,
+    )
 
 
 def _evaluate_slices(
@@ -380,89 +373,83 @@ def _evaluate_slices(
     baseline: Outputs | None,
     primary: str,
     cfg: EvaluationConfig,
-) -> list[dict[str, Any]]:
+) -> list[R.SliceResult]:
     sizes = [int(s.mask.sum()) for s in slices]
-    big = [i for i, n in enumerate(sizes) if n >= cfg.min_slice_size]
-    records: list[dict[str, Any]] = []
-    for s, size in zip(slices, sizes, strict=True):
-        records.append(
-            {
-                "name": s.name,
-                "definition": s.definition,
-                "source": s.source,
-                "size": size,
-                "status": "too_small",
-                "metrics": {"candidate": {}, "baseline": None if baseline is None else {}},
-                "delta": None,
-                "flagged": False,
-                "reason": f"fewer than {cfg.min_slice_size} rows",
-                "q_value": None,
-                "vs_rest": None,
-                "sliceline": None
-                if s.found is None
-                else {
-                    "score": s.found.score,
-                    "error_sum": s.found.error_sum,
-                    "error_mean": s.found.error_mean,
-                    "max_error": s.found.max_error,
-                },
-            }
+    records = [
+        R.SliceResult(
+            name=s.name,
+            definition=s.definition,
+            source="discovered" if s.source == "discovered" else "declared",
+            size=size,
+            status="too_small",
+            metrics=R.SliceMetrics(candidate={}, baseline=None if baseline is None else {}),
+            delta=None,
+            flagged=False,
+            reason=f"fewer than {cfg.min_slice_size} rows",
+            sliceline=_sliceline_score(s),
         )
+        for s, size in zip(slices, sizes, strict=True)
+    ]
+    big = [i for i, n in enumerate(sizes) if n >= cfg.min_slice_size]
     if not big:
         return records
 
     errors = row_errors(task, y_true, candidate)
     tests = slice_significance(errors, [slices[i].mask for i in big], fdr=cfg.fdr)
+    evaluated: dict[int, dict[str, Any]] = {}
     p_worse: list[float] = []
+    higher = METRICS[primary].higher_is_better
     for i, test in zip(big, tests, strict=True):
         mask = slices[i].mask
-        record = records[i]
-        record["status"] = "evaluated"
-        record["reason"] = None
         tables = _metric_tables(evaluator, candidate, baseline, mask)
-        record["metrics"] = {"candidate": tables["candidate"], "baseline": tables["baseline"]}
-        record["delta"] = tables["delta"]
         rest = errors[~mask]
-        record["vs_rest"] = {
-            "error_mean": float(errors[mask].mean()),
-            "rest_error_mean": float(rest.mean()) if rest.size else None,
-            "p_value": test.p_value,
-            "q_value": test.q_value,
-            "significant": test.significant,
+        evaluated[i] = {
+            "status": "evaluated",
+            "reason": None,
+            "metrics": R.SliceMetrics(candidate=tables.candidate, baseline=tables.baseline),
+            "delta": tables.delta,
+            "vs_rest": R.VsRest(
+                error_mean=float(errors[mask].mean()),
+                rest_error_mean=float(rest.mean()) if rest.size else None,
+                p_value=test.p_value,
+                q_value=test.q_value,
+                significant=test.significant,
+            ),
         }
-        if baseline is not None:
-            p_worse.append(_p_worse(record["delta"][primary], METRICS[primary].higher_is_better))
+        if tables.delta is not None:
+            p_worse.append(_p_worse(tables.delta[primary], higher))
     if baseline is None:
         for i in big:
-            vs_rest = records[i]["vs_rest"]
-            records[i]["flagged"] = bool(vs_rest["significant"])
-            records[i]["q_value"] = vs_rest["q_value"]
-            records[i]["reason"] = (
-                f"error {vs_rest['error_mean']:.3g} against {vs_rest['rest_error_mean']:.3g} "
-                f"on the other rows (q = {vs_rest['q_value']:.2g})"
-                if vs_rest["significant"]
-                else None
+            vs_rest = evaluated[i]["vs_rest"]
+            evaluated[i].update(
+                flagged=vs_rest.significant,
+                q_value=vs_rest.q_value,
+                reason=f"error {vs_rest.error_mean:.3g} against {vs_rest.rest_error_mean:.3g} "
+                f"on the other rows (q = {vs_rest.q_value:.2g})"
+                if vs_rest.significant
+                else None,
             )
-        return records
-    # Many slices are compared at once: control the false discovery rate across them.
-    q_values, rejected = benjamini_hochberg(np.asarray(p_worse, dtype=float), cfg.fdr)
-    for i, q, reject in zip(big, q_values, rejected, strict=True):
-        delta = records[i]["delta"][primary]
-        worse = delta["verdict"] == "worse"
-        records[i]["q_value"] = float(q)
-        records[i]["flagged"] = bool(worse and reject)
-        if records[i]["flagged"]:
-            records[i]["reason"] = (
-                f"{primary} {delta['value']:+.3g} against the baseline "
-                f"[{delta['ci_low']:+.3g}, {delta['ci_high']:+.3g}], q = {q:.2g}"
-            )
-    return records
+    else:
+        # Many slices are compared at once: control the false discovery rate across them.
+        q_values, rejected = benjamini_hochberg(np.asarray(p_worse, dtype=float), cfg.fdr)
+        for i, q, reject in zip(big, q_values, rejected, strict=True):
+            delta = evaluated[i]["delta"][primary]
+            flagged = bool(delta.verdict == "worse" and reject)
+            evaluated[i].update(q_value=float(q), flagged=flagged)
+            if flagged:
+                evaluated[i]["reason"] = (
+                    f"{primary} {delta.value:+.3g} against the baseline "
+                    f"[{delta.ci_low:+.3g}, {delta.ci_high:+.3g}], q = {q:.2g}"
+                )
+    return [
+        r.model_copy(update=evaluated[i]) if i in evaluated else r for i, r in enumerate(records)
+    ]
 
 
-def _p_worse(delta: dict[str, Any], higher_is_better: bool) -> float:
+def _p_worse(delta: R.Delta, higher_is_better: bool) -> float:
     """One-sided p-value for "the candidate is worse here": slices only matter that way."""
-    p, value = delta["p_value"], delta["value"]
-    if p is None or value is None or value != value:
+    p, value = delta.p_value, delta.value
+    if p is None or value is None:
         return 1.0
     worse_side = value < 0 if higher_is_better else value > 0
     return p / 2 if worse_side else 1.0 - p / 2

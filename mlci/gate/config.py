@@ -7,10 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from mlci.configbase import Strict
-
-RuleKind = Literal[
-    "metric", "non_inferiority", "slices", "latency", "tests", "supply_chain", "canary"
-]
+from mlci.results.gate import FailOn, RuleKind
 
 # The fields each kind of rule may set (beyond id, kind, required and evidence).
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -132,10 +129,10 @@ class GateConfig(Strict):
     """The promotion gate."""
 
     rules: list[GateRule] = Field(min_length=1, description="The rules, in report order.")
-    fail_on: Literal["block", "hold"] = Field(
+    fail_on: FailOn = Field(
         "block",
         description="Which decisions make `mlci check` and `mlci gate` exit 1 ('hold' also "
-        "fails on inconclusive or missing evidence).",
+        "fails on inconclusive or missing evidence; 'never' only reports).",
     )
 
     @model_validator(mode="after")

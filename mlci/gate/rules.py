@@ -13,27 +13,36 @@ is inconclusive or missing, **promote** otherwise. Advisory rules are reported, 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlci.gate.config import GateConfig, GateRule
+from pydantic import JsonValue
 
-Document = dict[str, Any]
-STATUSES = ("pass", "fail", "inconclusive", "missing")
+from mlci.gate.config import GateConfig, GateRule
+from mlci.results import Results
+from mlci.results.evaluation import Delta, Estimate
+from mlci.results.gate import (
+    RULE_STATUSES,
+    Decision,
+    Gate,
+    RuleResult,
+    RuleStatus,
+    binding_digest,
+    evidence_text,
+)
+
 # Worst first: how the outcomes of several checks inside one rule combine.
-SEVERITY = {"fail": 3, "inconclusive": 2, "missing": 1, "pass": 0}
+SEVERITY: dict[RuleStatus, int] = {"fail": 3, "inconclusive": 2, "missing": 1, "pass": 0}
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What one rule found."""
 
-    status: str
-    observed: Any
-    threshold: Any
+    status: RuleStatus
+    observed: JsonValue
+    threshold: JsonValue
     explanation: str
 
 
@@ -43,69 +52,62 @@ def _num(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def _stage_reason(doc: Document, stage: str, section: str) -> str:
-    info = (doc.get("stages") or {}).get(stage)
-    if info is None:
-        return f"the {stage} stage did not run, so there is no {section} section."
-    if info.get("status") != "ran":
-        return f"the {stage} stage was {info.get('status')}: {info.get('reason') or 'no reason'}."
-    return f"the results hold no {section} section."
-
-
-def _higher_is_better(metric: str) -> bool:
-    from mlci.evaluate.metrics import METRICS
-
-    spec = METRICS.get(metric)
-    return True if spec is None else spec.higher_is_better
-
-
-def _bounds(entry: dict[str, Any], evidence: str) -> tuple[float, float] | None:
+def _bounds(entry: Estimate, evidence: str) -> tuple[float, float] | None:
     """(low, high) of an estimate; the point twice when judging by the point estimate."""
-    value = entry.get("value")
-    if value is None:
+    if entry.value is None:
         return None
-    low, high = entry.get("ci_low"), entry.get("ci_high")
-    if evidence == "point" or low is None or high is None:
-        return value, value
-    return min(low, high), max(low, high)
+    if evidence == "point" or entry.ci_low is None or entry.ci_high is None:
+        return entry.value, entry.value
+    return min(entry.ci_low, entry.ci_high), max(entry.ci_low, entry.ci_high)
 
 
-def _metric(doc: Document, rule: GateRule) -> Outcome:
-    ev = doc.get("evaluation")
-    threshold = {"min": rule.min, "max": rule.max}
-    if not ev:
-        return Outcome("missing", None, threshold, _stage_reason(doc, "evaluate", "evaluation"))
-    metric = rule.metric or ev["primary_metric"]
+def _estimate(entry: Estimate) -> dict[str, JsonValue]:
+    return {"value": entry.value, "ci_low": entry.ci_low, "ci_high": entry.ci_high}
+
+
+def _interval(entry: Estimate) -> str:
+    text = _num(entry.value)
+    if entry.ci_low is not None and entry.ci_high is not None:
+        text += f" [{_num(entry.ci_low)}, {_num(entry.ci_high)}]"
+    return text
+
+
+def _metric(doc: Results, rule: GateRule) -> Outcome:
+    ev = doc.evaluation
+    threshold: dict[str, JsonValue] = {"min": rule.min, "max": rule.max}
+    if ev is None:
+        return Outcome("missing", None, threshold, doc.stage_reason("evaluate", "evaluation"))
+    metric = rule.metric or ev.primary_metric
     where = "overall"
     subject = f"overall {metric}"
-    table = ev["metrics"]["candidate"]
+    table = ev.metrics.candidate
     if rule.slice is not None:
-        found = next((s for s in ev["slices"] if s["name"] == rule.slice), None)
+        found = ev.slice_named(rule.slice)
         if found is None:
             return Outcome(
                 "missing", None, threshold, f"no slice named '{rule.slice}' was evaluated."
             )
-        if found["status"] != "evaluated":
+        if found.status != "evaluated":
             return Outcome(
                 "missing",
                 None,
                 threshold,
-                f"slice '{rule.slice}' was not evaluated ({found.get('reason') or found['status']}).",
+                f"slice '{rule.slice}' was not evaluated ({found.reason or found.status}).",
             )
-        table = found["metrics"]["candidate"]
+        table = found.metrics.candidate
         where = f"on slice '{rule.slice}'"
         subject = f"{metric} on slice '{rule.slice}'"
     entry = table.get(metric)
     if entry is None:
         return Outcome("missing", None, threshold, f"no value of {metric} was computed {where}.")
     bounds = _bounds(entry, rule.evidence)
-    observed = {k: entry.get(k) for k in ("value", "ci_low", "ci_high")}
+    observed = _estimate(entry)
     if bounds is None:
         return Outcome(
             "missing", observed, threshold, f"the value of {metric} is undefined {where}."
         )
     low, high = bounds
-    checks = []
+    checks: list[tuple[RuleStatus, str]] = []
     if rule.min is not None:
         checks.append(
             (
@@ -122,12 +124,10 @@ def _metric(doc: Document, rule: GateRule) -> Outcome:
         )
     status = max((c[0] for c in checks), key=SEVERITY.__getitem__)
     wanted = " and ".join(c[1] for c in checks)
-    shown = _num(entry["value"]) if rule.evidence == "point" else _interval(entry)
-    verb = {
-        "pass": "meets",
-        "fail": "misses",
-        "inconclusive": "straddles",
-    }[status]
+    shown = _num(entry.value) if rule.evidence == "point" else _interval(entry)
+    verb = {"pass": "meets", "fail": "misses", "inconclusive": "straddles", "missing": "lacks"}[
+        status
+    ]
     return Outcome(
         status,
         observed,
@@ -136,34 +136,27 @@ def _metric(doc: Document, rule: GateRule) -> Outcome:
     )
 
 
-def _interval(entry: dict[str, Any]) -> str:
-    text = _num(entry.get("value"))
-    if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
-        text += f" [{_num(entry['ci_low'])}, {_num(entry['ci_high'])}]"
-    return text
-
-
-def _non_inferiority(doc: Document, rule: GateRule) -> Outcome:
-    ev = doc.get("evaluation")
+def _non_inferiority(doc: Results, rule: GateRule) -> Outcome:
+    ev = doc.evaluation
     margin = float(rule.margin or 0.0)
-    threshold = {"margin": margin, "superiority": rule.superiority}
-    if not ev:
-        return Outcome("missing", None, threshold, _stage_reason(doc, "evaluate", "evaluation"))
-    metric = rule.metric or ev["primary_metric"]
-    deltas = ev["metrics"].get("delta")
+    threshold: dict[str, JsonValue] = {"margin": margin, "superiority": rule.superiority}
+    if ev is None:
+        return Outcome("missing", None, threshold, doc.stage_reason("evaluate", "evaluation"))
+    metric = rule.metric or ev.primary_metric
+    deltas = ev.metrics.delta
     if not deltas:
         return Outcome("missing", None, threshold, "there is no baseline to compare with.")
     entry = deltas.get(metric)
     if entry is None:
         return Outcome("missing", None, threshold, f"the baseline comparison has no {metric}.")
-    observed = {k: entry.get(k) for k in ("value", "ci_low", "ci_high")}
+    observed = _estimate(entry)
     bounds = _bounds(entry, rule.evidence)
     if bounds is None:
         return Outcome("missing", observed, threshold, f"the {metric} delta is undefined.")
     # Orient the delta so that positive always means "the candidate is better".
-    sign = 1.0 if _higher_is_better(metric) else -1.0
-    low, high = sorted((sign * bounds[0], sign * bounds[1]))
-    shown = _interval(entry) if rule.evidence == "interval" else _num(entry["value"])
+    low, high = sorted((ev.oriented(metric, bounds[0]), ev.oriented(metric, bounds[1])))
+    shown = _interval(entry) if rule.evidence == "interval" else _num(entry.value)
+    status: RuleStatus
     if rule.superiority:
         status = "pass" if low > 0 else "fail" if high <= 0 or high < -margin else "inconclusive"
         text = {
@@ -173,7 +166,7 @@ def _non_inferiority(doc: Document, rule: GateRule) -> Outcome:
         }[status]
         return Outcome(status, observed, threshold, text)
     status = "pass" if low > -margin else "fail" if high < -margin else "inconclusive"
-    side = "lower" if sign > 0 else "upper"
+    side = "lower" if ev.higher_is_better(metric) else "upper"
     text = {
         "pass": f"the {metric} delta {shown} stays within the margin of {_num(margin)}.",
         "fail": f"the {metric} delta {shown} is worse than the baseline by more than the margin of {_num(margin)}.",
@@ -182,31 +175,32 @@ def _non_inferiority(doc: Document, rule: GateRule) -> Outcome:
     return Outcome(status, observed, threshold, text)
 
 
-def _slices(doc: Document, rule: GateRule) -> Outcome:
-    ev = doc.get("evaluation")
+def _slices(doc: Results, rule: GateRule) -> Outcome:
+    ev = doc.evaluation
     margin = float(rule.margin or 0.0)
-    threshold = {"margin": margin}
-    if not ev:
-        return Outcome("missing", None, threshold, _stage_reason(doc, "evaluate", "evaluation"))
-    if not ev["metrics"].get("delta"):
+    threshold: dict[str, JsonValue] = {"margin": margin}
+    if ev is None:
+        return Outcome("missing", None, threshold, doc.stage_reason("evaluate", "evaluation"))
+    if not ev.has_baseline:
         return Outcome("missing", None, threshold, "there is no baseline to compare slices with.")
-    metric = rule.metric or ev["primary_metric"]
-    sign = 1.0 if _higher_is_better(metric) else -1.0
-    worst: tuple[int, str, float, dict[str, Any]] | None = None
+    metric = rule.metric or ev.primary_metric
+    worst: tuple[int, str, float, Delta] | None = None
     counted = 0
-    for s in ev["slices"]:
-        if not s["flagged"] or (rule.source != "any" and s["source"] != rule.source):
+    for s in ev.slices:
+        if not s.flagged or (rule.source != "any" and s.source != rule.source):
             continue
-        entry = (s.get("delta") or {}).get(metric)
+        entry = s.delta_of(metric)
         bounds = None if entry is None else _bounds(entry, rule.evidence)
-        if bounds is None:
+        if entry is None or bounds is None:
             continue
         counted += 1
-        low, high = sorted((sign * bounds[0], sign * bounds[1]))
-        status = "fail" if high < -margin else "inconclusive" if low < -margin else "pass"
+        low, high = sorted((ev.oriented(metric, bounds[0]), ev.oriented(metric, bounds[1])))
+        status: RuleStatus = (
+            "fail" if high < -margin else "inconclusive" if low < -margin else "pass"
+        )
         key = (SEVERITY[status], -low)
         if worst is None or key > (worst[0], -worst[2]):
-            worst = (SEVERITY[status], s["name"], low, entry)
+            worst = (SEVERITY[status], s.name, low, entry)
     if worst is None:
         return Outcome(
             "pass",
@@ -216,45 +210,50 @@ def _slices(doc: Document, rule: GateRule) -> Outcome:
         )
     status = next(k for k, v in SEVERITY.items() if v == worst[0])
     _, name, _, entry = worst
-    observed = {"slice": name, **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")}}
+    observed: dict[str, JsonValue] = {"slice": name, **_estimate(entry)}
     shown = _interval(entry)
     text = {
         "fail": f"{counted} flagged slice(s); '{name}' has a {metric} delta of {shown}, beyond the margin of {_num(margin)}.",
         "inconclusive": f"{counted} flagged slice(s); '{name}' ({metric} delta {shown}) may be worse than the margin of {_num(margin)}.",
         "pass": f"{counted} flagged slice(s), none worse on {metric} than the margin of {_num(margin)}; the worst is '{name}' ({shown}).",
+        "missing": "",
     }[status]
     return Outcome(status, observed, threshold, text)
 
 
-def _latency(doc: Document, rule: GateRule) -> Outcome:
-    bench = doc.get("benchmark")
+def _latency(doc: Results, rule: GateRule) -> Outcome:
+    bench = doc.benchmark
     stat = rule.metric or "p99"
-    threshold = {"metric": stat, "budget_ms": rule.budget_ms, "max_regression": rule.max_regression}
-    if not bench:
-        return Outcome("missing", None, threshold, _stage_reason(doc, "benchmark", "benchmark"))
-    scenarios = [s for s in bench.get("scenarios", []) if rule.scenario in (None, s["name"])]
+    threshold: dict[str, JsonValue] = {
+        "metric": stat,
+        "budget_ms": rule.budget_ms,
+        "max_regression": rule.max_regression,
+    }
+    if bench is None:
+        return Outcome("missing", None, threshold, doc.stage_reason("benchmark", "benchmark"))
+    scenarios = [s for s in bench.scenarios if rule.scenario in (None, s.name)]
     if not scenarios:
         what = f"no scenario named '{rule.scenario}'" if rule.scenario else "no scenarios"
         return Outcome("missing", None, threshold, f"the benchmark has {what}.")
-    found: list[tuple[str, Any, str]] = []  # (status, observed, sentence)
+    found: list[tuple[RuleStatus, JsonValue, str]] = []  # (status, observed, sentence)
     for s in scenarios:
-        if s.get("status") != "ok":
+        if s.status != "ok":
             found.append(
                 (
                     "inconclusive",
                     None,
-                    f"scenario '{s['name']}' has too few samples ({s.get('reason') or s.get('status')}).",
+                    f"scenario '{s.name}' has too few samples ({s.reason or s.status}).",
                 )
             )
             continue
         if rule.budget_ms is not None:
-            entry = ((s.get("candidate") or {}).get("latency_ms") or {}).get(stat)
-            bounds = None if not entry else _bounds(entry, rule.evidence)
-            if bounds is None:
-                found.append(("missing", None, f"scenario '{s['name']}' measured no {stat}."))
+            entry = s.candidate.latency_ms.get(stat)
+            bounds = None if entry is None else _bounds(entry, rule.evidence)
+            if entry is None or bounds is None:
+                found.append(("missing", None, f"scenario '{s.name}' measured no {stat}."))
             else:
                 low, high = bounds
-                status = (
+                status: RuleStatus = (
                     "pass"
                     if high <= rule.budget_ms
                     else "fail"
@@ -265,28 +264,26 @@ def _latency(doc: Document, rule: GateRule) -> Outcome:
                 found.append(
                     (
                         status,
-                        {"scenario": s["name"], "latency_ms": entry},
-                        f"the {stat} latency in '{s['name']}' is {_interval(entry)} ms, {verb} the {_num(rule.budget_ms)} ms budget.",
+                        {"scenario": s.name, "latency_ms": _estimate(entry)},
+                        f"the {stat} latency in '{s.name}' is {_interval(entry)} ms, {verb} the {_num(rule.budget_ms)} ms budget.",
                     )
                 )
         if rule.max_regression is not None:
-            comparison = next(
-                (c for c in s.get("comparison") or [] if c.get("metric") == stat), None
-            )
+            comparison = s.compared(stat)
             if comparison is None:
                 found.append(
                     (
                         "missing",
                         None,
-                        f"scenario '{s['name']}' has no {stat} comparison with the baseline.",
+                        f"scenario '{s.name}' has no {stat} comparison with the baseline.",
                     )
                 )
                 continue
-            ratio = comparison["ratio"]
+            ratio = comparison.ratio
             bounds = _bounds(ratio, rule.evidence)
             limit = 1.0 + rule.max_regression
             if bounds is None:
-                found.append(("missing", None, f"the {stat} ratio in '{s['name']}' is undefined."))
+                found.append(("missing", None, f"the {stat} ratio in '{s.name}' is undefined."))
                 continue
             low, high = bounds
             status = "pass" if high <= limit else "fail" if low > limit else "inconclusive"
@@ -294,41 +291,44 @@ def _latency(doc: Document, rule: GateRule) -> Outcome:
             found.append(
                 (
                     status,
-                    {"scenario": s["name"], "ratio": ratio},
-                    f"the {stat} latency in '{s['name']}' is {_interval(ratio)}x the baseline's, {verb} the allowed {rule.max_regression:.0%} slowdown.",
+                    {"scenario": s.name, "ratio": _estimate(ratio)},
+                    f"the {stat} latency in '{s.name}' is {_interval(ratio)}x the baseline's, {verb} the allowed {rule.max_regression:.0%} slowdown.",
                 )
             )
-    status, observed, sentence = max(found, key=lambda f: SEVERITY[f[0]])
-    if status == "pass" and len(found) > 1:
+    worst_status, observed, sentence = max(found, key=lambda f: SEVERITY[f[0]])
+    if worst_status == "pass" and len(found) > 1:
         sentence = f"all {len(found)} latency checks pass; for example, {sentence}"
-    return Outcome(status, observed, threshold, sentence)
+    return Outcome(worst_status, observed, threshold, sentence)
 
 
-def _tests(doc: Document, rule: GateRule) -> Outcome:
-    tests = doc.get("tests")
-    threshold = {"names": rule.names, "kinds": rule.kinds}
-    if not tests:
-        return Outcome("missing", None, threshold, _stage_reason(doc, "tests", "tests"))
-    results = tests.get("results") or []
-    chosen: list[dict[str, Any]] = []
+def _tests(doc: Results, rule: GateRule) -> Outcome:
+    tests = doc.tests
+    threshold: dict[str, JsonValue] = {
+        "names": list(rule.names) if rule.names else None,
+        "kinds": list(rule.kinds) if rule.kinds else None,
+    }
+    if tests is None:
+        return Outcome("missing", None, threshold, doc.stage_reason("tests", "tests"))
+    results = tests.results
+    chosen = []
     absent: list[str] = []
     for name in rule.names or []:
-        match = [r for r in results if r["id"] == name]
+        match = [r for r in results if r.id == name]
         chosen.extend(match)
         if not match:
             absent.append(name)
     if rule.kinds:
-        chosen.extend(r for r in results if r.get("kind") in rule.kinds and r not in chosen)
+        chosen.extend(r for r in results if r.kind in rule.kinds and r not in chosen)
     if not rule.names and not rule.kinds:
-        chosen = [r for r in results if r.get("required", True)]
-    failed = [r for r in chosen if r["status"] in ("failed", "error")]
-    skipped = [r for r in chosen if r["status"] == "skipped"]
-    observed = {
+        chosen = [r for r in results if r.required]
+    failed = [r for r in chosen if r.failed]
+    skipped = [r for r in chosen if r.status == "skipped"]
+    observed: dict[str, JsonValue] = {
         "selected": len(chosen),
-        "passed": sum(r["status"] == "passed" for r in chosen),
+        "passed": sum(r.status == "passed" for r in chosen),
         "failed": len(failed),
         "skipped": len(skipped),
-        "absent": absent,
+        "absent": list(absent),
     }
     if failed:
         first = failed[0]
@@ -337,45 +337,48 @@ def _tests(doc: Document, rule: GateRule) -> Outcome:
             "fail",
             observed,
             threshold,
-            f"test '{first['id']}' {first['status']}{more}: {first.get('message') or 'no message'}.",
+            f"test '{first.id}' {first.status}{more}: {first.message or 'no message'}.",
         )
     if absent:
         return Outcome("missing", observed, threshold, f"test '{absent[0]}' did not run.")
     if skipped:
-        return Outcome("missing", observed, threshold, f"test '{skipped[0]['id']}' was skipped.")
+        return Outcome("missing", observed, threshold, f"test '{skipped[0].id}' was skipped.")
     if not chosen:
         return Outcome("missing", observed, threshold, "no test matches the rule.")
     return Outcome("pass", observed, threshold, f"all {len(chosen)} selected test(s) passed.")
 
 
-def _supply_chain(doc: Document, rule: GateRule) -> Outcome:
-    image = doc.get("image")
-    threshold = {
+def _supply_chain(doc: Results, rule: GateRule) -> Outcome:
+    image = doc.image
+    threshold: dict[str, JsonValue] = {
         "signed": rule.signed,
         "sbom": rule.sbom,
         "verified": rule.verified,
         "identity": rule.identity,
         "issuer": rule.issuer,
     }
-    if not image:
-        return Outcome(
-            "missing", None, threshold, "no image was built, signed or verified for this model."
+    if image is None or image.digest is None:
+        reason = next(
+            (
+                doc.stage_reason(stage, "image")
+                for stage in ("image", "sign")
+                if stage in doc.stages and doc.stages[stage].status != "ran"
+            ),
+            "no image was built, signed or verified for this model.",
         )
-    # Attestations (SBOM, evaluation) are listed beside signatures; only signatures count here.
-    signatures = [s for s in image.get("signatures") or [] if s.get("kind") == "signature"]
-    sbom = image.get("sbom") or {}
+        return Outcome("missing", None, threshold, reason)
+    signatures = image.signed
+    sbom = image.sbom
 
-    def matches(sig: dict[str, Any]) -> bool:
-        return (rule.identity in (None, sig.get("identity"))) and (
-            rule.issuer in (None, sig.get("issuer"))
-        )
+    def matches(identity: str | None, issuer: str | None) -> bool:
+        return rule.identity in (None, identity) and rule.issuer in (None, issuer)
 
-    verified = [s for s in signatures if s.get("verified") and matches(s)]
-    observed = {
-        "digest": image.get("digest"),
+    verified = [s for s in signatures if s.verified and matches(s.identity, s.issuer)]
+    observed: dict[str, JsonValue] = {
+        "digest": image.digest,
         "signatures": len(signatures),
         "verified": len(verified),
-        "sbom": bool(sbom.get("attached")),
+        "sbom": bool(sbom and sbom.attached),
     }
     problems = []
     if rule.signed and not signatures:
@@ -383,7 +386,7 @@ def _supply_chain(doc: Document, rule: GateRule) -> Outcome:
     if rule.verified and signatures and not verified:
         who = f" by {rule.identity}" if rule.identity else ""
         problems.append(f"no signature{who} verifies")
-    if rule.sbom and not sbom.get("attached"):
+    if rule.sbom and not (sbom and sbom.attached):
         problems.append("no SBOM is attached")
     if problems:
         return Outcome("fail", observed, threshold, "; ".join(problems) + ".")
@@ -391,25 +394,27 @@ def _supply_chain(doc: Document, rule: GateRule) -> Outcome:
         "pass",
         observed,
         threshold,
-        f"image {str(image.get('digest'))[:19]} is signed, verified and has an SBOM as required.",
+        f"image {image.digest[:19]} is signed, verified and has an SBOM as required.",
     )
 
 
-def _canary(doc: Document, rule: GateRule) -> Outcome:
-    canary = doc.get("canary")
-    if not canary:
-        return Outcome("missing", None, {"decision": "promote"}, "no canary analysis has run.")
-    decision = canary.get("decision")
-    status = {"promote": "pass", "rollback": "fail"}.get(decision, "inconclusive")
+def _canary(doc: Results, rule: GateRule) -> Outcome:
+    canary = doc.canary
+    threshold: dict[str, JsonValue] = {"decision": "promote"}
+    if canary is None:
+        return Outcome("missing", None, threshold, "no canary analysis has run.")
+    status: RuleStatus = {"promote": "pass", "rollback": "fail"}.get(
+        canary.decision, "inconclusive"
+    )  # type: ignore[assignment]
     return Outcome(
         status,
-        {"decision": decision},
-        {"decision": "promote"},
-        f"the canary analysis decided {decision}.",
+        {"decision": canary.decision},
+        threshold,
+        f"the canary analysis decided {canary.decision}: {canary.reason}",
     )
 
 
-CHECKS: dict[str, Callable[[Document, GateRule], Outcome]] = {
+CHECKS: dict[str, Callable[[Results, GateRule], Outcome]] = {
     "metric": _metric,
     "non_inferiority": _non_inferiority,
     "slices": _slices,
@@ -420,66 +425,53 @@ CHECKS: dict[str, Callable[[Document, GateRule], Outcome]] = {
 }
 
 
-def decide(rules: Sequence[dict[str, Any]]) -> tuple[str, str]:
+def decide(rules: Sequence[RuleResult]) -> tuple[Decision, str]:
     """The decision and its one-sentence reason, from evaluated rules."""
-    required = [r for r in rules if r["required"]]
-    failed = [r for r in required if r["status"] == "fail"]
+    required = [r for r in rules if r.required]
+    failed = [r for r in required if r.status == "fail"]
     if failed:
-        names = ", ".join(f"'{r['id']}'" for r in failed)
+        names = ", ".join(f"'{r.id}'" for r in failed)
         return "block", f"Required rule{'s' if len(failed) > 1 else ''} {names} failed."
-    unsure = [r for r in required if r["status"] in ("inconclusive", "missing")]
+    unsure = [r for r in required if r.status in ("inconclusive", "missing")]
     if unsure:
         first = unsure[0]
-        why = "is inconclusive" if first["status"] == "inconclusive" else "lacks evidence"
+        why = "is inconclusive" if first.status == "inconclusive" else "lacks evidence"
         more = f" (and {len(unsure) - 1} more)" if len(unsure) > 1 else ""
-        return "hold", f"Required rule '{first['id']}' {why}{more}."
-    advisory = sum(r["status"] != "pass" for r in rules if not r["required"])
+        return "hold", f"Required rule '{first.id}' {why}{more}."
+    advisory = sum(r.status != "pass" for r in rules if not r.required)
     note = f"; {advisory} advisory rule(s) did not pass" if advisory else ""
     return "promote", f"All {len(required)} required rule(s) passed{note}."
 
 
-def binding_digest(section: dict[str, Any]) -> str:
-    """sha256 of the gate section without this field: ties the decision to its evidence."""
-    body = {k: v for k, v in section.items() if k != "digest"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def evaluate_gate(document: Document, config: GateConfig) -> dict[str, Any]:
+def evaluate_gate(document: Results, config: GateConfig) -> Gate:
     """The ``gate`` section for ``document``: every rule's outcome and the decision."""
     evaluated = []
     for rule in config.rules:
         outcome = CHECKS[rule.kind](document, rule)
         evaluated.append(
-            {
-                "id": rule.name,
-                "kind": rule.kind,
-                "required": rule.required,
-                "status": outcome.status,
-                "observed": outcome.observed,
-                "threshold": outcome.threshold,
-                "explanation": outcome.explanation[0].upper() + outcome.explanation[1:],
-            }
+            RuleResult(
+                id=rule.name,
+                kind=rule.kind,
+                required=rule.required,
+                status=outcome.status,
+                observed=outcome.observed,
+                threshold=outcome.threshold,
+                observed_text=evidence_text(outcome.observed),
+                threshold_text=evidence_text(outcome.threshold),
+                explanation=outcome.explanation[0].upper() + outcome.explanation[1:],
+            )
         )
     decision, reason = decide(evaluated)
-    image = document.get("image") or {}
-    baseline = document.get("baseline") or {}
-    section: dict[str, Any] = {
+    body: dict[str, Any] = {
         "decision": decision,
         "reason": reason,
         "fail_on": config.fail_on,
-        "model_sha256": (document.get("model") or {}).get("sha256"),
-        "baseline_sha256": baseline.get("sha256"),
-        "image_digest": image.get("digest"),
-        "data_sha256": document["data"]["sha256"],
-        "config_sha256": document["config"]["sha256"],
-        "counts": {s: sum(r["status"] == s for r in evaluated) for s in STATUSES},
-        "rules": evaluated,
+        "model_sha256": document.model.sha256,
+        "baseline_sha256": None if document.baseline is None else document.baseline.sha256,
+        "image_digest": None if document.image is None else document.image.digest,
+        "data_sha256": document.data.sha256,
+        "config_sha256": document.config.sha256,
+        "counts": {s: sum(r.status == s for r in evaluated) for s in RULE_STATUSES},
+        "rules": [r.model_dump(mode="json") for r in evaluated],
     }
-    section["digest"] = binding_digest(section)
-    return section
-
-
-def fails(decision: str, fail_on: str) -> bool:
-    """Whether ``decision`` should make the command exit 1."""
-    return decision == "block" or (decision == "hold" and fail_on == "hold")
+    return Gate.model_validate({**body, "digest": binding_digest(body)})

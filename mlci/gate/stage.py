@@ -1,16 +1,21 @@
-"""The gate step: runs after every other stage, on the finished results document."""
+"""The gate stage: judges the document the stages before it wrote."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlci.config import LoadedConfig
 from mlci.gate.rules import evaluate_gate
-from mlci.stages import StageSkipped
+from mlci.results import Results
+from mlci.results.gate import Gate
+from mlci.stages import ModelContext, StageSkipped
 
 
-def run(loaded: LoadedConfig, document: dict[str, Any]) -> dict[str, Any]:
-    """The ``gate`` section for a finished document, or StageSkipped without a gate."""
+def run(ctx: ModelContext) -> Gate:
+    """The ``gate`` section, or StageSkipped without a gate in mlci.yaml."""
+    return judge(ctx.loaded, ctx.results)
+
+
+def judge(loaded: LoadedConfig, document: Results) -> Gate:
+    """The gate of mlci.yaml applied to ``document`` (also for ``mlci gate`` and merges)."""
     gate = loaded.config.gate
     if gate is None:
         raise StageSkipped("no gate configured")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import numpy as np
 
-ModelFormat = Literal["onnx", "skops", "pickle", "entrypoint"]
+from mlci.models.formats import ModelFormat
+
 Task = Literal["binary", "multiclass", "regression"]
 
 # A batch of input rows: column name -> 1-D numpy array (object dtype for strings).

@@ -10,18 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlci.errors import ModelError
+from mlci.models.formats import CONFIG_FORMATS, format_of, suffixes_text
 from mlci.models.interface import Model
-
-# Suffix -> format; "joblib" is an alias of "pickle" because joblib reads both.
-SUFFIX_FORMATS: dict[str, str] = {
-    ".onnx": "onnx",
-    ".skops": "skops",
-    ".pkl": "pickle",
-    ".pickle": "pickle",
-    ".joblib": "pickle",
-}
-FORMATS = ("auto", "onnx", "skops", "pickle", "joblib", "entrypoint")
-_SUFFIXES_TEXT = ".onnx (onnx), .skops (skops), .pkl/.pickle/.joblib (pickle)"
 
 
 def load_model(
@@ -42,10 +32,10 @@ def load_model(
     as given.
     """
     fmt = format.strip().lower()
-    if fmt not in FORMATS:
+    if fmt not in CONFIG_FORMATS:
         raise ModelError(
             f"{name}: unknown model format {format!r}",
-            tip=f"use one of {', '.join(FORMATS)}",
+            tip=f"use one of {', '.join(CONFIG_FORMATS)}",
         )
     if entrypoint is not None or fmt == "entrypoint":
         if not entrypoint:
@@ -64,15 +54,15 @@ def load_model(
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
 
-    if fmt == "auto":
+    chosen = format_of(fmt, path.suffix)
+    if chosen is None:
         suffix = path.suffix.lower()
-        if suffix not in SUFFIX_FORMATS:
-            raise ModelError(
-                f"{path}: cannot tell the model format from the suffix {suffix or '(none)'!r}; "
-                f"supported: {_SUFFIXES_TEXT}",
-                tip="rename the file or set the model's format explicitly",
-            )
-        fmt = SUFFIX_FORMATS[suffix]
+        raise ModelError(
+            f"{path}: cannot tell the model format from the suffix {suffix or '(none)'!r}; "
+            f"supported: {suffixes_text()}",
+            tip="rename the file or set the model's format explicitly",
+        )
+    fmt = chosen
 
     if fmt == "onnx":
         from mlci.models.onnx import OnnxModel

@@ -12,9 +12,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci.errors import InputError
+
+if TYPE_CHECKING:
+    from mlci.results import Results
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_MEDIA_TYPES = (
@@ -168,34 +171,31 @@ def subject_digests(data: dict[str, Any]) -> list[str]:
 
 
 def evaluation_predicate(
-    *, image_digest: str, image_name: str, model: dict[str, Any], document: dict[str, Any]
+    *, image_digest: str, image_name: str, document: Results
 ) -> dict[str, Any]:
     """Bind the image digest and the model's sha256 to the gate decision and headline metrics."""
-    gate = document.get("gate") or {}
-    evaluation = document.get("evaluation") or {}
-    candidate = ((evaluation.get("metrics") or {}).get("candidate")) or {}
+    gate = document.gate
+    evaluation = document.evaluation
     metrics: dict[str, Any] = {}
-    for name, estimate in candidate.items():
-        if isinstance(estimate, dict):
-            metrics[name] = {
-                k: estimate.get(k) for k in ("value", "ci_low", "ci_high") if k in estimate
-            }
-        else:
-            metrics[name] = {"value": estimate}
+    if evaluation is not None:
+        metrics = {
+            name: {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high}
+            for name, e in evaluation.metrics.candidate.items()
+        }
     return {
         "image": {"name": image_name, "digest": image_digest},
         "model": {
-            "name": model.get("name"),
-            "sha256": model.get("sha256"),
-            "format": model.get("format"),
+            "name": document.model.name,
+            "sha256": document.model.sha256,
+            "format": document.model.format,
         },
         "gate": {
-            "decision": gate.get("decision"),
-            "reason": gate.get("reason"),
-            "digest": gate.get("digest"),
+            "decision": None if gate is None else gate.decision,
+            "reason": None if gate is None else gate.reason,
+            "digest": None if gate is None else gate.digest,
         },
-        "primaryMetric": evaluation.get("primary_metric"),
+        "primaryMetric": None if evaluation is None else evaluation.primary_metric,
         "metrics": metrics,
-        "mlciVersion": document.get("mlci_version"),
-        "resultsCreated": document.get("created"),
+        "mlciVersion": document.mlci_version,
+        "resultsCreated": document.created,
     }

@@ -18,7 +18,6 @@ the model layer, the config and the manifest.
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -31,14 +30,27 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlci import __version__
-from mlci.errors import InputError, MlciError, UsageError
-from mlci.supply import oci
+from mlci.errors import InputError, UsageError
+from mlci.supply import layout, oci
+from mlci.supply.bases import BaseImage, BaseSource
+from mlci.supply.builder import (
+    BuildError,
+    BuildResult,
+    ImageBuilder,
+    LayerSummary,
+    Output,
+    Progress,
+    _full_tag,
+    oci_labels,
+    source_date_epoch,
+    tag_version,
+)
 
 SITE_PACKAGES = "/opt/mlci/site-packages"
 RUNTIME = "/opt/mlci/runtime"
@@ -48,227 +60,6 @@ PORT = 8080
 # The serving runtime's needs; pinned to the versions mlci itself runs with by default, so the
 # image predicts exactly what mlci evaluated.
 SERVE_PACKAGES = ("numpy", "onnxruntime")
-LABEL_MODEL_SHA256 = "dev.mlci.model.sha256"
-LABEL_MODEL_NAME = "dev.mlci.model.name"
-
-
-class BuildError(MlciError):
-    """An image could not be built from the inputs given."""
-
-
-# --------------------------------------------------------------------------- base images
-
-
-@dataclass(frozen=True)
-class BaseImage:
-    """A base image ready to build on: its config and file-backed layers."""
-
-    reference: str
-    config: dict[str, Any]
-    layers: tuple[oci.Layer, ...]
-    # Digest of the base's manifest when known (OCI layouts, registries).
-    digest: str | None = None
-
-
-class BaseSource(abc.ABC):
-    """Where a base image comes from: a layout folder, a tar, or (elsewhere) a registry.
-
-    ``fetch`` puts whatever blobs it needs into ``workdir`` (or points at existing files)
-    and returns the base image. A registry implementation pulls the manifest, config and
-    layers for linux/amd64 into ``workdir`` and returns them the same way; register it with
-    ``register_base_scheme("docker", factory)`` so that ``--base docker://REF`` finds it.
-    """
-
-    reference: str
-
-    @abc.abstractmethod
-    def fetch(self, workdir: Path) -> BaseImage:
-        """Return the base image; raise InputError when it cannot be read."""
-
-
-class LayoutBase(BaseSource):
-    """A base image in an OCI image layout folder (``oci:DIR`` or ``oci:DIR:TAG``)."""
-
-    def __init__(self, path: Path, ref_name: str | None = None) -> None:
-        self.path = Path(path)
-        self.ref_name = ref_name
-        self.reference = f"oci:{self.path}" + (f":{ref_name}" if ref_name else "")
-
-    def fetch(self, workdir: Path) -> BaseImage:
-        """Read the layout; its blobs are used where they are."""
-        try:
-            index, _, config, layers = oci.read_layout(self.path, ref_name=self.ref_name)
-        except InputError as exc:
-            raise InputError(f"base image {exc.message}", tip=exc.tip) from None
-        digest = None
-        for entry in index.get("manifests") or []:
-            ref = (entry.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME)
-            if self.ref_name is None or ref == self.ref_name:
-                if entry.get("mediaType") in (oci.MEDIA_MANIFEST, oci.DOCKER_MANIFEST):
-                    digest = entry.get("digest")
-        return BaseImage(self.reference, config, tuple(layers), digest)
-
-
-class ArchiveBase(BaseSource):
-    """A base image in a tar: docker-archive (``docker save``) or oci-archive."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.reference = f"docker-archive:{self.path}"
-
-    def fetch(self, workdir: Path) -> BaseImage:
-        """Unpack the archive's layers into ``workdir``, checking every digest."""
-        where = f"base image {self.path}"
-        if not self.path.is_file():
-            raise InputError(
-                f"{where}: no such file",
-                tip="build one with scripts/build-base-image or 'docker save IMAGE -o FILE'",
-            )
-        try:
-            with tarfile.open(self.path, "r:*") as tar:
-                members = tar.getmembers()
-                size = self.path.stat().st_size
-                if not oci.is_gzip(self.path):
-                    cut = next((m for m in members if m.offset_data + m.size > size), None)
-                    if cut is not None or not _ends_with_zero_blocks(self.path):
-                        inside = f" inside {cut.name}" if cut is not None else ""
-                        raise InputError(
-                            f"{where}: not a readable image archive (cut short{inside})",
-                            tip="rebuild it, or check that the download or copy was complete",
-                        )
-                names = {m.name for m in members}
-                if "manifest.json" in names:
-                    return self._docker(tar, workdir, where)
-                if "oci-layout" in names and "index.json" in names:
-                    root = workdir / "base-layout"
-                    tar.extractall(root, filter="data")
-                    return LayoutBase(root).fetch(workdir)
-        except tarfile.ReadError:
-            raise InputError(
-                f"{where}: not a readable image archive (not a tar file, or cut short)",
-                tip="rebuild it, or check that the download or copy was complete",
-            ) from None
-        except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
-            raise InputError(
-                f"{where}: not a readable image archive ({exc.__class__.__name__}: "
-                f"{str(exc)[:80] or 'truncated or corrupt'})",
-                tip="rebuild it, or check that the download or copy was complete",
-            ) from None
-        raise InputError(
-            f"{where}: not an image archive (no manifest.json or oci-layout inside)",
-            tip="give a 'docker save' / 'podman save' tar or an OCI layout folder",
-        )
-
-    def _docker(self, tar: tarfile.TarFile, workdir: Path, where: str) -> BaseImage:
-        manifest = json.loads(_member(tar, "manifest.json", where))
-        if not isinstance(manifest, list) or not manifest:
-            raise InputError(f"{where}: manifest.json lists no image")
-        if len(manifest) > 1:
-            raise InputError(f"{where}: the archive holds {len(manifest)} images; give one")
-        entry = manifest[0]
-        config_raw = _member(tar, entry["Config"], where)
-        config = json.loads(config_raw)
-        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-        if len(diff_ids) != len(entry.get("Layers") or []):
-            raise InputError(f"{where}: config and manifest.json disagree on the layers")
-        blobs = workdir / "base-blobs"
-        blobs.mkdir(parents=True, exist_ok=True)
-        layers = []
-        history = [h for h in config.get("history") or [] if not h.get("empty_layer")]
-        for i, (name, diff_id) in enumerate(zip(entry["Layers"], diff_ids, strict=True)):
-            member = tar.extractfile(name)
-            if member is None:
-                raise InputError(f"{where}: layer {name} is missing")
-            tmp = blobs / f"layer-{i}"
-            digest = hashlib.sha256()
-            with open(tmp, "wb") as out:
-                while chunk := member.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-            blob_digest = "sha256:" + digest.hexdigest()
-            if oci.is_gzip(tmp):
-                media = oci.MEDIA_LAYER_GZIP
-                actual = oci.gunzip_digest(tmp)
-            else:
-                media, actual = oci.MEDIA_LAYER, blob_digest
-            if actual != diff_id:
-                raise InputError(
-                    f"{where}: layer {name} does not match its diff_id (corrupt or truncated)",
-                    tip="rebuild or re-save the base image",
-                )
-            final = blobs / blob_digest.split(":", 1)[1]
-            os.replace(tmp, final)
-            desc = oci.Descriptor(media, blob_digest, final.stat().st_size)
-            created_by = history[i].get("created_by", "") if i < len(history) else ""
-            layers.append(oci.Layer(oci.Blob(desc, path=final), diff_id, created_by))
-        tags = entry.get("RepoTags") or []
-        reference = tags[0] if tags else self.reference
-        return BaseImage(reference, config, tuple(layers), None)
-
-
-def _ends_with_zero_blocks(path: Path) -> bool:
-    """True when a tar file ends with the two zero blocks that close every complete tar."""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() < 1024:
-            return False
-        handle.seek(-1024, os.SEEK_END)
-        return handle.read(1024) == bytes(1024)
-
-
-def zlib_error() -> type[BaseException]:
-    """The exception zlib raises on corrupt data (gzip-compressed archives)."""
-    import zlib
-
-    return zlib.error
-
-
-def _member(tar: tarfile.TarFile, name: str, where: str) -> bytes:
-    try:
-        handle = tar.extractfile(name)
-    except KeyError:
-        handle = None
-    if handle is None:
-        raise InputError(f"{where}: {name} is missing from the archive")
-    return handle.read()
-
-
-BASE_SCHEMES: dict[str, Callable[[str], BaseSource]] = {
-    "oci": lambda rest: LayoutBase(*_split_ref(rest)),
-    "docker-archive": lambda rest: ArchiveBase(Path(rest)),
-    "oci-archive": lambda rest: ArchiveBase(Path(rest)),
-}
-
-
-def register_base_scheme(scheme: str, factory: Callable[[str], BaseSource]) -> None:
-    """Make ``--base SCHEME:REST`` (or ``SCHEME://REST``) use ``factory(REST)``."""
-    BASE_SCHEMES[scheme] = factory
-
-
-def _split_ref(rest: str) -> tuple[Path, str | None]:
-    path, sep, ref = rest.rpartition(":")
-    if sep and path and not Path(rest).exists() and "/" not in ref:
-        return Path(path), ref
-    return Path(rest), None
-
-
-def base_source(spec: str) -> BaseSource:
-    """The base source a ``--base`` value names: ``oci:DIR[:TAG]``, ``docker-archive:FILE``,
-    a registered scheme (``docker://REF``), or a plain path (folder: layout; file: tar)."""
-    scheme, sep, rest = spec.partition(":")
-    if sep and scheme in BASE_SCHEMES and not Path(spec).exists():
-        return BASE_SCHEMES[scheme](rest[2:] if rest.startswith("//") else rest)
-    if sep and rest.startswith("//"):
-        raise UsageError(
-            f"--base {spec}: no image source for '{scheme}://' is available",
-            tip="save the image first ('docker save IMAGE -o base.tar') and pass the tar",
-        )
-    path = Path(spec)
-    if path.is_dir():
-        return LayoutBase(path)
-    return ArchiveBase(path)
-
-
 # --------------------------------------------------------------------------- target platform
 
 
@@ -549,123 +340,6 @@ def model_layer(model: Path, metadata: Mapping[str, Any], mtime: int, staging: P
     return builder.build(staging, created_by=f"mlci: model {metadata.get('name', '')}".strip())
 
 
-# --------------------------------------------------------------------------- provenance
-
-
-def source_date_epoch(explicit: int | None, near: Path | None = None) -> int:
-    """The build's timestamp: ``explicit``, else ``SOURCE_DATE_EPOCH``, else the last commit
-    time of the repository holding ``near``, else 0 (1970-01-01)."""
-    if explicit is not None:
-        return int(explicit)
-    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if env:
-        if not env.isdigit():
-            raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not a Unix time in seconds")
-        return int(env)
-    commit = _git(["log", "-1", "--format=%ct"], near)
-    return int(commit) if commit and commit.isdigit() else 0
-
-
-def _git(args: list[str], near: Path | None) -> str | None:
-    if near is None or shutil.which("git") is None:
-        return None
-    cwd = near if near.is_dir() else near.parent
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def oci_labels(
-    *,
-    created: int,
-    source: str | None = None,
-    revision: str | None = None,
-    title: str | None = None,
-    version: str | None = None,
-    model_sha256: str | None = None,
-    model_name: str | None = None,
-    near: Path | None = None,
-) -> dict[str, str]:
-    """The OCI annotation labels every mlci image carries, plus the model's identity.
-
-    ``source`` and ``revision`` default to GitHub Actions' ``GITHUB_SERVER_URL`` /
-    ``GITHUB_REPOSITORY`` and ``GITHUB_SHA``, then to the git repository holding ``near``.
-    """
-    if source is None and os.environ.get("GITHUB_REPOSITORY"):
-        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-        source = f"{server}/{os.environ['GITHUB_REPOSITORY']}"
-    if revision is None:
-        revision = os.environ.get("GITHUB_SHA") or _git(["rev-parse", "HEAD"], near)
-    labels = {"org.opencontainers.image.created": oci.rfc3339(created)}
-    if source:
-        labels["org.opencontainers.image.source"] = source
-    if revision:
-        labels["org.opencontainers.image.revision"] = revision
-    if title:
-        labels["org.opencontainers.image.title"] = title
-    if version:
-        labels["org.opencontainers.image.version"] = version
-    labels["org.opencontainers.image.vendor"] = "mlci"
-    if model_sha256:
-        labels[LABEL_MODEL_SHA256] = model_sha256
-    if model_name:
-        labels[LABEL_MODEL_NAME] = model_name
-    return labels
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-@dataclass(frozen=True)
-class Output:
-    """Where an image goes: ``oci:DIR`` or ``docker-archive:FILE``."""
-
-    kind: str  # "oci" or "docker-archive"
-    path: Path
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.path}"
-
-    @classmethod
-    def parse(cls, spec: str) -> Output:
-        """Read an ``--output`` value; UsageError for anything else."""
-        kind, sep, rest = spec.partition(":")
-        if not sep or kind not in ("oci", "docker-archive") or not rest:
-            raise UsageError(
-                f"--output {spec}: expected oci:DIR or docker-archive:FILE",
-                tip="for example --output oci:build/image or --output docker-archive:image.tar",
-            )
-        return cls(kind, Path(rest))
-
-
-@dataclass(frozen=True)
-class LayerSummary:
-    """One layer of a built image, as reported."""
-
-    role: str  # "base", "dependencies", "runtime" or "model"
-    digest: str
-    diff_id: str
-    size: int
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    """A built image: its digests, layers and labels, and where it was written."""
-
-    digest: str  # the OCI manifest's digest (what a registry will call the image)
-    config_digest: str  # the image ID docker/podman show after loading it
-    output: str
-    layers: tuple[LayerSummary, ...]
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        """Total bytes of the image's layers as stored (compressed where gzip)."""
-        return sum(layer.size for layer in self.layers)
-
-
 # --------------------------------------------------------------------------- the builder
 
 
@@ -688,9 +362,17 @@ class BuildRequest:
     compress_base: bool = True
 
 
-def build_image(
-    request: BuildRequest, progress: Callable[[str], None] = lambda _m: None
-) -> BuildResult:
+class DaemonlessBuilder(ImageBuilder):
+    """The serving image from a base image, wheels and the model, with no container engine."""
+
+    def __init__(self, request: BuildRequest) -> None:
+        self.request = request
+
+    def build(self, progress: Progress = lambda _m: None) -> BuildResult:
+        return build_image(self.request, progress)
+
+
+def build_image(request: BuildRequest, progress: Progress = lambda _m: None) -> BuildResult:
     """Build the serving image and write it to ``request.output``; nothing is written when
     any step fails."""
     from mlci.models.onnx import OnnxModel
@@ -782,10 +464,10 @@ def build_image(
         progress(f"writing {out}")
         if out.kind == "oci":
             ref = tag_version(request.tag)
-            oci.write_layout(out.path, manifest_blob, config_blob, layers, ref_name=ref)
+            layout.write_layout(out.path, manifest_blob, config_blob, layers, ref_name=ref)
         else:
             tags = [_full_tag(request.tag or f"mlci/{name.lower()}:latest")]
-            oci.write_docker_archive(out.path, config_blob, layers, tags=tags, mtime=mtime)
+            layout.write_docker_archive(out.path, config_blob, layers, tags=tags, mtime=mtime)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     roles = ["base"] * len(base.layers) + ["dependencies", "runtime", "model"]
@@ -800,18 +482,3 @@ def build_image(
         summaries,
         labels,
     )
-
-
-def tag_version(tag: str | None) -> str | None:
-    """The part after the last ':' of an image reference's last path segment, if any."""
-    if not tag or ":" not in tag.rsplit("/", 1)[-1]:
-        return None
-    return tag.rpartition(":")[2]
-
-
-def _full_tag(tag: str) -> str:
-    name, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
-    if "/" not in name or "." not in name.split("/")[0] and ":" not in name.split("/")[0]:
-        if name.split("/")[0] != "localhost":
-            name = f"localhost/{name}"
-    return f"{name}:{version or 'latest'}"

@@ -15,19 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlci.errors import InputError, MlciError, UsageError
-from mlci.supply.build import (
+from mlci.errors import InputError, UsageError
+from mlci.supply.builder import (
     LABEL_MODEL_NAME,
+    BuildError,
     BuildResult,
+    ImageBuilder,
     LayerSummary,
     Output,
+    Progress,
     oci_labels,
     source_date_epoch,
     tag_version,
 )
 
 
-class EngineError(MlciError):
+class EngineError(BuildError):
     """The container engine is unreachable or refused the build."""
 
 
@@ -46,6 +49,17 @@ class DockerBuildRequest:
     revision: str | None = None
     output: Output | None = None
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class DockerBuilder(ImageBuilder):
+    """The user's own Dockerfile, built by the engine at DOCKER_HOST (Docker or Podman)."""
+
+    def __init__(self, request: DockerBuildRequest, client: Any = None) -> None:
+        self.request = request
+        self.client = client
+
+    def build(self, progress: Progress = lambda _m: None) -> BuildResult:
+        return docker_build(self.request, progress, self.client)
 
 
 def parse_build_args(values: list[str] | None) -> dict[str, str]:

@@ -1,17 +1,10 @@
-"""OCI image layouts, descriptors, reproducible layers and image configs.
+"""The OCI core: media types, descriptors, canonical JSON, blobs, reproducible layers, image
+configs and manifests. The image builders, the registry client, the layout store, the SBOM
+and signing all use these, so an image has one set of digests wherever it goes.
 
-The seam between mlci's image builders and everything that ships an image (registry push,
-SBOM, signing) is the OCI image layout directory
-(https://github.com/opencontainers/image-spec/blob/main/image-layout.md)::
-
-    DIR/oci-layout            {"imageLayoutVersion": "1.0.0"}
-    DIR/index.json            an image index pointing at one image manifest
-    DIR/blobs/sha256/<hex>    manifest, config and layer blobs, named by their digest
-
-``read_layout(path)`` returns ``(index, manifest, config, layers)`` and ``write_layout(...)``
-writes one; both are plain functions of JSON and bytes. Layers are built by ``LayerBuilder``
-so that the same files give the same bytes: entries sorted, one fixed timestamp, uid/gid 0,
-normalised modes, and gzip with mtime 0 and no file name.
+Layers are built by ``LayerBuilder`` so that the same files give the same bytes: entries
+sorted, one fixed timestamp, uid/gid 0, normalised modes, and gzip with mtime 0 and no file
+name. Layouts on disk are in :mod:`mlci.supply.layout`.
 """
 
 from __future__ import annotations
@@ -21,11 +14,9 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 import tempfile
 import time
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -41,6 +32,11 @@ MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (MEDIA_MANIFEST, MEDIA_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+INDEX_TYPES = (MEDIA_INDEX, DOCKER_MANIFEST_LIST)
+# The empty config of artifacts (OCI 1.1): the two bytes "{}".
+MEDIA_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -63,6 +59,7 @@ class Descriptor:
     size: int
     annotations: Mapping[str, str] = field(default_factory=dict)
     platform: Mapping[str, str] | None = None
+    artifact_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as it appears in a manifest or index."""
@@ -71,6 +68,8 @@ class Descriptor:
             "digest": self.digest,
             "size": self.size,
         }
+        if self.artifact_type:
+            data["artifactType"] = self.artifact_type
         if self.platform:
             data["platform"] = dict(self.platform)
         if self.annotations:
@@ -88,12 +87,17 @@ class Descriptor:
             raise InputError(f"descriptor with an unsupported digest {digest!r}")
         if not isinstance(size, int) or size < 0:
             raise InputError(f"descriptor {digest} with an invalid size {size!r}")
+        annotations = data.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise InputError(f"descriptor {digest} with annotations that are not a mapping")
+        artifact_type = data.get("artifactType")
         return cls(
             str(media_type),
             digest,
             size,
-            dict(data.get("annotations") or {}),
+            {str(k): str(v) for k, v in annotations.items()},
             dict(data["platform"]) if data.get("platform") else None,
+            str(artifact_type) if artifact_type else None,
         )
 
     @property
@@ -410,251 +414,3 @@ def manifest_for(
     if annotations:
         manifest["annotations"] = dict(sorted(annotations.items()))
     return manifest
-
-
-# --------------------------------------------------------------------------- layouts
-
-
-def write_layout(
-    path: Path,
-    manifest: Blob,
-    config: Blob,
-    layers: Iterable[Layer],
-    *,
-    ref_name: str | None = None,
-) -> Path:
-    """Write an OCI image layout directory at ``path`` holding one image.
-
-    The layout is assembled in a temporary sibling folder and moved into place, so ``path``
-    holds either its old content or the whole new layout. An existing ``path`` is replaced
-    only when it is an OCI layout or empty. ``ref_name`` becomes the index entry's
-    ``org.opencontainers.image.ref.name`` annotation (a tag such as ``1.2``).
-    """
-    path = Path(path)
-    if path.exists() and not _replaceable(path):
-        raise InputError(
-            f"{path}: exists and is not an OCI image layout; not overwriting it",
-            tip="choose an empty or new folder",
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        blobs = tmp / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        for blob in [config, *(layer.blob for layer in layers), manifest]:
-            _store_blob(blob, blobs / blob.descriptor.hex)
-        annotations = {ANNOTATION_REF_NAME: ref_name} if ref_name else {}
-        entry = Descriptor(
-            manifest.descriptor.media_type,
-            manifest.descriptor.digest,
-            manifest.descriptor.size,
-            annotations,
-        )
-        index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry.to_json()]}
-        (tmp / "index.json").write_bytes(canonical_json(index))
-        (tmp / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def _replaceable(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    return not any(path.iterdir()) or (path / "oci-layout").is_file()
-
-
-def _store_blob(blob: Blob, target: Path) -> None:
-    if target.exists():  # content-addressed: a layer repeated in the image is stored once
-        return
-    if blob.path is not None:
-        try:
-            os.link(blob.path, target)  # same file system: no copy
-            return
-        except OSError:
-            shutil.copyfile(blob.path, target)
-            return
-    target.write_bytes(blob.read())
-
-
-def is_layout(path: Path) -> bool:
-    """True when ``path`` is a folder with an ``oci-layout`` file and an ``index.json``."""
-    return (path / "oci-layout").is_file() and (path / "index.json").is_file()
-
-
-def read_layout(
-    path: Path, *, ref_name: str | None = None, platform: str = "linux/amd64"
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Layer]]:
-    """Read the image an OCI layout holds: ``(index, manifest, config, layers)``.
-
-    ``index`` is ``index.json``; the manifest is the index entry whose ref name is
-    ``ref_name`` (or its only entry), following nested indexes to the ``platform`` image.
-    Layers are file-backed blobs inside the layout, with their diff_ids from the config.
-    Every blob read is checked against its digest; InputError names what is wrong.
-    """
-    path = Path(path)
-    where = str(path)
-    if not path.is_dir():
-        raise InputError(f"{where}: no such OCI layout folder")
-    if not is_layout(path):
-        raise InputError(
-            f"{where}: not an OCI image layout (no oci-layout or index.json)",
-            tip="give a folder written by 'mlci build --output oci:DIR' or 'skopeo copy ... oci:DIR'",
-        )
-    index = _load_json(path / "index.json", where)
-    entries = [Descriptor.from_json(m) for m in index.get("manifests") or []]
-    if ref_name is not None:
-        entries = [e for e in entries if e.annotations.get(ANNOTATION_REF_NAME) == ref_name]
-        if not entries:
-            raise InputError(f"{where}: no image tagged {ref_name!r} in index.json")
-    if not entries:
-        raise InputError(f"{where}: index.json lists no manifests")
-    if len(entries) > 1:
-        names = [e.annotations.get(ANNOTATION_REF_NAME, e.digest[:19]) for e in entries]
-        raise InputError(
-            f"{where}: index.json lists {len(entries)} images ({', '.join(names)})",
-            tip="pick one with a ref name: oci:DIR:TAG",
-        )
-    manifest = _resolve_manifest(path, entries[0], platform, where)
-    config_desc = Descriptor.from_json(manifest.get("config") or {})
-    config = json.loads(_read_blob(path, config_desc, where))
-    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-    layer_descs = [Descriptor.from_json(d) for d in manifest.get("layers") or []]
-    if len(diff_ids) != len(layer_descs):
-        raise InputError(
-            f"{where}: the config lists {len(diff_ids)} diff_ids for {len(layer_descs)} layers"
-        )
-    layers = []
-    history = [h for h in config.get("history") or [] if not h.get("empty_layer")]
-    for i, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids, strict=True)):
-        blob_path = path / "blobs" / "sha256" / desc.hex
-        if not blob_path.is_file():
-            raise InputError(f"{where}: layer blob {desc.digest} is missing")
-        if blob_path.stat().st_size != desc.size:
-            raise InputError(f"{where}: layer blob {desc.digest} has the wrong size")
-        created_by = history[i].get("created_by", "") if i < len(history) else ""
-        layers.append(Layer(Blob(desc, path=blob_path), diff_id, created_by))
-    return index, manifest, config, layers
-
-
-def _resolve_manifest(
-    path: Path, entry: Descriptor, platform: str, where: str, depth: int = 0
-) -> dict[str, Any]:
-    data = json.loads(_read_blob(path, entry, where))
-    media = data.get("mediaType") or entry.media_type
-    if media in (MEDIA_MANIFEST, DOCKER_MANIFEST) or "config" in data:
-        return data
-    if media in (MEDIA_INDEX, DOCKER_MANIFEST_LIST) and depth < 4:
-        wanted_os, _, wanted_arch = platform.partition("/")
-        for child in data.get("manifests") or []:
-            plat = child.get("platform") or {}
-            if plat.get("os") == wanted_os and plat.get("architecture") == wanted_arch:
-                return _resolve_manifest(
-                    path, Descriptor.from_json(child), platform, where, depth + 1
-                )
-        raise InputError(f"{where}: no image for platform {platform}")
-    raise InputError(f"{where}: unsupported manifest media type {media!r}")
-
-
-def _read_blob(path: Path, desc: Descriptor, where: str) -> bytes:
-    blob = path / "blobs" / "sha256" / desc.hex
-    try:
-        data = blob.read_bytes()
-    except OSError:
-        raise InputError(f"{where}: blob {desc.digest} is missing") from None
-    if sha256_digest(data) != desc.digest:
-        raise InputError(f"{where}: blob {desc.digest} does not match its digest (corrupt)")
-    return data
-
-
-def _load_json(file: Path, where: str) -> dict[str, Any]:
-    try:
-        data = json.loads(file.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{where}: cannot read {file.name} ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{where}: {file.name} is not a JSON object")
-    return data
-
-
-# --------------------------------------------------------------------------- docker archives
-
-
-def write_docker_archive(
-    path: Path, config: Blob, layers: Iterable[Layer], *, tags: Iterable[str] = (), mtime: int = 0
-) -> Path:
-    """Write a docker-archive tar (what ``docker save`` writes) that ``docker load`` and
-    ``podman load`` accept. Layers are stored uncompressed, as ``docker save`` does; the file
-    is written under a temporary name and renamed, so nothing partial is left behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    layer_names = []
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-
-            def entry(name: str, size: int) -> tarfile.TarInfo:
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = size, mtime, 0o644
-                info.uname = info.gname = ""
-                return info
-
-            raw = config.read()
-            config_name = f"blobs/sha256/{config.descriptor.hex}"
-            dirinfo = tarfile.TarInfo("blobs/")
-            dirinfo.type, dirinfo.mode, dirinfo.mtime = tarfile.DIRTYPE, 0o755, mtime
-            tar.addfile(dirinfo)
-            dirinfo = tarfile.TarInfo("blobs/sha256/")
-            dirinfo.type, dirinfo.mode, dirinfo.mtime = tarfile.DIRTYPE, 0o755, mtime
-            tar.addfile(dirinfo)
-            tar.addfile(entry(config_name, len(raw)), io.BytesIO(raw))
-            for layer in layers:
-                name = f"blobs/sha256/{layer.diff_id.split(':', 1)[1]}"
-                if name not in layer_names:  # a repeated layer is stored once, listed twice
-                    with _uncompressed(layer) as (handle, size):
-                        tar.addfile(entry(name, size), handle)
-                layer_names.append(name)
-            manifest = [{"Config": config_name, "RepoTags": list(tags), "Layers": layer_names}]
-            data = json.dumps(manifest).encode()
-            tar.addfile(entry("manifest.json", len(data)), io.BytesIO(data))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-class _uncompressed:
-    """Context manager giving (reader, size) of a layer's uncompressed tar."""
-
-    def __init__(self, layer: Layer) -> None:
-        self.layer = layer
-        self._spool: Any = None
-
-    def __enter__(self) -> tuple[BinaryIO, int]:
-        blob = self.layer.blob
-        if not self.layer.compressed:
-            self._spool = blob.open()
-            return self._spool, blob.descriptor.size
-        self._spool = tempfile.TemporaryFile()
-        with blob.open() as src:
-            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            while chunk := src.read(_CHUNK):
-                self._spool.write(decompressor.decompress(chunk))
-            self._spool.write(decompressor.flush())
-        size = self._spool.tell()
-        self._spool.seek(0)
-        return self._spool, size
-
-    def __exit__(self, *exc: object) -> None:
-        if self._spool is not None:
-            self._spool.close()

@@ -10,26 +10,27 @@ a half-pushed image.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from mlci.errors import InputError, MlciError, UsageError
 from mlci.supply.auth import Challenge, Credentials, find_credentials, parse_challenge
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+from mlci.supply.layout import LayoutImage
+from mlci.supply.oci import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MEDIA_EMPTY,
+    MEDIA_MANIFEST,
+    Descriptor,
+    sha256_digest,
+)
 
 ENV_INSECURE = "MLCI_REGISTRY_INSECURE"
 ENV_RETRIES = "MLCI_REGISTRY_RETRIES"
@@ -111,159 +112,6 @@ class Reference:
         if self.digest:
             text += f"@{self.digest}"
         return text
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """An OCI content descriptor."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: dict[str, str] = field(default_factory=dict)
-    artifact_type: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": self.size,
-        }
-        if self.artifact_type:
-            data["artifactType"] = self.artifact_type
-        if self.annotations:
-            data["annotations"] = dict(self.annotations)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Descriptor:
-        return cls(
-            media_type=str(data.get("mediaType", "")),
-            digest=str(data["digest"]),
-            size=int(data.get("size", 0)),
-            annotations=dict(data.get("annotations") or {}),
-            artifact_type=data.get("artifactType"),
-        )
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def canonical_json(data: Any) -> bytes:
-    """The bytes we push for a JSON manifest or config we produce ourselves."""
-    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
-
-
-# --- the OCI image layout ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayoutImage:
-    """One image of an OCI image layout: its top manifest and where its blobs are."""
-
-    root: Path
-    descriptor: Descriptor
-    manifest: dict[str, Any]
-
-    def blob_path(self, digest: str) -> Path:
-        algorithm, _, hexdigest = digest.partition(":")
-        return self.root / "blobs" / algorithm / hexdigest
-
-    def read_blob(self, digest: str) -> bytes:
-        try:
-            data = self.blob_path(digest).read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{self.root}: blob {digest} is missing from the layout") from None
-        if sha256_digest(data) != digest:
-            raise InputError(f"{self.root}: blob {digest} does not match its digest")
-        return data
-
-    @property
-    def manifest_bytes(self) -> bytes:
-        return self.read_blob(self.descriptor.digest)
-
-    def manifests(self) -> Iterator[tuple[Descriptor, dict[str, Any]]]:
-        """Every manifest reachable from the top one, children first."""
-        if self.descriptor.media_type in INDEX_TYPES:
-            for child in self.manifest.get("manifests", []):
-                desc = Descriptor.from_json(child)
-                yield desc, json.loads(self.read_blob(desc.digest))
-        yield self.descriptor, self.manifest
-
-    def image_manifests(self) -> list[dict[str, Any]]:
-        return [m for d, m in self.manifests() if d.media_type not in INDEX_TYPES]
-
-
-def read_image_layout(path: str | Path, tag: str | None = None) -> LayoutImage:
-    """Read ``index.json`` of an OCI image layout and the manifest it points at.
-
-    Uses ``mlci.supply.oci.read_layout`` when the image builder provides it; the chain
-    index.json -> manifest -> config and layers is read here directly otherwise.
-    """
-    root = Path(path)
-    try:
-        from mlci.supply import oci
-    except ImportError:  # the builder's module is optional here
-        oci = None  # type: ignore[assignment]
-    if oci is not None:
-        oci.read_layout(root, ref_name=tag)  # validates the whole chain with its messages
-    if not root.is_dir():
-        raise InputError(f"{root}: no such OCI image layout directory")
-    try:
-        layout = json.loads((root / "oci-layout").read_text(encoding="utf-8"))
-        index = json.loads((root / "index.json").read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(
-            f"{root}: not an OCI image layout ({Path(exc.filename).name} is missing)",
-            tip="build one with 'mlci build' or 'skopeo copy ... oci:DIR'",
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{root}: not a readable OCI image layout ({exc})") from None
-    if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
-        raise InputError(f"{root}/oci-layout: imageLayoutVersion is missing")
-    entries = index.get("manifests") if isinstance(index, dict) else None
-    if not entries:
-        raise InputError(f"{root}/index.json: the layout holds no image")
-    if tag is not None:
-        entries = [
-            e
-            for e in entries
-            if (e.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
-        ]
-        if not entries:
-            raise InputError(f"{root}: no image tagged '{tag}' in the layout")
-    if len(entries) > 1:
-        names = [
-            (e.get("annotations") or {}).get("org.opencontainers.image.ref.name", e.get("digest"))
-            for e in entries
-        ]
-        raise InputError(
-            f"{root}: the layout holds {len(entries)} images ({', '.join(map(str, names))})",
-            tip="name one with LAYOUT:TAG",
-        )
-    try:
-        descriptor = Descriptor.from_json(entries[0])
-    except (KeyError, ValueError, TypeError):
-        raise InputError(f"{root}/index.json: the manifest descriptor is malformed") from None
-    image = LayoutImage(root, descriptor, {})
-    try:
-        manifest = json.loads(image.read_blob(descriptor.digest))
-    except ValueError:
-        raise InputError(f"{root}: manifest {descriptor.digest} is not JSON") from None
-    if not descriptor.media_type:
-        descriptor = Descriptor(
-            manifest.get("mediaType", OCI_MANIFEST), descriptor.digest, descriptor.size
-        )
-    return LayoutImage(root, descriptor, manifest)
-
-
-def split_layout_argument(text: str) -> tuple[Path, str | None]:
-    """``DIR`` or ``DIR:TAG`` (the tag names one image of a layout that holds several)."""
-    if Path(text).exists() or ":" not in text:
-        return Path(text), None
-    path, _, tag = text.rpartition(":")
-    return Path(path), tag or None
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -560,7 +408,7 @@ class RegistryClient:
             data, media_type, digest = self.get_manifest(reference)
             return Descriptor(media_type, digest, len(data))
         return Descriptor(
-            response.headers.get("Content-Type", OCI_MANIFEST).split(";")[0],
+            response.headers.get("Content-Type", MEDIA_MANIFEST).split(";")[0],
             digest,
             int(response.headers.get("Content-Length", 0)),
         )
@@ -609,7 +457,7 @@ def push_layout(
         blobs = [manifest.get("config", {})] + list(manifest.get("layers", []))
         for entry in blobs:
             desc = Descriptor.from_json(entry)
-            if desc.media_type == "application/vnd.oci.empty.v1+json" and desc.size == 2:
+            if desc.media_type == MEDIA_EMPTY and desc.size == 2:
                 data: bytes | Path = b"{}"
             else:
                 data = layout.blob_path(desc.digest)
@@ -629,6 +477,9 @@ def push_layout(
         client.put_manifest(raw, descriptor.media_type, descriptor.digest)
         size += len(raw)
     top = layout.descriptor
+    referrers = _push_referrers(layout, client)
+    if referrers:
+        say(f"pushed {referrers} signature(s) and attestation(s) attached in the layout")
     if reference.tag:
         client.put_manifest(layout.manifest_bytes, top.media_type, reference.tag)
         say(f"tagged {reference}")
@@ -641,3 +492,21 @@ def push_layout(
         blobs_sent=sent,
         blobs_skipped=skipped,
     )
+
+
+def _push_referrers(layout: LayoutImage, client: RegistryClient) -> int:
+    """Push what refers to the layout's image (signatures, attestations) along with it."""
+    from mlci.supply.store import LayoutStore, RegistryStore
+
+    source = LayoutStore(layout.root)
+    target = RegistryStore(client)
+    subject = layout.descriptor.digest
+    found = source.referrers(subject)
+    for descriptor in found:
+        raw = source.get_manifest(descriptor.digest)
+        manifest = json.loads(raw)
+        for entry in [manifest.get("config") or {}, *(manifest.get("layers") or [])]:
+            blob = Descriptor.from_json(entry)
+            client.push_blob(source.get_blob(blob.digest), blob.digest)
+        target.put_referrer(raw, descriptor, subject)
+    return len(found)

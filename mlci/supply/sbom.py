@@ -19,12 +19,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from mlci.errors import InputError, MlciError
+from mlci.models.formats import MODEL_SUFFIXES
 
-MODEL_SUFFIXES = (".onnx", ".skops", ".safetensors", ".joblib", ".pkl", ".pt", ".pth", ".gguf")
+if TYPE_CHECKING:
+    from mlci.results import Results
+
 SERVING_RUNTIME = "mlci"
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # What mlci's image builder records (labels and the runtime layer's history entry)
@@ -231,7 +234,7 @@ def _os_release(text: str) -> dict[str, str]:
 
 def scan_layout(path: Path, tag: str | None = None) -> tuple[ImageContents, dict[str, Any]]:
     """Read an OCI layout and list what its image holds; also return a summary of the image."""
-    from mlci.supply.registry import read_image_layout
+    from mlci.supply.layout import read_image_layout
 
     image = read_image_layout(path, tag)
     manifests = image.image_manifests()
@@ -290,23 +293,22 @@ def _purl(package: Package, distro: str | None) -> str:
     return f"pkg:pypi/{quote(name)}@{quote(package.version, safe='')}"
 
 
-def model_card_from_results(document: dict[str, Any]) -> dict[str, Any]:
+def model_card_from_results(document: Results) -> dict[str, Any]:
     """A minimal CycloneDX ``modelCard`` from a results document's evaluation."""
-    evaluation = document.get("evaluation") or {}
-    candidate = (evaluation.get("metrics") or {}).get("candidate") or {}
+    evaluation = document.evaluation
     metrics = []
-    for name, estimate in candidate.items():
-        if not isinstance(estimate, dict) or estimate.get("value") is None:
+    for name, estimate in (evaluation.metrics.candidate if evaluation else {}).items():
+        if estimate.value is None:
             continue
-        entry: dict[str, Any] = {"type": name, "value": f"{estimate['value']:.6g}"}
-        if estimate.get("ci_low") is not None and estimate.get("ci_high") is not None:
+        entry: dict[str, Any] = {"type": name, "value": f"{estimate.value:.6g}"}
+        if estimate.ci_low is not None and estimate.ci_high is not None:
             entry["confidenceInterval"] = {
-                "lowerBound": f"{estimate['ci_low']:.6g}",
-                "upperBound": f"{estimate['ci_high']:.6g}",
+                "lowerBound": f"{estimate.ci_low:.6g}",
+                "upperBound": f"{estimate.ci_high:.6g}",
             }
         metrics.append(entry)
     card: dict[str, Any] = {}
-    task = evaluation.get("task")
+    task = document.model.task
     if task:
         card["modelParameters"] = {
             "task": {"binary": "classification", "multiclass": "classification"}.get(task, task)
@@ -354,7 +356,7 @@ def build_sbom(
     *,
     tag: str | None = None,
     image_name: str | None = None,
-    results: dict[str, Any] | None = None,
+    results: Results | None = None,
     model_card: dict[str, Any] | None = None,
     model_path: str | None = None,
 ) -> Sbom:
@@ -369,7 +371,9 @@ def build_sbom(
     contents, summary = scan_layout(layout, tag)
     digest = summary["digest"]
     labels = summary["labels"]
-    model_info = (results or {}).get("model") or {}
+    model_info: dict[str, Any] = (
+        {"name": results.model.name, "sha256": results.model.sha256} if results else {}
+    )
     name = (
         image_name
         or labels.get("org.opencontainers.image.title")

@@ -18,10 +18,13 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci.errors import InputError, MlciError, UsageError
 from mlci.supply import attest
+
+if TYPE_CHECKING:
+    from mlci.supply.verify import Policy
 
 COSIGN_PEM_TYPES = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 DEFAULT_PASSWORD_ENV = "COSIGN_PASSWORD"
@@ -69,6 +72,11 @@ class Signer(ABC):
     @abstractmethod
     def identity(self) -> SignerIdentity:
         """Who this signer signs as."""
+
+    @abstractmethod
+    def policy(self, public_key_file: Path) -> Policy:
+        """The verification policy this signer's bundles satisfy (a key signer writes its
+        public key to ``public_key_file`` for it)."""
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -269,6 +277,18 @@ class KeySigner(Signer):
     def identity(self) -> SignerIdentity:
         return SignerIdentity(identity=f"key:sha256:{self._id}", issuer=None, key_id=self._id)
 
+    def policy(self, public_key_file: Path) -> Policy:
+        from cryptography.hazmat.primitives import serialization
+
+        from mlci.files import write_atomic
+        from mlci.supply.verify import Policy
+
+        pem = self._key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        write_atomic(public_key_file, pem)
+        return Policy(public_key=public_key_file)
+
     def _sign(self, data: bytes) -> bytes:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -339,6 +359,12 @@ class KeylessSigner(Signer):
         if issuer == GITHUB_ISSUER and claims.get("job_workflow_ref"):
             identity = f"https://github.com/{claims['job_workflow_ref']}"
         return SignerIdentity(identity=identity, issuer=issuer)
+
+    def policy(self, public_key_file: Path) -> Policy:
+        from mlci.supply.verify import Policy
+
+        identity = self.identity
+        return Policy(identity=identity.identity, issuer=identity.issuer)
 
     def _signing_context(self) -> Any:
         if self._context is None:

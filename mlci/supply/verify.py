@@ -15,11 +15,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci.errors import InputError, MlciError, UsageError
 from mlci.supply import attest
 from mlci.supply.sbom import sbom_image_digest, sbom_models
+
+if TYPE_CHECKING:
+    from mlci.results.image import Signature
+    from mlci.supply.store import Store
 
 KINDS = ("signature", "sbom", "evaluation")
 
@@ -216,19 +220,20 @@ class Finding:
     key_id: str | None = None
     reason: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data = {
-            "kind": self.kind,
-            "predicate_type": self.predicate_type,
-            "referrer": self.referrer,
-            "identity": self.identity,
-            "issuer": self.issuer,
-            "key_id": self.key_id,
-            "verified": self.verified,
-        }
-        if self.reason:
-            data["reason"] = self.reason
-        return data
+    def record(self) -> Signature:
+        """The finding as the results document records it."""
+        from mlci.results.image import Signature
+
+        return Signature(
+            kind=self.kind,  # type: ignore[arg-type]
+            predicate_type=self.predicate_type,
+            referrer=self.referrer,
+            identity=self.identity,
+            issuer=self.issuer,
+            key_id=self.key_id,
+            verified=self.verified,
+            reason=self.reason,
+        )
 
 
 @dataclass
@@ -251,23 +256,22 @@ class ImageVerification:
 
 
 def verify_image(
-    reference: str,
+    store: Store,
     policy: Policy,
     *,
     require: tuple[str, ...] = KINDS,
-    client: Any = None,
+    expected_digest: str | None = None,
 ) -> ImageVerification:
-    """Verify the signature and attestations of an image in a registry against ``policy``."""
+    """Verify the signature and attestations of the image in ``store`` against ``policy``."""
     from mlci.supply.referrers import fetch_bundle, list_referrers
-    from mlci.supply.registry import Reference, RegistryClient, RegistryError
+    from mlci.supply.registry import RegistryError
+    from mlci.supply.store import StoreError
 
-    ref = Reference.parse(reference)
-    client = client or RegistryClient(ref)
-    subject = client.resolve()
-    if ref.digest and subject.digest != ref.digest:
-        raise VerificationError(f"{ref} resolved to {subject.digest}")
-    result = ImageVerification(str(ref), subject.digest)
-    referrers = list_referrers(client, subject.digest)
+    subject = store.resolve()
+    if expected_digest and subject.digest != expected_digest:
+        raise VerificationError(f"{store.name} resolved to {subject.digest}, not {expected_digest}")
+    result = ImageVerification(store.name, subject.digest)
+    referrers = list_referrers(store, subject.digest)
     bundles = [r for r in referrers if r.artifact_type in attest.BUNDLE_MEDIA_TYPES]
     valid: dict[str, list[tuple[Verified, dict[str, Any]]]] = {k: [] for k in KINDS}
     for referrer in bundles:
@@ -277,7 +281,7 @@ def verify_image(
         finding = Finding(kind, predicate_type, referrer.descriptor.digest, False)
         result.findings.append(finding)
         try:
-            bundle = fetch_bundle(client, referrer, subject.digest)
+            bundle = fetch_bundle(store, referrer, subject.digest)
             verified = verify_bundle(bundle, policy, what=f"referrer {short}")
             statement = verified.statement or {}
             actual_type = statement.get("predicateType")
@@ -291,7 +295,7 @@ def verify_image(
                     f"{', '.join(d[:19] for d in attest.subject_digests(statement)) or 'nothing'}"
                     f", not {subject.digest[:19]}"
                 )
-        except (VerificationError, RegistryError, InputError) as exc:
+        except (VerificationError, RegistryError, StoreError, InputError) as exc:
             finding.reason = exc.message
             continue
         finding.verified = True

@@ -9,15 +9,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mlci.results.tests import ModelTestResult
+
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def to_xml(results: Sequence[dict[str, Any]], suite: str) -> str:
+def to_xml(results: Sequence[ModelTestResult], suite: str) -> str:
     """One ``<testsuite>`` of ``<testcase>`` elements, one per test result."""
-    counts = {s: sum(r["status"] == s for r in results) for s in ("failed", "error", "skipped")}
-    total_time = sum(float(r["duration_s"]) for r in results)
+    counts = {s: sum(r.status == s for r in results) for s in ("failed", "error", "skipped")}
+    total_time = sum(r.duration_s for r in results)
     attrs = {
         "name": suite,
         "tests": str(len(results)),
@@ -42,26 +44,26 @@ def to_xml(results: Sequence[dict[str, Any]], suite: str) -> str:
             ts,
             "testcase",
             {
-                "classname": f"{suite}.{r['kind']}",
-                "name": r["id"],
-                "time": f"{float(r['duration_s']):.3f}",
+                "classname": f"{suite}.{r.kind}",
+                "name": r.id,
+                "time": f"{r.duration_s:.3f}",
             },
         )
         evidence = (
-            f"observed: {_text(r['observed'])}\nthreshold: {_text(r['threshold'])}\n"
-            f"required: {str(r['required']).lower()}\n"
-            f"details: {json.dumps(r['details'], default=str)[:4000]}"
+            f"observed: {_text(r.observed)}\nthreshold: {_text(r.threshold)}\n"
+            f"required: {str(r.required).lower()}\n"
+            f"details: {json.dumps(r.details.model_dump(mode='json'), default=str)[:4000]}"
         )
-        if r["status"] == "failed":
-            el = ET.SubElement(case, "failure", {"message": r["message"], "type": r["kind"]})
+        if r.status == "failed":
+            el = ET.SubElement(case, "failure", {"message": r.message, "type": r.kind})
             el.text = evidence
-        elif r["status"] == "error":
-            el = ET.SubElement(case, "error", {"message": r["message"], "type": r["kind"]})
+        elif r.status == "error":
+            el = ET.SubElement(case, "error", {"message": r.message, "type": r.kind})
             el.text = evidence
-        elif r["status"] == "skipped":
-            ET.SubElement(case, "skipped", {"message": r["message"]})
+        elif r.status == "skipped":
+            ET.SubElement(case, "skipped", {"message": r.message})
         else:
-            ET.SubElement(case, "system-out").text = r["message"]
+            ET.SubElement(case, "system-out").text = r.message
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -173,6 +173,6 @@ def mlci_slices(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The declared slices of ``evaluation.slices``: name -> boolean row mask."""
     state = _session(request)
     loaded, data = state.loaded, state.data
-    from mlci.evaluate.stage import declared_slices
+    from mlci.evaluate.rows import slice_masks
 
-    return state.get("slices", lambda: {s.name: s.mask for s in declared_slices(loaded, data)})
+    return state.get("slices", lambda: slice_masks(loaded, data))

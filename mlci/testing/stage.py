@@ -20,6 +20,15 @@ from typing import Any
 import numpy as np
 
 from mlci.errors import ConfigError, MlciError
+from mlci.files import write_atomic
+from mlci.results.base import jsonable
+from mlci.results.tests import (
+    ModelTestDetails,
+    ModelTestResult,
+    ModelTests,
+    ModelTestSummary,
+    TestKind,
+)
 from mlci.stages import ModelContext, StageSkipped
 from mlci.suggest import did_you_mean
 from mlci.testing import checks as C
@@ -32,30 +41,22 @@ from mlci.testing.outcome import Outcome
 JUNIT_NAME = "junit.xml"
 
 
-def run(ctx: ModelContext) -> dict[str, Any]:
+def run(ctx: ModelContext) -> ModelTests:
     """Run the configured model tests and data checks; write junit.xml into the staging folder."""
     cfg = ctx.loaded.config.tests
     if cfg is None or (not cfg.checks and not cfg.pytest):
         raise StageSkipped("no tests configured")
     runner = Runner(ctx, cfg)
     results = runner.run_all()
-    summary = {
-        "total": len(results),
-        "passed": sum(r["status"] == "passed" for r in results),
-        "failed": sum(r["status"] == "failed" for r in results),
-        "error": sum(r["status"] == "error" for r in results),
-        "skipped": sum(r["status"] == "skipped" for r in results),
-    }
-    (ctx.staging / JUNIT_NAME).write_text(to_xml(results, f"mlci.{ctx.name}"), encoding="utf-8")
-    return {"summary": summary, "junit": JUNIT_NAME, "results": results}
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
+    summary = ModelTestSummary(
+        total=len(results),
+        passed=sum(r.status == "passed" for r in results),
+        failed=sum(r.status == "failed" for r in results),
+        error=sum(r.status == "error" for r in results),
+        skipped=sum(r.status == "skipped" for r in results),
+    )
+    write_atomic(ctx.staging / JUNIT_NAME, to_xml(results, f"mlci.{ctx.name}"))
+    return ModelTests(summary=summary, junit=JUNIT_NAME, results=results)
 
 
 class Runner:
@@ -65,7 +66,7 @@ class Runner:
         self.ctx = ctx
         self.cfg = cfg
         self.data = ctx.data
-        self.results: list[dict[str, Any]] = []
+        self.results: list[ModelTestResult] = []
         self._ids: dict[str, int] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -76,7 +77,7 @@ class Runner:
         loc = ("tests", "checks", i, *((field,) if isinstance(field, str) else field))
         return self.ctx.loaded.error(loc, message, tip=tip)
 
-    def run_all(self) -> list[dict[str, Any]]:
+    def run_all(self) -> list[ModelTestResult]:
         if any(c.kind not in DATA_KINDS for c in self.cfg.checks):
             # Predict once up front so no single test carries the cost; a model that fails
             # here fails again, as an "error", in every test that needs its predictions.
@@ -95,25 +96,24 @@ class Runner:
         return self.results
 
     def add(
-        self, test_id: str, kind: str, outcome: Outcome, duration: float, required: bool
+        self, test_id: str, kind: TestKind, outcome: Outcome, duration: float, required: bool
     ) -> None:
         seen = self._ids.get(test_id, 0)
         self._ids[test_id] = seen + 1
         if seen:
             test_id = f"{test_id}#{seen + 1}"
-        details = {"examples": [], "count": 0, **outcome.details}
         self.results.append(
-            {
-                "id": test_id,
-                "kind": kind,
-                "status": outcome.status,
-                "message": outcome.message,
-                "observed": _clean(outcome.observed),
-                "threshold": _clean(outcome.threshold),
-                "duration_s": round(duration, 4),
-                "required": required,
-                "details": details,
-            }
+            ModelTestResult(
+                id=test_id,
+                kind=kind,
+                status=outcome.status,
+                message=outcome.message,
+                observed=jsonable(outcome.observed),
+                threshold=jsonable(outcome.threshold),
+                duration_s=round(duration, 4),
+                required=required,
+                details=ModelTestDetails.model_validate(jsonable(outcome.details)),
+            )
         )
 
     def timed(self, i: int, fn: Callable[[], Outcome]) -> tuple[Outcome, float]:
@@ -172,9 +172,9 @@ class Runner:
 
     @cached_property
     def slices(self) -> dict[str, np.ndarray]:
-        from mlci.evaluate.stage import declared_slices
+        from mlci.evaluate.rows import slice_masks
 
-        return {s.name: s.mask for s in declared_slices(self.ctx.loaded, self.data)}
+        return slice_masks(self.ctx.loaded, self.data)
 
     def rows(self, i: int, check: CheckConfig) -> np.ndarray | None:
         """Indices of the rows a check runs on (None: every row)."""
@@ -192,10 +192,10 @@ class Runner:
                 )
             return np.flatnonzero(self.slices[check.slice])
         if check.where is not None:
-            from mlci.evaluate.expressions import ExpressionError, evaluate
+            from mlci.evaluate.rows import ExpressionError, where_mask
 
             try:
-                return np.flatnonzero(evaluate(check.where, self.data.columns))
+                return np.flatnonzero(where_mask(check.where, self.data))
             except ExpressionError as exc:
                 raise self.error(i, "where", str(exc)) from None
         return None

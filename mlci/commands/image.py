@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlci.commands._base import command, progress_reporter
 from mlci.errors import ConfigError, UsageError
 
 BUILD_DESCRIPTION = """\
@@ -26,10 +26,9 @@ With --dockerfile: builds your Dockerfile through the Docker Engine API at DOCKE
 Prints the image digest (sha256:...) on standard output; nothing is written on failure."""
 
 
-def add_parsers(sub: Any, command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
-    """Add ``mlci build`` to the CLI's subparsers through its ``command`` factory."""
+def register(sub: Any) -> None:
     build = command(
-        "build", "build the serving image (OCI layout or docker-archive)", BUILD_DESCRIPTION
+        sub, "build", "build the serving image (OCI layout or docker-archive)", BUILD_DESCRIPTION
     )
     model = build.add_argument_group("model")
     model.add_argument("--model", type=Path, metavar="PATH", help="the ONNX model file")
@@ -125,7 +124,8 @@ def _model_from_config(args: argparse.Namespace) -> tuple[Path, str]:
 
 def run_build(args: argparse.Namespace) -> int:
     """Run ``mlci build``; print the digest; return the exit code."""
-    from mlci.cli import progress_reporter
+
+    from mlci.supply.builder import ImageBuilder, Output
 
     model: Path | None = args.model
     name: str | None = args.name
@@ -136,15 +136,15 @@ def run_build(args: argparse.Namespace) -> int:
         name = name or config_name
 
     with progress_reporter(args.quiet) as progress:
+        builder: ImageBuilder
         if args.dockerfile:
-            from mlci.supply.build import Output
-            from mlci.supply.docker_build import DockerBuildRequest, docker_build, parse_build_args
+            from mlci.supply.docker_build import DockerBuilder, DockerBuildRequest, parse_build_args
 
             if args.base:
                 raise UsageError(
                     "--base is for the daemonless builder; FROM sets it with --dockerfile"
                 )
-            result = docker_build(
+            builder = DockerBuilder(
                 DockerBuildRequest(
                     context=args.context or Path("."),
                     dockerfile=args.dockerfile,
@@ -156,11 +156,11 @@ def run_build(args: argparse.Namespace) -> int:
                     source=args.source,
                     revision=args.revision,
                     output=Output.parse(args.output) if args.output else None,
-                ),
-                progress,
+                )
             )
         else:
-            from mlci.supply.build import BuildRequest, Output, base_source, build_image
+            from mlci.supply.bases import base_source
+            from mlci.supply.build import BuildRequest, DaemonlessBuilder
 
             if args.context or args.build_arg:
                 raise UsageError("--context and --build-arg go with --dockerfile")
@@ -174,7 +174,7 @@ def run_build(args: argparse.Namespace) -> int:
             if not args.output:
                 raise UsageError("give --output oci:DIR or --output docker-archive:FILE")
             output = Output.parse(args.output)
-            result = build_image(
+            builder = DaemonlessBuilder(
                 BuildRequest(
                     model=model,
                     base=base_source(args.base),
@@ -187,9 +187,9 @@ def run_build(args: argparse.Namespace) -> int:
                     source=args.source,
                     revision=args.revision,
                     compress_base=not args.keep_base_layers,
-                ),
-                progress,
+                )
             )
+        result = builder.build(progress)
     roles: dict[str, int] = {}
     for layer in result.layers:
         roles[layer.role] = roles.get(layer.role, 0) + layer.size

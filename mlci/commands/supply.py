@@ -1,23 +1,32 @@
-"""``mlci push``, ``mlci sbom``, ``mlci sign`` and ``mlci verify``: parse, call, print.
+"""``mlci push``, ``mlci sbom``, ``mlci sign`` and ``mlci verify``: one supply-chain step each.
 
-Each command may update the ``image`` section of a results.json (``--results``), which the
-gate's supply-chain rules and the model card read.
+They run the same code as the image, sbom, sign and attest stages of ``mlci check``. Each may
+update the ``image`` section of a results.json (``--results``), which the gate's supply-chain
+rules and the model card read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlci.commands._base import (
+    command,
+    results_arg,
+    set_outputs,
+    update_results,
+    write_or_print,
+)
 from mlci.errors import InputError, UsageError
 
-Command = Callable[[str, str, str], argparse.ArgumentParser]
+if TYPE_CHECKING:
+    from mlci.results import Results
+    from mlci.results.image import Image
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
@@ -26,7 +35,21 @@ def _say(quiet: bool) -> Callable[[str], None]:
     return lambda message: print(f"mlci: {message}", file=sys.stderr, flush=True)
 
 
-def _load_results(path: Path | None) -> dict[str, Any] | None:
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _update_image(path: Path | None, update: Callable[[Image], Image]) -> None:
+    """Apply ``update`` to the image section of results.json and write it atomically."""
+    from mlci.results.image import Image
+
+    def apply(document: Results) -> Results:
+        return document.with_section("image", update(document.image or Image()))
+
+    update_results(path, apply)
+
+
+def _load_results(path: Path | None) -> Results | None:
     if path is None:
         return None
     from mlci.results import load
@@ -34,41 +57,13 @@ def _load_results(path: Path | None) -> dict[str, Any] | None:
     return load(path)
 
 
-def _update_image(path: Path | None, update: Callable[[dict[str, Any]], None]) -> None:
-    """Apply ``update`` to the image section of results.json and write it atomically."""
-    if path is None:
-        return
-    from mlci.results import dumps, load, write_atomic
-
-    document = load(path)
-    image = dict(document.get("image") or {})
-    update(image)
-    document["image"] = image
-    write_atomic(path, dumps(document))
-
-
-def _github_output(name: str, value: str) -> None:
-    target = os.environ.get("GITHUB_OUTPUT")
-    if target:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(f"{name}={value}\n")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --- push -----------------------------------------------------------------------------------------
 
 
-def _push(args: argparse.Namespace) -> int:
-    from mlci.supply.registry import (
-        Reference,
-        RegistryClient,
-        push_layout,
-        read_image_layout,
-        split_layout_argument,
-    )
+def run_push(args: argparse.Namespace) -> int:
+    from mlci.results.image import Layer
+    from mlci.supply.layout import read_image_layout, split_layout_argument
+    from mlci.supply.registry import Reference, RegistryClient, push_layout
 
     folder, tag = split_layout_argument(args.layout)
     reference = Reference.parse(args.image)
@@ -82,23 +77,20 @@ def _push(args: argparse.Namespace) -> int:
     client = RegistryClient(reference, insecure=True if args.insecure else None)
     result = push_layout(layout, reference, client=client, progress=_say(args.quiet))
     print(result.pinned)
-    _github_output("digest", result.digest)
-    _github_output("image", result.pinned)
+    set_outputs({"digest": result.digest, "image": result.pinned})
     if args.digest_file:
-        args.digest_file.write_text(result.digest + "\n", encoding="utf-8")
+        write_or_print(result.digest + "\n", args.digest_file)
 
-    def update(image: dict[str, Any]) -> None:
-        if image.get("digest") != result.digest:
-            image.clear()  # a new image: old signatures and SBOM are about another digest
-        image.update(
-            {
+    def update(image: Image) -> Image:
+        return image.for_digest(result.digest).model_copy(
+            update={
                 "reference": str(reference),
                 "repository": reference.name,
                 "digest": result.digest,
                 "media_type": result.media_type,
                 "size": result.size,
                 "layers": [
-                    {"digest": d.digest, "size": d.size, "media_type": d.media_type}
+                    Layer(digest=d.digest, size=d.size, media_type=d.media_type)
                     for d in result.layers
                 ],
                 "pushed": _now(),
@@ -112,10 +104,11 @@ def _push(args: argparse.Namespace) -> int:
 # --- sbom -----------------------------------------------------------------------------------------
 
 
-def _sbom(args: argparse.Namespace) -> int:
+def run_sbom(args: argparse.Namespace) -> int:
+    from mlci.files import write_atomic
     from mlci.hashing import sha256_file
-    from mlci.results import write_atomic
-    from mlci.supply.registry import split_layout_argument
+    from mlci.results.image import SbomRecord
+    from mlci.supply.layout import split_layout_argument
     from mlci.supply.sbom import build_sbom, load_model_card
 
     folder, tag = split_layout_argument(args.layout)
@@ -129,6 +122,20 @@ def _sbom(args: argparse.Namespace) -> int:
         model_card=card,
         model_path=args.model_path,
     )
+    if (
+        results is not None
+        and results.image
+        and results.image.digest
+        not in (
+            None,
+            sbom.image_digest,
+        )
+    ):
+        raise InputError(
+            f"{args.results}: its image is {results.image.digest}, the SBOM is of "
+            f"{sbom.image_digest}",
+            tip="describe the image the results name",
+        )
     write_atomic(args.out, sbom.dumps())
     models = ", ".join(f"{m.path} ({m.sha256[:12]})" for m in sbom.models) or "no model file"
     print(
@@ -136,23 +143,22 @@ def _sbom(args: argparse.Namespace) -> int:
         f"components ({sbom.packages} packages; {models}) for {sbom.image_digest}"
     )
 
-    def update(image: dict[str, Any]) -> None:
-        if image.get("digest") not in (None, sbom.image_digest):
-            raise InputError(
-                f"{args.results}: its image is {image.get('digest')}, the SBOM is of "
-                f"{sbom.image_digest}",
-                tip="push the same layout you describe",
-            )
-        image.setdefault("digest", sbom.image_digest)
-        previous = image.get("sbom") or {}
-        image["sbom"] = {
-            "path": str(args.out),
-            "format": "CycloneDX 1.6",
-            "sha256": sha256_file(args.out),
-            "components": len(sbom.document.get("components") or []),
-            "attached": bool(previous.get("attached"))
-            and previous.get("sha256") == sha256_file(args.out),
-        }
+    def update(image: Image) -> Image:
+        digest = sha256_file(args.out)
+        previous = image.sbom
+        return image.model_copy(
+            update={
+                "digest": image.digest or sbom.image_digest,
+                "sbom": SbomRecord(
+                    path=str(args.out),
+                    format="CycloneDX 1.6",
+                    sha256=digest,
+                    components=len(sbom.document.get("components") or []),
+                    attached=bool(previous and previous.attached and previous.sha256 == digest),
+                    referrer=previous.referrer if previous else None,
+                ),
+            }
+        )
 
     _update_image(args.results, update)
     return 0
@@ -161,19 +167,20 @@ def _sbom(args: argparse.Namespace) -> int:
 # --- sign -----------------------------------------------------------------------------------------
 
 
-def _looks_like_file(target: str) -> bool:
+def _is_file(target: str) -> bool:
     return Path(target).is_file()
 
 
-def _sign(args: argparse.Namespace) -> int:
-    from mlci.supply import attest
+def run_sign(args: argparse.Namespace) -> int:
+    from mlci.supply.signatures import sign_and_attach, statements
     from mlci.supply.signing import make_signer
+    from mlci.supply.store import open_store
 
     if args.key is None and not args.keyless:
         raise UsageError("choose how to sign: --key FILE or --keyless")
-    if args.bundle and not _looks_like_file(args.target):
-        raise UsageError("--bundle is for files; image bundles are stored in the registry")
-    # Everything that can fail locally fails before anything is pushed.
+    if args.bundle and not _is_file(args.target):
+        raise UsageError("--bundle is for files; image bundles are stored with the image")
+    # Everything that can fail locally fails before anything is attached.
     signer = make_signer(
         key=args.key,
         keyless=args.keyless,
@@ -181,126 +188,94 @@ def _sign(args: argparse.Namespace) -> int:
         identity_token=args.identity_token,
         staging=args.staging,
     )
-    if _looks_like_file(args.target):
+    if _is_file(args.target) and not args.target.startswith("oci:"):
         target = Path(args.target)
         bundle = signer.sign_file(target)
         out = args.bundle or Path(f"{target}.sigstore.json")
-        from mlci.results import write_atomic
-
-        write_atomic(out, json.dumps(bundle, indent=2) + "\n")
+        write_or_print(json.dumps(bundle, indent=2) + "\n", out)
         print(f"wrote {out} (signed by {signer.identity.identity})")
         return 0
 
-    from mlci.supply.referrers import attach_bundle
-    from mlci.supply.registry import Reference, RegistryClient
-    from mlci.supply.sbom import sbom_image_digest, sbom_models, validate_sbom
-
-    reference = Reference.parse(args.target)
     results = _load_results(args.results)
-    sbom_doc = None
-    if args.sbom:
-        try:
-            sbom_doc = json.loads(args.sbom.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{args.sbom}: no such SBOM file") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{args.sbom}: not a JSON SBOM ({exc.__class__.__name__})") from None
-        try:
-            validate_sbom(sbom_doc)
-        except Exception as exc:
-            raise InputError(f"{args.sbom}: {getattr(exc, 'message', exc)}") from None
-    client = RegistryClient(reference, insecure=True if args.insecure else None)
-    subject = client.resolve()
-    if reference.digest and subject.digest != reference.digest:
-        raise InputError(f"{reference} resolved to {subject.digest}")
-    if sbom_doc is not None and sbom_image_digest(sbom_doc) != subject.digest:
-        raise InputError(
-            f"{args.sbom}: describes image {sbom_image_digest(sbom_doc)}, not {subject.digest}",
-            tip="generate the SBOM from the layout that was pushed",
-        )
-    statements = [attest.statement(reference.name, subject.digest, attest.SIGN_PREDICATE, {})]
-    if sbom_doc is not None:
-        statements.append(
-            attest.statement(reference.name, subject.digest, attest.SBOM_PREDICATE, sbom_doc)
-        )
-    if results is not None:
-        model = results.get("model") or {}
-        if sbom_doc is not None and model.get("sha256") not in sbom_models(sbom_doc):
-            raise InputError(
-                f"{args.results}: model sha256 {str(model.get('sha256'))[:12]} is not in the "
-                "image's SBOM",
-                tip="the image must be built from the evaluated model",
-            )
-        gated = (results.get("gate") or {}).get("image_digest")
-        if gated and gated != subject.digest:
-            raise InputError(
-                f"{args.results}: the gate decided on image {gated}, not {subject.digest}"
-            )
-        predicate = attest.evaluation_predicate(
-            image_digest=subject.digest, image_name=reference.name, model=model, document=results
-        )
-        statements.append(
-            attest.statement(reference.name, subject.digest, attest.EVALUATION_PREDICATE, predicate)
-        )
-    bundles = [signer.sign_statement(s) for s in statements]
-    identity = signer.identity
-    findings = []
-    for statement_, bundle in zip(statements, bundles, strict=True):
-        descriptor = attach_bundle(client, subject, bundle)
-        kind = attest.KIND_OF_PREDICATE[statement_["predicateType"]]
-        print(f"attached {kind} {descriptor.digest} to {reference.name}@{subject.digest}")
-        findings.append(
-            {
-                "kind": kind,
-                "predicate_type": statement_["predicateType"],
-                "referrer": descriptor.digest,
-                "identity": identity.identity,
-                "issuer": identity.issuer,
-                "key_id": identity.key_id,
-                "verified": False,
-            }
-        )
+    sbom_doc = _read_sbom(args.sbom) if args.sbom else None
+    store = open_store(args.target, insecure=True if args.insecure else None)
+    subject = store.resolve()
+    wanted = _pinned_digest(args.target)
+    if wanted and subject.digest != wanted:
+        raise InputError(f"{args.target} resolved to {subject.digest}")
+    try:
+        signed = statements(store, subject, sbom=sbom_doc, evaluation=results)
+    except InputError as exc:
+        where = args.sbom if "SBOM" in exc.message and sbom_doc is not None else args.results
+        raise InputError(f"{where}: {exc.message}", tip=exc.tip) from None
+    attached = sign_and_attach(store, subject, signer, signed)
+    for signature in attached:
+        print(f"attached {signature.kind} {signature.referrer} to {store.name}@{subject.digest}")
 
-    def update(image: dict[str, Any]) -> None:
-        if image.get("digest") not in (None, subject.digest):
-            image.clear()
-        image.setdefault("reference", str(reference))
-        image["digest"] = subject.digest
-        kept = [
-            s
-            for s in image.get("signatures") or []
-            if s.get("referrer") not in {f["referrer"] for f in findings}
-        ]
-        image["signatures"] = kept + findings
+    def update(image: Image) -> Image:
+        image = image.for_digest(subject.digest)
+        kept = [s for s in image.signatures if s.referrer not in {a.referrer for a in attached}]
+        changes: dict[str, Any] = {
+            "digest": subject.digest,
+            "reference": image.reference or args.target,
+            "signatures": kept + attached,
+        }
         if sbom_doc is not None:
-            sbom = dict(image.get("sbom") or {"format": "CycloneDX 1.6"})
-            sbom["attached"] = True
-            sbom["referrer"] = findings[1]["referrer"]
-            sbom.setdefault("components", len(sbom_doc.get("components") or []))
-            if args.sbom:
-                from mlci.hashing import sha256_file
+            from mlci.hashing import sha256_file
+            from mlci.results.image import SbomRecord
 
-                sbom.setdefault("path", str(args.sbom))
-                sbom["sha256"] = sha256_file(args.sbom)
-            image["sbom"] = sbom
+            previous = image.sbom or SbomRecord(format="CycloneDX 1.6")
+            changes["sbom"] = previous.model_copy(
+                update={
+                    "attached": True,
+                    "referrer": next(a.referrer for a in attached if a.kind == "sbom"),
+                    "components": previous.components or len(sbom_doc.get("components") or []),
+                    "path": previous.path or str(args.sbom),
+                    "sha256": sha256_file(args.sbom),
+                }
+            )
+        return image.model_copy(update=changes)
 
     _update_image(args.results, update)
     return 0
 
 
+def _pinned_digest(target: str) -> str | None:
+    _, at, digest = target.rpartition("@")
+    return digest if at and digest.startswith("sha256:") else None
+
+
+def _read_sbom(path: Path) -> dict[str, Any]:
+    from mlci.supply.sbom import validate_sbom
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such SBOM file") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a JSON SBOM ({exc.__class__.__name__})") from None
+    try:
+        validate_sbom(document)
+    except Exception as exc:
+        raise InputError(f"{path}: {getattr(exc, 'message', exc)}") from None
+    return dict(document)
+
+
 # --- verify ---------------------------------------------------------------------------------------
 
 
-def _verify(args: argparse.Namespace) -> int:
+def run_verify(args: argparse.Namespace) -> int:
     import logging
 
+    from mlci.results.image import Verification
+    from mlci.supply.store import open_store
     from mlci.supply.verify import KINDS, Policy, VerificationError, verify_file, verify_image
 
     logging.getLogger("sigstore").setLevel(logging.ERROR)
     policy = Policy(
         public_key=args.key, identity=args.certificate_identity, issuer=args.certificate_oidc_issuer
     )
-    if _looks_like_file(args.target) or args.bundle:
+    if (_is_file(args.target) and not args.target.startswith("oci:")) or args.bundle:
         target = Path(args.target)
         bundle = args.bundle or Path(f"{target}.sigstore.json")
         verified = verify_file(target, bundle, policy)
@@ -311,42 +286,49 @@ def _verify(args: argparse.Namespace) -> int:
     unknown = [k for k in require if k not in KINDS]
     if unknown:
         raise UsageError(f"--require: unknown kind '{unknown[0]}' (choose from {', '.join(KINDS)})")
-    from mlci.supply.registry import Reference, RegistryClient
-
-    reference = Reference.parse(args.target)
-    client = RegistryClient(reference, insecure=True if args.insecure else None)
-    outcome = verify_image(args.target, policy, require=require, client=client)
+    store = open_store(args.target, insecure=True if args.insecure else None)
+    outcome = verify_image(
+        store, policy, require=require, expected_digest=_pinned_digest(args.target)
+    )
     for finding in outcome.findings:
         state = "verified" if finding.verified else f"rejected: {finding.reason}"
         print(f"{finding.kind} {finding.referrer[:19]}: {state}")
     if args.sbom_out and outcome.sbom is not None:
-        from mlci.results import write_atomic
+        write_or_print(json.dumps(outcome.sbom, indent=2) + "\n", args.sbom_out)
 
-        write_atomic(args.sbom_out, json.dumps(outcome.sbom, indent=2) + "\n")
+    def update(image: Image) -> Image:
+        from mlci.results.image import SbomRecord
 
-    def update(image: dict[str, Any]) -> None:
-        if image.get("digest") not in (None, outcome.digest):
-            image.clear()
-        image.setdefault("reference", str(reference))
-        image["digest"] = outcome.digest
-        image["signatures"] = [f.to_json() for f in outcome.findings]
+        image = image.for_digest(outcome.digest)
+        sbom = image.sbom
         if outcome.sbom is not None:
-            sbom = dict(image.get("sbom") or {"format": "CycloneDX 1.6"})
-            sbom["attached"] = True
-            sbom.setdefault("components", len(outcome.sbom.get("components") or []))
-            image["sbom"] = sbom
-        image["verification"] = {
-            "verified": outcome.ok,
-            "reason": outcome.reason(),
-            "policy": {k: v for k, v in policy.describe().items() if v},
-            "checked": _now(),
-        }
+            sbom = (sbom or SbomRecord(format="CycloneDX 1.6")).model_copy(
+                update={
+                    "attached": True,
+                    "components": (sbom.components if sbom else None)
+                    or len(outcome.sbom.get("components") or []),
+                }
+            )
+        return image.model_copy(
+            update={
+                "digest": outcome.digest,
+                "reference": image.reference or args.target,
+                "signatures": [f.record() for f in outcome.findings],
+                "sbom": sbom,
+                "verification": Verification(
+                    verified=outcome.ok,
+                    reason=outcome.reason(),
+                    policy={k: str(v) for k, v in policy.describe().items() if v},
+                    checked=_now(),
+                ),
+            }
+        )
 
     _update_image(args.results, update)
     if not outcome.ok:
         raise VerificationError(f"{outcome.reference}: {outcome.reason()}")
     kinds = sorted({f.kind for f in outcome.findings if f.verified})
-    print(f"OK: {reference.name}@{outcome.digest} ({', '.join(kinds)})")
+    print(f"OK: {store.name}@{outcome.digest} ({', '.join(kinds)})")
     return 0
 
 
@@ -361,14 +343,9 @@ def _registry_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _results_arg(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--results", type=Path, metavar="FILE", help=what)
-
-
-def add_parsers(sub: Any, command: Command) -> None:
-    """Add ``push``, ``sbom``, ``sign`` and ``verify`` using the CLI's ``command`` helper."""
-    del sub  # the helper adds to it
+def register(sub: Any) -> None:
     push = command(
+        sub,
         "push",
         "push an OCI image layout to a registry; print its digest",
         "Push the image of an OCI image layout (LAYOUT or LAYOUT:TAG) to IMAGE "
@@ -380,12 +357,13 @@ def add_parsers(sub: Any, command: Command) -> None:
     push.add_argument("layout", metavar="LAYOUT", help="an OCI image layout folder")
     push.add_argument("image", metavar="IMAGE", help="where to push: host/repository[:tag]")
     push.add_argument("--digest-file", type=Path, metavar="FILE", help="also write the digest here")
-    _results_arg(push, "record the image (reference, digest, size, layers) in this results.json")
+    results_arg(push, "record the image (reference, digest, size, layers) in this results.json")
     _registry_args(push)
     push.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    push.set_defaults(run=_push)
+    push.set_defaults(run=run_push)
 
     sbom = command(
+        sub,
         "sbom",
         "write a CycloneDX 1.6 SBOM of an image layout",
         "Describe the image in an OCI image layout as CycloneDX 1.6 JSON: the operating "
@@ -410,12 +388,13 @@ def add_parsers(sub: Any, command: Command) -> None:
         help="a JSON model card (a CycloneDX modelCard, or a BOM/component holding one)",
     )
     sbom.add_argument("--model-path", metavar="PATH", help="the model file's path inside the image")
-    _results_arg(
+    results_arg(
         sbom, "take the model's name, hash and metrics from, and record the SBOM in, this file"
     )
-    sbom.set_defaults(run=_sbom)
+    sbom.set_defaults(run=run_sbom)
 
     sign = command(
+        sub,
         "sign",
         "sign an image (and attach SBOM and evaluation attestations), or a file",
         "Sign IMAGE's digest and attach in-toto attestations as OCI 1.1 referrers holding "
@@ -447,7 +426,7 @@ def add_parsers(sub: Any, command: Command) -> None:
     sign.add_argument(
         "--sbom", type=Path, metavar="FILE", help="attach this SBOM as an attestation"
     )
-    _results_arg(
+    results_arg(
         sign,
         "attach the evaluation attestation from this results.json and record the signatures in it",
     )
@@ -455,9 +434,10 @@ def add_parsers(sub: Any, command: Command) -> None:
         "--bundle", type=Path, metavar="FILE", help="for a FILE: where to write its bundle"
     )
     _registry_args(sign)
-    sign.set_defaults(run=_sign)
+    sign.set_defaults(run=run_sign)
 
     verify = command(
+        sub,
         "verify",
         "verify an image's signature and attestations (or a file's bundle)",
         "Verify IMAGE against a policy: a public key (--key), or a certificate identity and "
@@ -491,6 +471,6 @@ def add_parsers(sub: Any, command: Command) -> None:
     verify.add_argument(
         "--sbom-out", type=Path, metavar="FILE", help="write the verified SBOM here"
     )
-    _results_arg(verify, "record what was verified in this results.json")
+    results_arg(verify, "record what was verified in this results.json")
     _registry_args(verify)
-    verify.set_defaults(run=_verify)
+    verify.set_defaults(run=run_verify)

@@ -6,20 +6,24 @@ import argparse
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlci.commands._base import command, set_outputs
 from mlci.errors import UsageError
 
-Command = Callable[[str, str, str], argparse.ArgumentParser]
+if TYPE_CHECKING:
+    from mlci.results import Results
+
 SEVERITY = {"block": 3, None: 2, "hold": 1, "promote": 0}
 
 
-def add_parsers(sub: Any, command: Command) -> None:
-    """Add the ``comment`` and ``publish`` subcommands (``command`` makes one parser)."""
+def register(sub: Any) -> None:
+    """Add the ``comment`` and ``publish`` subcommands."""
     comment = command(
+        sub,
         "comment",
         "post or update the pull request comment of each model",
         "Create or update one comment per model and workflow on the pull request, found by a "
@@ -55,6 +59,7 @@ def add_parsers(sub: Any, command: Command) -> None:
     comment.set_defaults(run=run_comment)
 
     publish = command(
+        sub,
         "publish",
         "publish the gate decision as a check run (or commit status), outputs and summary",
         "Report each model's gate decision on the commit: a check run whose conclusion follows "
@@ -123,20 +128,21 @@ class Source:
     model: str
     content: str
     version: str
-    document: dict[str, Any] | None
+    document: Results | None
 
 
 def read_source(path: Path, model: str | None) -> Source:
     """Load a results.json (rendered) or a Markdown report (as it is)."""
     if path.suffix.lower() == ".json":
+        from mlci.report import render_comment
         from mlci.results import load
 
         document = load(path)
         return Source(
             path=path,
-            model=str(document["model"]["name"]),
+            model=document.model.name,
             content=render_comment(document),
-            version=str(document.get("created") or _now()),
+            version=document.created,
             document=document,
         )
     if not model:
@@ -168,14 +174,6 @@ def expand_paths(paths: list[Path]) -> list[Path]:
         else:
             found.append(path)
     return found
-
-
-def render_comment(document: dict[str, Any]) -> str:
-    """The comment for one results document (the report's comment template when there is one)."""
-    from mlci import report
-
-    render = getattr(report, "render_comment", None) or report.render_markdown
-    return str(render(document))
 
 
 def _now() -> str:
@@ -260,44 +258,24 @@ def run_comment(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
 # -- mlci publish -------------------------------------------------------------------------
 
 
-def decision_of(document: dict[str, Any]) -> str | None:
-    """The gate's decision in a results document (None when no gate ran)."""
-    gate = document.get("gate") or {}
-    decision = gate.get("decision") if isinstance(gate, dict) else None
-    if decision is not None and decision not in ("promote", "hold", "block"):
-        raise UsageError(
-            f"unknown gate decision {decision!r} in the results",
-            tip="expected promote, hold or block; re-run mlci with a matching version",
-        )
-    return decision
-
-
-def fails_on_hold(document: dict[str, Any]) -> bool:
-    """True when the gate was configured to fail on hold (``fail_on: hold``)."""
-    gate = document.get("gate") or {}
-    return isinstance(gate, dict) and gate.get("fail_on") == "hold"
-
-
-def gate_reasons(document: dict[str, Any]) -> list[str]:
+def gate_reasons(document: Results) -> list[str]:
     """The gate's reason, then one line per rule that did not pass."""
-    gate = document.get("gate") or {}
-    if not isinstance(gate, dict):
+    gate = document.gate
+    if gate is None:
         return []
-    lines = [str(gate["reason"])] if gate.get("reason") else []
-    for rule in gate.get("rules") or []:
-        if isinstance(rule, dict) and rule.get("status") != "pass":
-            kind = "required" if rule.get("required") else "advisory"
-            lines.append(
-                f"{rule.get('id')} ({kind}): {rule.get('status')}: {rule.get('explanation', '')}"
-            )
+    lines = [gate.reason]
+    for rule in gate.rules:
+        if rule.status != "pass":
+            kind = "required" if rule.required else "advisory"
+            lines.append(f"{rule.id} ({kind}): {rule.status}: {rule.explanation}")
     return lines
 
 
-def annotations_for(document: dict[str, Any], env: Mapping[str, str]) -> list[Any]:
+def annotations_for(document: Results, env: Mapping[str, str]) -> list[Any]:
     """Annotations on mlci.yaml: flagged slices (warning) and, when blocked, the gate's reasons."""
     from mlci.github.checks import Annotation
 
-    config = Path(str((document.get("config") or {}).get("path") or ""))
+    config = Path(document.config.path)
     workspace = env.get("GITHUB_WORKSPACE")
     if not config.name:
         return []
@@ -309,21 +287,21 @@ def annotations_for(document: dict[str, Any], env: Mapping[str, str]) -> list[An
         except ValueError:
             return []
     path = config.as_posix()
-    model = document["model"]["name"]
+    model = document.model.name
+    flagged = document.evaluation.flagged if document.evaluation else []
     found: list[Annotation] = [
         Annotation(
             path,
             1,
             1,
             "warning",
-            f"{model}: the candidate is worse on slice {piece.get('name')}"
-            + (f" ({piece['reason']})" if piece.get("reason") else ""),
+            f"{model}: the candidate is worse on slice {piece.name}"
+            + (f" ({piece.reason})" if piece.reason else ""),
             title="mlci: flagged slice",
         )
-        for piece in (document.get("evaluation") or {}).get("slices") or []
-        if piece.get("flagged")
+        for piece in flagged
     ]
-    if decision_of(document) == "block":
+    if document.gate is not None and document.gate.decision == "block":
         found.extend(
             Annotation(path, 1, 1, "failure", f"{model}: {line}", title="mlci gate: block")
             for line in gate_reasons(document) or ["the gate blocked promotion"]
@@ -340,6 +318,7 @@ def _title(model: str, decision: str | None) -> str:
 def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
     from mlci.github import workflow
     from mlci.github.checks import conclusion_for, publish
+    from mlci.report import render_comment, render_summary
     from mlci.results import load
 
     env = os.environ if env is None else env
@@ -350,10 +329,11 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     blocked = False
     summaries: list[str] = []
     for _path, document in documents:
-        model = str(document["model"]["name"])
-        decision = decision_of(document)
+        model = document.model.name
+        decision = document.gate.decision if document.gate else None
         # a gate told to fail on hold (fail_on: hold) blocks on hold as well
-        effective = "block" if decision == "hold" and fails_on_hold(document) else decision
+        fails_on_hold = document.gate is not None and document.gate.fail_on == "hold"
+        effective = "block" if decision == "hold" and fails_on_hold else decision
         blocked = blocked or effective == "block"
         if SEVERITY[decision] > SEVERITY[worst]:
             worst = decision
@@ -397,18 +377,13 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
             for item in publication.unsent_annotations[:10]:
                 if context.in_actions:
                     print(item.to_command())
-        summaries.append(_summary(document, decision, reasons))
+        summaries.append(render_summary(document))
     report = args.report or (documents[0][0].parent / "report.md")
     digest = args.image_digest or next(
-        (
-            str(d.get("image", {}).get("digest"))
-            for _, d in documents
-            if isinstance(d.get("image"), dict) and d["image"].get("digest")
-        ),
-        "",
+        (d.image.digest for _, d in documents if d.image and d.image.digest), ""
     )
     if not args.dry_run:
-        workflow.set_outputs(
+        set_outputs(
             {
                 "decision": worst or "none",
                 "results-path": "\n".join(str(p) for p, _ in documents),
@@ -420,14 +395,3 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         if not args.no_summary:
             workflow.append_summary("\n\n".join(summaries), env)
     return 1 if blocked and not args.exit_zero else 0
-
-
-def _summary(document: dict[str, Any], decision: str | None, reasons: list[str]) -> str:
-    from mlci import report
-
-    render_summary = getattr(report, "render_summary", None)
-    if render_summary is not None:
-        return str(render_summary(document))
-    head = f"## mlci: {document['model']['name']}: {decision or 'no gate decision'}\n\n"
-    head += "".join(f"- {line}\n" for line in reasons)
-    return head + "\n" + report.render_markdown(document)

@@ -1,0 +1,227 @@
+"""Run the selected stages for every model of mlci.yaml and write what they produced.
+
+Nothing is written unless every model's run finished: stages write into a staging folder
+beside ``--out`` and their files move into place only at the end. Bad input (exit 2) stops
+the run; a stage that fails for another reason is recorded as failed, the stages that need it
+are skipped, the gate reads the gap as missing evidence, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mlci import __version__
+from mlci.config import LoadedConfig, ModelConfig
+from mlci.data import Dataset, load_dataset
+from mlci.errors import InputError, MlciError
+from mlci.hashing import sha256_file
+from mlci.models.interface import Model
+from mlci.results import (
+    ConfigRef,
+    Conversion,
+    DataRecord,
+    ModelInput,
+    ModelRecord,
+    Results,
+    StageOutcome,
+    dumps,
+)
+from mlci.stages import (
+    STAGES,
+    ModelContext,
+    Progress,
+    RunOptions,
+    StageFailed,
+    StageSkipped,
+)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """What one model's run produced."""
+
+    name: str
+    document: Results
+    reports: dict[str, str]  # file name -> rendered text (report.md, comment.md, ...)
+    directory: Path
+
+    @property
+    def failed_stages(self) -> list[str]:
+        return [n for n, s in self.document.stages.items() if s.status == "failed"]
+
+
+def out_dir_for(out: Path, loaded: LoadedConfig, name: str) -> Path:
+    """One model writes straight into --out; several get a folder each."""
+    return out if len(loaded.config.models) == 1 else out / name
+
+
+def model_record(model: Model, task: str) -> ModelRecord:
+    info = model.info
+    return ModelRecord(
+        name=info.name,
+        path=info.path,
+        format=info.format,
+        sha256=info.sha256,
+        size_bytes=info.size_bytes,
+        task=task,
+        classes=None if info.classes is None else list(info.classes),
+        inputs=[ModelInput(name=i.name, dtype=i.dtype, shape=list(i.shape)) for i in info.inputs],
+    )
+
+
+def data_record(data: Dataset) -> DataRecord:
+    return DataRecord(
+        path=data.display,
+        sha256=data.sha256,
+        rows=data.rows,
+        format=data.format,
+        target=data.target,
+        features=list(data.features),
+        id=data.id,
+        weight=data.weight,
+    )
+
+
+def selected_stages(
+    loaded: LoadedConfig, only: Sequence[str] | None = None, skip: Sequence[str] = ()
+) -> list[str]:
+    """The stages to run, in the registry's order: mlci.yaml's list (or ``only``), less ``skip``."""
+    chosen = set(only if only else loaded.config.stages)
+    return [name for name in STAGES if name in chosen and name not in skip]
+
+
+def run_stage(ctx: ModelContext, name: str) -> Results:
+    """Run one stage on ``ctx.results`` and return the document with its section and outcome."""
+    stage = STAGES[name]
+    document = ctx.results
+    missing = [n for n in stage.needs if (document.stages.get(n) or _NOT_RUN).status != "ran"]
+    started = time.perf_counter()
+    section = None
+    if missing:
+        need = missing[0]
+        why = document.stages.get(need)
+        reason = f"needs the {need} stage, which " + (
+            "was not selected" if why is None else f"{why.status}: {why.reason}"
+        )
+        outcome = StageOutcome(status="skipped", reason=reason)
+    else:
+        try:
+            section = stage.load()(ctx)
+            outcome = StageOutcome(status="ran")
+        except StageSkipped as skipped:
+            outcome = StageOutcome(status="skipped", reason=skipped.reason)
+        except InputError:
+            raise
+        except MlciError as exc:
+            if not isinstance(exc, StageFailed) and exc.exit_code == 2:
+                raise
+            outcome = StageOutcome(status="failed", reason=exc.diagnostics())
+    outcome = outcome.model_copy(update={"duration_s": round(time.perf_counter() - started, 3)})
+    if section is not None:
+        document = document.with_section(stage.section, section)
+    return document.with_stage(name, outcome)
+
+
+_NOT_RUN = StageOutcome(status="skipped", reason="did not run")
+
+
+def convert_if_asked(ctx: ModelContext) -> Conversion:
+    """Convert a scikit-learn candidate to ONNX and check parity; never fails the run."""
+    from dataclasses import asdict
+
+    from mlci.models.convert import convert_to_onnx
+    from mlci.models.sklearn import SklearnModel
+
+    model = ctx.candidate
+    if not isinstance(model, SklearnModel):
+        return Conversion(
+            status="failed",
+            message=f"only scikit-learn models can be converted; this one is {model.info.format}",
+        )
+    ctx.progress("converting to ONNX")
+    result = convert_to_onnx(model, ctx.frame(model), ctx.staging / f"{ctx.name}.onnx")
+    record = asdict(result)
+    onnx_path = result.onnx_path
+    record["onnx_path"] = None if onnx_path is None else Path(onnx_path).name
+    record["onnx_sha256"] = None if onnx_path is None else sha256_file(Path(onnx_path))
+    return Conversion.model_validate(record)
+
+
+def run_model(
+    loaded: LoadedConfig,
+    data: Dataset,
+    spec: ModelConfig,
+    staging: Path,
+    progress: Progress,
+    stages: Sequence[str],
+    options: RunOptions,
+) -> Results:
+    """Run ``stages`` for one model (and its baseline) and build its results document."""
+    progress(f"{spec.name}: loading models")
+    ctx = ModelContext(loaded, data, spec, staging, progress, options)
+    task = ctx.task
+    ctx.results = Results(
+        mlci_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        config=ConfigRef(path=str(loaded.path), sha256=sha256_file(loaded.path)),
+        model=model_record(ctx.candidate, task),
+        baseline=None if ctx.baseline is None else model_record(ctx.baseline, task),
+        data=data_record(data),
+        conversion=convert_if_asked(ctx) if spec.convert else None,
+    )
+    for name in stages:
+        ctx.results = run_stage(ctx, name)
+    return ctx.results
+
+
+def check(
+    loaded: LoadedConfig,
+    out: Path,
+    progress: Progress,
+    stages: Sequence[str],
+    options: RunOptions | None = None,
+) -> list[ModelRun]:
+    """Run ``stages`` for every model and write results, reports and stage outputs into ``out``.
+
+    Outputs are written only when every model's run finished, so bad input leaves nothing
+    half written.
+    """
+    from mlci.files import check_output_dir, move_into, write_atomic
+    from mlci.report import render_all
+
+    check_output_dir(out)
+    progress(f"reading {loaded.config.data.path}")
+    data = load_dataset(loaded)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".mlci-", dir=out.parent))
+    try:
+        runs = []
+        for spec in loaded.config.models:
+            model_staging = staging / spec.name
+            model_staging.mkdir()
+            document = run_model(
+                loaded, data, spec, model_staging, progress, stages, options or RunOptions()
+            )
+            runs.append(
+                ModelRun(
+                    spec.name,
+                    document,
+                    render_all(document, loaded.config.report.templates),
+                    out_dir_for(out, loaded, spec.name),
+                )
+            )
+        texts = [(run, dumps(run.document)) for run in runs]
+        for run, text in texts:
+            write_atomic(run.directory / "results.json", text)
+            for filename, rendered in run.reports.items():
+                write_atomic(run.directory / filename, rendered)
+            move_into(staging / run.name, run.directory)
+        return runs
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
