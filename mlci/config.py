@@ -28,7 +28,6 @@ CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
 StageName = Literal[
     "evaluate", "tests", "benchmark", "image", "sbom", "sign", "gate", "card", "attest"
 ]
-STAGE_NAMES: tuple[str, ...] = get_args(StageName)
 Loc = tuple[str | int, ...]
 
 
@@ -210,7 +209,7 @@ class Config(Strict):
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
     stages: list[StageName] = Field(
-        default_factory=lambda: list(STAGE_NAMES),
+        default_factory=lambda: list(get_args(StageName)),
         description="Stages `mlci check` runs (always in the order evaluate, tests, benchmark, "
         "image, sbom, sign, gate, card, attest); one without its section is skipped, saying why.",
     )

@@ -90,7 +90,7 @@ def environment(templates: Path | None = None) -> Any:
     loaders.append(jinja2.PackageLoader("mlci", "reports"))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
-        autoescape=lambda name: bool(name) and name.endswith((".html", ".html.j2")),
+        autoescape=lambda name: name is not None and name.endswith((".html", ".html.j2")),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -120,7 +120,8 @@ def render_template(template: str, document: Results, templates: Path | None, **
             environment(templates).get_template(template).render(**context(document), **extra)
         )
     except jinja2.TemplateError as exc:
-        where = f" ({exc.filename}:{exc.lineno})" if getattr(exc, "lineno", None) else ""
+        line = getattr(exc, "lineno", None)
+        where = f" ({getattr(exc, 'filename', template)}:{line})" if line else ""
         raise InputError(f"template {template}{where}: {exc.message or exc}") from None
 
 
@@ -431,12 +432,12 @@ def latency_svg(document: Results) -> str:
     bench = document.benchmark
     rows: list[tuple[str, str, Estimate, Estimate | None]] = []
     for s in bench.scenarios if bench else []:
-        cand = s.candidate.latency_ms
-        base = s.baseline.latency_ms if s.baseline else {}
+        measured = s.candidate.latency_ms
+        reference = s.baseline.latency_ms if s.baseline else {}
         rows.extend(
-            (s.name, stat, cand[stat], base.get(stat))
+            (s.name, stat, measured[stat], reference.get(stat))
             for stat in ("p50", "p90", "p95", "p99", "p999", "mean")
-            if stat in cand and cand[stat].value is not None
+            if stat in measured and measured[stat].value is not None
         )
     if not rows:
         return ""

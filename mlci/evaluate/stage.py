@@ -43,13 +43,13 @@ def row_errors(task: Task, y_true: np.ndarray, out: Outputs) -> np.ndarray:
     """A non-negative error per row: squared error, log loss, or 0/1 misclassification."""
     if task == "regression":
         assert out.values is not None
-        return np.square(out.values - y_true)
+        return np.asarray(np.square(out.values - y_true), dtype=np.float64)
     if out.proba is not None:
         # Log loss rather than 1 - p: confident mistakes are what a slice finder should see.
         p_true = out.proba[np.arange(len(y_true)), y_true]
-        return -np.log(np.clip(p_true, 1e-15, 1.0))
+        return np.asarray(-np.log(np.clip(p_true, 1e-15, 1.0)), dtype=np.float64)
     assert out.labels is not None
-    return (out.labels != y_true).astype(np.float64)
+    return np.asarray(out.labels != y_true, dtype=np.float64)
 
 
 def chosen_metrics(loaded: LoadedConfig, task: Task, has_proba: bool) -> list[str]:

@@ -160,7 +160,7 @@ class GitHubClient:
         return self.api_url + "/" + path.lstrip("/")
 
     def _backoff(self, attempt: int) -> float:
-        return self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+        return float(self.backoff * (2**attempt) * (0.5 + random.random() / 2))
 
     def _rate_limit_wait(self, response: Any, attempt: int) -> float | None:
         """Seconds to wait when ``response`` is a rate-limit refusal, else None."""
@@ -175,12 +175,12 @@ class GitHubClient:
                 return 60.0
         if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
             try:
-                return max(0.0, float(headers["x-ratelimit-reset"]) - self.clock()) + 1.0
+                return max(0.0, float(headers["x-ratelimit-reset"]) - float(self.clock())) + 1.0
             except ValueError:
                 return 60.0
         message = _message(response).lower()
         if response.status_code == 429 or "rate limit" in message:
-            return 60.0 * (2**attempt)
+            return float(60.0 * (2**attempt))
         return None
 
     # -- requests -------------------------------------------------------------------------

@@ -280,7 +280,7 @@ class OnnxModel(Model):
         return proba, classes
 
     def _values(self, raw: Any) -> np.ndarray:
-        return single_output_values(raw, self.path)
+        return single_output_values(raw, str(self.path))
 
     def _feeds(self, frame: Frame) -> dict[str, np.ndarray]:
         where = str(self.path)

@@ -15,8 +15,9 @@ import numpy as np
 
 from mlci.errors import DataError, ModelError
 from mlci.hashing import sha256_file
+from mlci.models.formats import ModelFormat
 from mlci.models.frames import frame_length, missing_columns_error, one_line, single_output_values
-from mlci.models.interface import Frame, InputSpec, Model, ModelFormat, ModelInfo, Predictions, Task
+from mlci.models.interface import Frame, InputSpec, Model, ModelInfo, Predictions, Task
 
 _SKOPS_TIP = "re-save the model with skops: skops.io.dump(model, 'model.skops')"
 

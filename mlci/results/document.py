@@ -89,7 +89,7 @@ class Results(Section):
     """Everything one mlci run found about one model. Every stage writes its section;
     renderers and publishers read only this document."""
 
-    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = "1.1"
     mlci_version: str
     created: str = Field(json_schema_extra={"format": "date-time"})
     config: ConfigRef

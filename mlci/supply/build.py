@@ -472,7 +472,13 @@ def build_image(request: BuildRequest, progress: Progress = lambda _m: None) -> 
         shutil.rmtree(staging, ignore_errors=True)
     roles = ["base"] * len(base.layers) + ["dependencies", "runtime", "model"]
     summaries = tuple(
-        LayerSummary(role, layer.descriptor.digest, layer.diff_id, layer.descriptor.size)
+        LayerSummary(
+            role,
+            layer.descriptor.digest,
+            layer.diff_id,
+            layer.descriptor.size,
+            layer.descriptor.media_type,
+        )
         for role, layer in zip(roles, layers, strict=True)
     )
     return BuildResult(

@@ -131,6 +131,7 @@ class LayerSummary:
     digest: str
     diff_id: str
     size: int
+    media_type: str | None = None
 
 
 @dataclass(frozen=True)

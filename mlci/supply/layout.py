@@ -177,7 +177,7 @@ def read_layout(
 def _resolve_manifest(
     path: Path, entry: Descriptor, platform: str, where: str, depth: int = 0
 ) -> dict[str, Any]:
-    data = json.loads(read_blob(path, entry.digest, where))
+    data: dict[str, Any] = json.loads(read_blob(path, entry.digest, where))
     media = data.get("mediaType") or entry.media_type
     if media in (MEDIA_MANIFEST, DOCKER_MANIFEST) or "config" in data:
         return data

@@ -360,7 +360,7 @@ def image_config(
     ``env`` entries override the base's variables of the same name; labels are merged over
     the base's. The result has no field that depends on the build machine or the time.
     """
-    config = json.loads(json.dumps(dict(base)))
+    config: dict[str, Any] = json.loads(json.dumps(dict(base)))
     runtime = dict(config.get("config") or {})
     current = dict(e.split("=", 1) for e in runtime.get("Env") or [] if "=" in e)
     current.update(env or {})

@@ -483,7 +483,7 @@ def build_sbom(
     for model in models:
         ref = f"model:{model.path}"
         model_refs.append(ref)
-        component_name = (
+        component_name = str(
             model_info.get("name")
             if len(models) == 1 and model_info.get("name")
             else PurePosixPath(model.path).name
@@ -540,7 +540,7 @@ def sbom_image_digest(document: dict[str, Any]) -> str | None:
 
 def sbom_models(document: dict[str, Any]) -> list[str]:
     """sha256 of every machine-learning-model component."""
-    found = []
+    found: list[str] = []
     for component in document.get("components") or []:
         if component.get("type") == "machine-learning-model":
             found.extend(

@@ -75,7 +75,7 @@ def sign_and_attach(
         descriptor = attach_bundle(store, subject, bundle)
         attached.append(
             Signature(
-                kind=attest.KIND_OF_PREDICATE[statement["predicateType"]],  # type: ignore[arg-type]
+                kind=attest.KIND_OF_PREDICATE[statement["predicateType"]],
                 predicate_type=statement["predicateType"],
                 referrer=descriptor.digest,
                 identity=identity.identity,

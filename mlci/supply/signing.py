@@ -243,6 +243,7 @@ def load_public_key(path: Path) -> Any:
         data = path.read_bytes()
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such public key file") from None
+    key: Any
     try:
         if b"CERTIFICATE" in data:
             key = x509.load_pem_x509_certificate(data).public_key()

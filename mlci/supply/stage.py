@@ -106,7 +106,13 @@ def build(ctx: ModelContext) -> Image:
         media_type="application/vnd.oci.image.manifest.v1+json",
         size=result.size,
         layers=[
-            Layer(digest=layer.digest, size=layer.size, role=layer.role) for layer in result.layers
+            Layer(
+                digest=layer.digest,
+                size=layer.size,
+                media_type=layer.media_type,
+                role=layer.role,
+            )
+            for layer in result.layers
         ],
     )
     if ctx.options.push if ctx.options.push is not None else cfg.push:

@@ -225,7 +225,7 @@ class Finding:
         from mlci.results.image import Signature
 
         return Signature(
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             predicate_type=self.predicate_type,
             referrer=self.referrer,
             identity=self.identity,

@@ -175,4 +175,5 @@ def mlci_slices(request: pytest.FixtureRequest) -> dict[str, Any]:
     loaded, data = state.loaded, state.data
     from mlci.evaluate.rows import slice_masks
 
-    return state.get("slices", lambda: slice_masks(loaded, data))
+    masks: dict[str, Any] = state.get("slices", lambda: slice_masks(loaded, data))
+    return masks

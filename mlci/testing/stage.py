@@ -36,7 +36,7 @@ from mlci.testing import data_checks as D
 from mlci.testing import perturb
 from mlci.testing.config import CONTRACT_PARTS, DATA_KINDS, CheckConfig, TestsConfig
 from mlci.testing.junit import read_cases, to_xml
-from mlci.testing.outcome import Outcome
+from mlci.testing.outcome import Outcome, fmt
 
 JUNIT_NAME = "junit.xml"
 
@@ -273,9 +273,9 @@ class Runner:
             )
         problems = []
         if check.min is not None and value < check.min:
-            problems.append(f"below the minimum {C.fmt(check.min)} by {C.fmt(check.min - value)}")
+            problems.append(f"below the minimum {fmt(check.min)} by {fmt(check.min - value)}")
         if check.max is not None and value > check.max:
-            problems.append(f"above the maximum {C.fmt(check.max)} by {C.fmt(value - check.max)}")
+            problems.append(f"above the maximum {fmt(check.max)} by {fmt(value - check.max)}")
         threshold = check.min if check.min is not None else check.max
         if problems:
             return Outcome(
@@ -288,8 +288,8 @@ class Runner:
         bounds = " and ".join(
             b
             for b in (
-                f">= {C.fmt(check.min)}" if check.min is not None else "",
-                f"<= {C.fmt(check.max)}" if check.max is not None else "",
+                f">= {fmt(check.min)}" if check.min is not None else "",
+                f"<= {fmt(check.max)}" if check.max is not None else "",
             )
             if b
         )
@@ -321,7 +321,7 @@ class Runner:
         rng = np.random.default_rng(check.seed)
         if check.perturb == "replace":
             perturbed = perturb.replace(values, check.value)
-            how = f"replacing with {C.fmt(check.value)}"
+            how = f"replacing with {fmt(check.value)}"
         else:
             groups = None
             if check.within is not None:
