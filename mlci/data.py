@@ -158,7 +158,7 @@ def missing_mask(values: np.ndarray) -> np.ndarray:
     import numpy as np
 
     if values.dtype.kind == "f":
-        return np.isnan(values)
+        return np.asarray(np.isnan(values))
     if values.dtype == object:
         return np.fromiter(
             (v is None or (isinstance(v, float) and v != v) for v in values),

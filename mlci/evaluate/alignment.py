@@ -88,7 +88,7 @@ def _labels(p: Predictions) -> np.ndarray:
     if p.labels is not None:
         return np.asarray(p.labels)
     if p.proba is not None and p.classes is not None:
-        return np.asarray(p.classes, dtype=object)[np.argmax(p.proba, axis=1)]
+        return np.asarray(np.asarray(p.classes, dtype=object)[np.argmax(p.proba, axis=1)])
     raise AlignmentError("the model returned neither labels nor probabilities")
 
 

@@ -87,7 +87,7 @@ class BucketBootstrap:
             product = self.weights[:, used] @ flat[used]
         else:
             product = self.weights @ flat
-        return product.reshape(self.n_boot, *bucket_stats.shape[1:])
+        return np.asarray(product.reshape(self.n_boot, *bucket_stats.shape[1:]))
 
 
 def percentile_interval(

@@ -333,7 +333,7 @@ class Evaluator:
         if out.labels is None:
             if out.proba is None:
                 raise ValueError("classification metrics need predicted labels or probabilities")
-            return np.argmax(self._proba(out, idx), axis=1)
+            return np.asarray(np.argmax(self._proba(out, idx), axis=1))
         labels = _full(out.labels, self.n_rows, "labels")
         if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
             raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")

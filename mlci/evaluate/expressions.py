@@ -64,7 +64,7 @@ def evaluate(expression: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         raise ExpressionError(
             f"expression {expression!r} is not a condition (true or false per row)"
         )
-    return np.broadcast_to(mask, (n,)).copy()
+    return np.asarray(np.broadcast_to(mask, (n,)).copy())
 
 
 def _eval(node: ast.AST, columns: Mapping[str, np.ndarray]) -> Any:
@@ -85,14 +85,14 @@ def _eval(node: ast.AST, columns: Mapping[str, np.ndarray]) -> Any:
             _numeric(_eval(node.left, columns)), _numeric(_eval(node.right, columns))
         )
     if isinstance(node, ast.Compare):
-        result = None
+        matched: np.ndarray | None = None
         left = _eval(node.left, columns)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = _eval(comparator, columns)
             part = _compare(op, left, right)
-            result = part if result is None else np.logical_and(result, part)
+            matched = part if matched is None else np.logical_and(matched, part)
             left = right
-        return result
+        return matched
     if isinstance(node, ast.Name):
         return columns[node.id]
     if isinstance(node, ast.Constant):
@@ -136,7 +136,7 @@ def _compare(op: ast.cmpop, left: Any, right: Any) -> np.ndarray:
 def _present(value: Any) -> np.ndarray | bool:
     array = np.asarray(value)
     if array.dtype.kind == "f":
-        return ~np.isnan(array)
+        return np.asarray(~np.isnan(array))
     if array.dtype == object:
         return np.fromiter(
             (v is not None and v == v for v in array.ravel()), bool, array.size

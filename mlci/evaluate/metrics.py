@@ -245,7 +245,7 @@ def _codes(group: np.ndarray | None, n_groups: int, cell: np.ndarray, n_cells: i
         if n_groups != 1:
             raise ValueError("n_groups must be 1 when no group ids are given")
         return cell
-    return group.astype(np.intp, copy=False) * n_cells + cell
+    return np.asarray(group.astype(np.intp, copy=False) * n_cells + cell)
 
 
 def _div(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
@@ -478,7 +478,7 @@ def score_cuts(table: ScoreTable, n_bins: int) -> np.ndarray:
         return table.scores[:0]
     targets = cum[-1] * np.arange(1, n_bins) / n_bins
     at = np.minimum(np.searchsorted(cum, targets, side="left"), m - 2)
-    return table.scores[np.unique(at)]
+    return np.asarray(table.scores[np.unique(at)])
 
 
 def ranking_histograms(
@@ -622,7 +622,7 @@ def merge_regression_stats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     share_b = _div(wb, w, 0.0)
     out[..., R_MEAN] = a[..., R_MEAN] + delta * share_b
     out[..., R_M2] = a[..., R_M2] + b[..., R_M2] + delta * delta * wa * share_b
-    return out
+    return np.asarray(out)
 
 
 def combine_regression_stats(stats: np.ndarray, multiplicity: np.ndarray) -> np.ndarray:

@@ -396,7 +396,7 @@ def _score(p: _Params, data: _Data, size: np.ndarray, err: np.ndarray) -> np.nda
     alpha = p.alpha
     with np.errstate(divide="ignore", invalid="ignore"):
         s = alpha * ((err / size) / data.avg_error - 1) - (1 - alpha) * (data.n_rows / size - 1)
-    return np.nan_to_num(s, nan=-np.inf)
+    return np.asarray(np.nan_to_num(s, nan=-np.inf))
 
 
 def _update_top(data: _Data, p: _Params, top: list[_Entry], groups: list[_Group]) -> list[_Group]:
@@ -587,7 +587,7 @@ def _weights(feats: tuple[int, ...], radix: np.ndarray) -> list[int]:
 
 def _min_over(parents: list[tuple[_Group, np.ndarray]], field: str, keep: np.ndarray) -> np.ndarray:
     values = [getattr(g, field)[idx[keep]] for g, idx in parents]
-    return np.minimum.reduce(values).astype(np.float64)
+    return np.asarray(np.minimum.reduce(values).astype(np.float64))
 
 
 def _upper_bound(
@@ -611,7 +611,7 @@ def _upper_bound(
             (alpha * (np.minimum(s * maxerr, err) / data.avg_error - s) - (1 - alpha) * (n - s)) / s
             for s in points
         ]
-    return np.maximum.reduce(bounds)
+    return np.asarray(np.maximum.reduce(bounds))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -728,9 +728,9 @@ def _to_found(data: _Data, entry: _Entry) -> FoundSlice:
 
 def _missing_mask(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind in "fc":
-        return np.isnan(arr)
+        return np.asarray(np.isnan(arr))
     if arr.dtype.kind in "mM":
-        return np.isnat(arr)
+        return np.asarray(np.isnat(arr))
     if arr.dtype.kind == "O":
         return np.fromiter((_is_missing(x) for x in arr.tolist()), dtype=bool, count=arr.shape[0])
     return np.zeros(arr.shape[0], dtype=bool)

@@ -19,7 +19,7 @@ def shuffle(
     at_random = np.lexsort((rng.random(n), codes))
     out = values.copy()
     out[in_order] = values[at_random]
-    return out
+    return np.asarray(out)
 
 
 def replace(values: np.ndarray, value: object) -> np.ndarray:
