@@ -331,10 +331,10 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     for _path, document in documents:
         model = document.model.name
         decision = document.gate.decision if document.gate else None
-        # a gate told to fail on hold (fail_on: hold) blocks on hold as well
-        fails_on_hold = document.gate is not None and document.gate.fail_on == "hold"
-        effective = "block" if decision == "hold" and fails_on_hold else decision
-        blocked = blocked or effective == "block"
+        fails = document.gate is not None and document.gate.fails()
+        # a hold that fails the run (fail_on: hold) is reported as a block
+        effective = "block" if decision == "hold" and fails else decision
+        blocked = blocked or fails
         if SEVERITY[decision] > SEVERITY[worst]:
             worst = decision
         reasons = gate_reasons(document)
