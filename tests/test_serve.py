@@ -23,6 +23,7 @@ from serve_client import call, request_for
 from mlci.models.onnx import OnnxModel
 from mlci.serve import InferenceServer, ModelLoadError, ModelRunner, ServeOptions
 from mlci.serve.model import Inference
+from mlci.serve.server import available_cpus
 from project import FEATURES, Project, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,20 +284,47 @@ def test_two_versions_report_separately(built_project: Project) -> None:
             assert versions == {version}
 
 
-def test_observers_see_each_answer_after_it_is_sent(built_project: Project) -> None:
+def test_observers_see_each_answer_after_it_is_sent(
+    built_project: Project, capfd: pytest.CaptureFixture[str]
+) -> None:
     seen: list[Inference] = []
+
+    def broken(_: Inference) -> None:
+        raise ValueError("an observer's bug")
+
     runner = ModelRunner(built_project.root / "models" / "candidate.onnx", "demo")
     options = ServeOptions(host="127.0.0.1", port=0)
-    with InferenceServer(runner, options, observers=[seen.append]).running() as srv:
-        frame = make_frame(4, seed=2)
-        status, body, _ = call(srv.port, "POST", "/v2/models/demo/infer", request_for(frame))
-        call(srv.port, "POST", "/v2/models/demo/infer", raw=b"{}")  # refused: not observed
-    assert status == 200 and len(seen) == 1
+    frame = make_frame(4, seed=2)
+    with InferenceServer(runner, options, observers=[seen.append, broken]).running() as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        answers = []
+        for body in (request_for(frame), {}, request_for(frame)):  # the second is refused
+            conn.request("POST", "/v2/models/demo/infer", body=json.dumps(body))
+            response = conn.getresponse()
+            answers.append((response.status, json.loads(response.read())))
+        conn.close()
+    # The same connection served all three: an observer's failure does not close it.
+    assert [status for status, _ in answers] == [200, 400, 200]
+    assert len(seen) == 2 and "an observer's bug" in capfd.readouterr().err
     inference = seen[0]
     assert inference.rows == 4 and inference.request.id == "req-1"
     np.testing.assert_array_equal(inference.request.feeds["age"].ravel(), frame["age"])
-    labels = next(o for o in body["outputs"] if o["name"] == "label")["data"]
+    labels = next(o for o in answers[0][1]["outputs"] if o["name"] == "label")["data"]
     np.testing.assert_array_equal(inference.outputs[0], labels)
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cap"), [("150000 100000\n", 2), ("50000 100000", 1), ("max 100000", None),
+                         ("garbage", None)]
+)  # fmt: skip
+def test_worker_threads_follow_a_container_cpu_quota(
+    tmp_path: Path, cpu_max: str, cap: int | None
+) -> None:
+    cgroup = tmp_path / "cpu.max"
+    cgroup.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(cgroup) == (min(affinity, cap) if cap else affinity)
+    assert available_cpus(tmp_path / "absent") == affinity
 
 
 def test_health_checks_answer_while_a_large_request_is_decoded(

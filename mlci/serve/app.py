@@ -235,7 +235,7 @@ class InferenceApp:
             metrics.http_request("infer", status)
         if inference is not None:
             for observe in self.observers:
-                observe(inference)
+                _notify(observe, inference)
 
     async def _send(
         self,
@@ -260,6 +260,13 @@ class InferenceApp:
         return error_body(
             f"request body over {self.max_body_bytes} bytes; send fewer rows per request"
         )
+
+
+def _notify(observe: Observer, inference: Inference) -> None:
+    try:
+        observe(inference)
+    except Exception:  # an observer's bug must not cost the connection
+        traceback.print_exc(file=sys.stderr)
 
 
 def _ready(ready: bool, name: str | None) -> tuple[int, bytes]:
