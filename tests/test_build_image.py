@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import tarfile
 import urllib.request
@@ -15,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tritonclient.http as triton
+from serve_client import check, exchange, get, inputs_for, post, request_for
 from services_podman import Podman, base_image, free_port, podman, wait_http  # noqa: F401
 from test_build import run_cli
-from test_serve import request_for
 
 from mlci.models.onnx import OnnxModel
 from mlci.supply import layout
@@ -113,8 +115,27 @@ def test_image_runs_in_podman_and_predicts_like_mlci(
             rtol=0,
             atol=1e-6,
         )
+        # A stock Open Inference Protocol client, with its binary defaults and with JSON.
+        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+        assert client.is_server_ready() and client.is_model_ready("demo", "1")
+        assert [i["name"] for i in client.get_model_metadata("demo")["inputs"]] == FEATURES
+        for binary in (None, False):
+            frame = make_frame(120, seed=22)
+            wanted = None
+            if binary is False:
+                wanted = [triton.InferRequestedOutput(n, binary_data=False)
+                          for n in ("label", "probabilities")]  # fmt: skip
+            result = client.infer("demo", inputs_for(client, frame, binary), outputs=wanted)
+            check(result, OnnxModel(model).predict({k: frame[k] for k in FEATURES}))
+        client.close()
+        # A body the server does not read is still consumed: the next request is answered.
+        got = exchange(port, [post("/nowhere", get("/metrics")) + get("/v2/health/live")])
+        assert got.statuses == [404, 200] and got.leftover == b""
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            assert 'mlci_serve_inference_requests_total{model="demo"} 1' in response.read().decode()
+            metrics = response.read().decode()
+        assert 'mlci_serve_inference_requests_total{model="demo",version="1",code="200"} 3' in (
+            metrics
+        )
         podman.run("stop", "-t", "20", name)
         state = json.loads(podman.run("inspect", name))[0]["State"]
         assert state["ExitCode"] == 0  # SIGTERM: drained and exited cleanly
@@ -151,7 +172,8 @@ def test_docker_sdk_builder_builds_a_dockerfile_through_podman(
 ) -> None:
     podman.run("load", "-i", str(base_image))
     monkeypatch.setenv("DOCKER_HOST", podman.docker_host)
-    tag = "localhost/mlci-test/custom:1"
+    # A name of its own: other runs on the same engine remove their images when they finish.
+    tag = f"localhost/mlci-test/custom-{os.getpid()}:1"
     model = built_project.root / "models" / "candidate.onnx"
     try:
         code, stdout, stderr = run_cli(

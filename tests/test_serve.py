@@ -18,72 +18,39 @@ from typing import Any
 
 import numpy as np
 import pytest
+from serve_client import call, request_for
 
 from mlci.models.onnx import OnnxModel
-from mlci.serve.server import InferenceServer, ModelLoadError, ModelRunner
+from mlci.serve import InferenceServer, ModelLoadError, ModelRunner, ServeOptions
+from mlci.serve.model import Inference
+from mlci.serve.server import available_cpus
 from project import FEATURES, Project, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
+OPTIONS = ServeOptions(host="127.0.0.1", port=0, max_body_bytes=1 << 20, request_timeout=3.0)
 
 
 @pytest.fixture(scope="module")
 def server(built_project: Project) -> Iterator[InferenceServer]:
     runner = ModelRunner(built_project.root / "models" / "candidate.onnx", "demo")
-    srv = InferenceServer(("127.0.0.1", 0), runner, max_body_bytes=1 << 20)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield srv
-    srv.stop()
-    thread.join(10)
-    srv.drain(5)
-    srv.server_close()
-
-
-def call(
-    srv: InferenceServer, method: str, path: str, body: Any = None, raw: bytes | None = None
-) -> tuple[int, Any, dict[str, str]]:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    conn.request(method, path, body=data)
-    response = conn.getresponse()
-    payload = response.read()
-    headers = dict(response.getheaders())
-    conn.close()
-    if headers.get("Content-Type", "").startswith("application/json"):
-        return response.status, json.loads(payload), headers
-    return response.status, payload.decode(), headers
-
-
-def request_for(frame: dict[str, np.ndarray], nested: bool = False) -> dict[str, Any]:
-    inputs = []
-    for name in FEATURES:
-        column = frame[name]
-        n = len(column)
-        if name == "region":
-            values: list[Any] = [str(v) for v in column]
-            datatype = "BYTES"
-        else:
-            values = [float(v) for v in column]
-            datatype = "FP32"
-        data: list[Any] = [[v] for v in values] if nested else values
-        inputs.append({"name": name, "datatype": datatype, "shape": [n, 1], "data": data})
-    return {"id": "req-1", "inputs": inputs}
+    with InferenceServer(runner, OPTIONS).running() as srv:
+        yield srv
 
 
 def test_health_and_metadata(server: InferenceServer) -> None:
-    assert call(server, "GET", "/v2/health/live")[:2] == (200, {"live": True})
-    assert call(server, "GET", "/v2/health/ready")[:2] == (200, {"ready": True})
-    status, meta, _ = call(server, "GET", "/v2")
+    assert call(server.port, "GET", "/v2/health/live")[:2] == (200, {"live": True})
+    assert call(server.port, "GET", "/v2/health/ready")[:2] == (200, {"ready": True})
+    status, meta, _ = call(server.port, "GET", "/v2")
     assert status == 200 and meta["name"] == "mlci-serve"
-    status, model, _ = call(server, "GET", "/v2/models/demo")
+    status, model, _ = call(server.port, "GET", "/v2/models/demo")
     assert status == 200
     assert model["name"] == "demo" and model["platform"] == "onnxruntime_onnx"
     assert [i["name"] for i in model["inputs"]] == FEATURES
     assert {i["name"]: i["datatype"] for i in model["inputs"]}["region"] == "BYTES"
     assert model["inputs"][0]["shape"] == [-1, 1]
     assert [o["name"] for o in model["outputs"]] == ["label", "probabilities"]
-    assert call(server, "GET", "/v2/models/demo/versions/1")[0] == 200
-    assert call(server, "GET", "/v2/models/demo/ready")[:2] == (
+    assert call(server.port, "GET", "/v2/models/demo/versions/1")[0] == 200
+    assert call(server.port, "GET", "/v2/models/demo/ready")[:2] == (
         200,
         {"name": "demo", "ready": True},
     )
@@ -95,7 +62,9 @@ def test_infer_matches_mlci_evaluation(server: InferenceServer, built_project: P
         {k: frame[k] for k in FEATURES}
     )
     for nested in (False, True):
-        status, body, _ = call(server, "POST", "/v2/models/demo/infer", request_for(frame, nested))
+        status, body, _ = call(
+            server.port, "POST", "/v2/models/demo/infer", request_for(frame, nested)
+        )
         assert status == 200, body
         assert body["model_name"] == "demo" and body["id"] == "req-1"
         outputs = {o["name"]: o for o in body["outputs"]}
@@ -103,6 +72,7 @@ def test_infer_matches_mlci_evaluation(server: InferenceServer, built_project: P
         np.testing.assert_array_equal(np.array(outputs["label"]["data"]), expected.labels)
         proba = outputs["probabilities"]
         assert proba["datatype"] == "FP32" and proba["shape"] == [300, 2]
+        assert expected.proba is not None
         np.testing.assert_allclose(
             np.array(proba["data"]).reshape(300, 2), expected.proba, rtol=0, atol=1e-6
         )
@@ -111,7 +81,7 @@ def test_infer_matches_mlci_evaluation(server: InferenceServer, built_project: P
 def test_infer_selected_outputs_and_version_path(server: InferenceServer) -> None:
     body = request_for(make_frame(3, seed=1))
     body["outputs"] = [{"name": "probabilities"}]
-    status, answer, _ = call(server, "POST", "/v2/models/demo/versions/1/infer", body)
+    status, answer, _ = call(server.port, "POST", "/v2/models/demo/versions/1/infer", body)
     assert status == 200
     assert [o["name"] for o in answer["outputs"]] == ["probabilities"]
 
@@ -157,8 +127,8 @@ def _bad(kind: str) -> dict[str, Any] | bytes:
 @pytest.mark.parametrize(
     ("kind", "words"),
     [
-        ("not-json", "not valid JSON"),
-        ("nan", "not valid JSON"),
+        ("not-json", "cannot read the request as JSON"),
+        ("nan", "cannot read the request as JSON"),
         ("not-object", "JSON object"),
         ("no-inputs", "non-empty list"),
         ("unknown-input", "unknown input 'agee'"),
@@ -172,28 +142,33 @@ def _bad(kind: str) -> dict[str, Any] | bytes:
         ("bool-as-number", "True is not a number"),
         ("bytes-not-string", "must be a string"),
         ("negative-shape", "non-negative integers"),
-        ("unknown-output", "unknown output(s) 'scores'"),
+        ("unknown-output", "unknown output 'scores'"),
     ],
 )
 def test_bad_requests_get_400_with_one_line(server: InferenceServer, kind: str, words: str) -> None:
     bad = _bad(kind)
     raw = bad if isinstance(bad, bytes) else json.dumps(bad).encode()
-    status, body, _ = call(server, "POST", "/v2/models/demo/infer", raw=raw)
+    status, body, _ = call(server.port, "POST", "/v2/models/demo/infer", raw=raw)
     assert status == 400, body
     assert words in body["error"] and "\n" not in body["error"]
 
 
-def test_wrong_model_method_and_path(server: InferenceServer) -> None:
-    status, body, _ = call(server, "POST", "/v2/models/other/infer", request_for(make_frame(1, 1)))
+def test_wrong_model_version_method_and_path(server: InferenceServer) -> None:
+    port = server.port
+    status, body, _ = call(port, "POST", "/v2/models/other/infer", request_for(make_frame(1, 1)))
     assert status == 404 and "unknown model 'other'" in body["error"]
-    assert call(server, "GET", "/v2/models/demo/versions/7")[0] == 404
-    assert call(server, "GET", "/v2/models/demo/infer")[0] == 405
-    assert call(server, "POST", "/v2/health/live", {})[0] == 405
-    assert call(server, "GET", "/nowhere")[0] == 404
+    for path in ("/v2/models/demo/versions/7", "/v2/models/demo/versions/7/infer"):
+        status, body, _ = call(port, "POST" if path.endswith("infer") else "GET", path, {})
+        assert status == 404
+        assert body["error"] == "model 'demo' has no version '7'; this server has version '1'"
+    status, body, headers = call(port, "GET", "/v2/models/demo/infer")
+    assert (status, headers["allow"]) == (405, "POST")
+    assert call(port, "POST", "/v2/health/live", {})[0] == 405
+    assert call(port, "GET", "/nowhere")[0] == 404
 
 
 def test_oversized_body_gets_413_before_it_is_read(server: InferenceServer) -> None:
-    client = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10)
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     client.sendall(
         b"POST /v2/models/demo/infer HTTP/1.1\r\nHost: x\r\n"
         + f"Content-Length: {2 << 20}\r\n\r\n".encode()
@@ -203,39 +178,190 @@ def test_oversized_body_gets_413_before_it_is_read(server: InferenceServer) -> N
         response += chunk
     client.close()
     head, _, body = response.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 413") and b"Connection: close" in head
+    assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head
     assert "over 1048576 bytes" in json.loads(body)["error"]
 
 
-def test_metrics_in_prometheus_format(server: InferenceServer) -> None:
+Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Series:
+    """Every sample on /metrics, read with Prometheus' own text parser."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        status, text, headers = call(server, "GET", "/metrics")
-        assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        values = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return values
+    status, text, headers = call(port, "GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
 
-    before = scrape()
-    call(server, "POST", "/v2/models/demo/infer", request_for(make_frame(5, seed=4)))
-    call(server, "POST", "/v2/models/demo/infer", raw=b"nope")
-    after = scrape()
-    model = (("model", "demo"),)
+
+def test_metrics_per_model_version_in_prometheus_format(server: InferenceServer) -> None:
+    port = server.port
+    before = scrape(port)
+    call(port, "POST", "/v2/models/demo/infer", request_for(make_frame(5, seed=4)))
+    call(port, "POST", "/v2/models/demo/versions/1/infer", request_for(make_frame(2, seed=4)))
+    call(port, "POST", "/v2/models/demo/infer", raw=b"nope")
+    call(port, "POST", "/v2/models/demo/versions/9/infer", raw=b"{}")  # not this version's
+    after = scrape(port)
+    version = (("model", "demo"), ("version", "1"))
 
     def delta(name: str, labels: tuple[tuple[str, str], ...]) -> float:
         return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
 
-    assert delta("mlci_serve_inference_requests_total", model) == 2
-    assert delta("mlci_serve_inference_rows_total", model) == 5
-    assert delta("mlci_serve_inference_errors_total", (("code", "400"), ("model", "demo"))) == 1
-    assert delta("mlci_serve_inference_duration_seconds_count", model) == 2
-    assert delta("mlci_serve_inference_duration_seconds_bucket", (("le", "+Inf"), *model)) == 2
-    assert after[("mlci_serve_inference_duration_seconds_sum", model)] > 0
-    assert delta("mlci_serve_http_requests_total", (("code", "200"), ("handler", "infer"))) == 1
-    assert after[("mlci_serve_model_ready", model)] == 1
+    def code(status: str) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted((*version, ("code", status))))
+
+    assert delta("mlci_serve_inference_requests_total", code("200")) == 2
+    assert delta("mlci_serve_inference_requests_total", code("400")) == 1
+    assert delta("mlci_serve_inference_errors_total", code("400")) == 1
+    assert delta("mlci_serve_inference_rows_total", version) == 7
+    # The latency histogram counts successful requests, with cumulative le buckets.
+    assert delta("mlci_serve_inference_duration_seconds_count", version) == 2
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in after.items()
+        if name == "mlci_serve_inference_duration_seconds_bucket"
+    )
+    assert [le for le, _ in buckets][-1] == float("inf") and len(buckets) >= 10
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:], strict=False))
+    assert buckets[-1][1] == after[("mlci_serve_inference_duration_seconds_count", version)]
+    assert after[("mlci_serve_inference_duration_seconds_sum", version)] > 0
+    assert after[("mlci_serve_model_ready", version)] == 1
+    # A request for a version this server does not have has no series of its own.
+    assert not any(dict(labels).get("version") == "9" for _, labels in after)
+    http = (("code", "404"), ("handler", "infer"))
+    assert delta("mlci_serve_http_requests_total", http) == 1
+
+
+def test_in_flight_gauge_counts_requests_waiting_for_a_worker(
+    built_project: Project,
+) -> None:
+    runner = ModelRunner(built_project.root / "models" / "candidate.onnx", "demo", "3")
+    options = ServeOptions(host="127.0.0.1", port=0, threads=1)
+    with InferenceServer(runner, options).running() as srv:
+        gauge = ("mlci_serve_inference_requests_in_flight", (("model", "demo"), ("version", "3")))
+        release = threading.Event()
+        srv.executor.submit(release.wait, 30)  # the only worker is busy
+        answers: list[int] = []
+        client = threading.Thread(
+            target=lambda: answers.append(
+                call(srv.port, "POST", "/v2/models/demo/infer", request_for(make_frame(3, 1)))[0]
+            )
+        )
+        client.start()
+        deadline = time.monotonic() + 10
+        while scrape(srv.port)[gauge] != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert scrape(srv.port)[gauge] == 1
+        release.set()
+        client.join(10)
+        assert answers == [200] and scrape(srv.port)[gauge] == 0
+
+
+def test_two_versions_report_separately(built_project: Project) -> None:
+    """What a canary analysis compares: the same metric names, told apart by version."""
+    models = built_project.root / "models"
+    stable = ModelRunner(models / "baseline.onnx", "demo", "1")
+    canary = ModelRunner(models / "candidate.onnx", "demo", "2")
+    options = ServeOptions(host="127.0.0.1", port=0)
+    with (
+        InferenceServer(stable, options).running() as a,
+        InferenceServer(canary, options).running() as b,
+    ):
+        for srv, count in ((a, 3), (b, 1)):
+            for _ in range(count):
+                status, _, _ = call(srv.port, "POST", "/v2/models/demo/infer",
+                                    request_for(make_frame(2, seed=8)))  # fmt: skip
+                assert status == 200
+        for srv, version, count in ((a, "1", 3), (b, "2", 1)):
+            series = scrape(srv.port)
+            key = (("code", "200"), ("model", "demo"), ("version", version))
+            assert series[("mlci_serve_inference_requests_total", key)] == count
+            versions = {dict(labels).get("version") for _, labels in series} - {None}
+            assert versions == {version}
+
+
+def test_observers_see_each_answer_after_it_is_sent(
+    built_project: Project, capfd: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[Inference] = []
+
+    def broken(_: Inference) -> None:
+        raise ValueError("an observer's bug")
+
+    runner = ModelRunner(built_project.root / "models" / "candidate.onnx", "demo")
+    options = ServeOptions(host="127.0.0.1", port=0)
+    frame = make_frame(4, seed=2)
+    with InferenceServer(runner, options, observers=[seen.append, broken]).running() as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        answers = []
+        for body in (request_for(frame), {}, request_for(frame)):  # the second is refused
+            conn.request("POST", "/v2/models/demo/infer", body=json.dumps(body))
+            response = conn.getresponse()
+            answers.append((response.status, json.loads(response.read())))
+        conn.close()
+    # The same connection served all three: an observer's failure does not close it.
+    assert [status for status, _ in answers] == [200, 400, 200]
+    assert len(seen) == 2 and "an observer's bug" in capfd.readouterr().err
+    inference = seen[0]
+    assert inference.rows == 4 and inference.request.id == "req-1"
+    np.testing.assert_array_equal(inference.request.feeds["age"].ravel(), frame["age"])
+    labels = next(o for o in answers[0][1]["outputs"] if o["name"] == "label")["data"]
+    np.testing.assert_array_equal(inference.outputs[0], labels)
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cap"), [("150000 100000\n", 2), ("50000 100000", 1), ("max 100000", None),
+                         ("garbage", None)]
+)  # fmt: skip
+def test_worker_threads_follow_a_container_cpu_quota(
+    tmp_path: Path, cpu_max: str, cap: int | None
+) -> None:
+    cgroup = tmp_path / "cpu.max"
+    cgroup.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(cgroup) == (min(affinity, cap) if cap else affinity)
+    assert available_cpus(tmp_path / "absent") == affinity
+
+
+def test_health_checks_answer_while_a_large_request_is_decoded(
+    built_project: Project,
+) -> None:
+    """A request of over 10 MB is decoded and run on worker threads: the event loop keeps
+    answering health checks sent after it and before its answer."""
+    runner = ModelRunner(built_project.root / "models" / "candidate.onnx", "demo")
+    rows = 400_000
+    frame = make_frame(rows, seed=6)
+    body = json.dumps(request_for(frame)).encode()
+    assert len(body) > 10_000_000
+    with InferenceServer(runner, ServeOptions(host="127.0.0.1", port=0)).running() as srv:
+        events: list[tuple[str, float]] = []
+        big: list[Any] = []
+
+        def send_big() -> None:
+            big.append(call(srv.port, "POST", "/v2/models/demo/infer", raw=body))
+            events.append(("big answered", time.monotonic()))
+
+        thread = threading.Thread(target=send_big)
+        thread.start()
+        while thread.is_alive():
+            start = time.monotonic()
+            status, answer, _ = call(srv.port, "GET", "/v2/health/ready")
+            assert (status, answer) == (200, {"ready": True})
+            events.append(("health", start))
+            time.sleep(0.02)
+        thread.join()
+    status, answer, _ = big[0]
+    assert status == 200, answer
+    labels = next(o for o in answer["outputs"] if o["name"] == "label")["data"]
+    assert len(labels) == rows
+    # Health checks began and were answered while the large request was being handled.
+    answered_at = events[-1][1]
+    during = [t for kind, t in events if kind == "health" and t < answered_at]
+    assert len(during) >= 3
 
 
 def test_runner_rejects_missing_and_corrupt_models(tmp_path: Path) -> None:
@@ -284,7 +410,7 @@ def test_sigterm_lets_the_request_in_flight_finish(built_project: Project) -> No
         client.close()
         head, _, payload = response.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
-        assert b"Connection: close" in head
+        assert b"connection: close" in head
         assert json.loads(payload)["outputs"][0]["shape"] == [4]
         assert process.wait(timeout=10) == 0
         assert process.stderr is not None

@@ -2,9 +2,11 @@
 
     python examples/credit/serve_demo.py models/candidate.onnx
 
-Starts `python -m mlci.serve` on a free loopback port, waits until it is ready, sends one
-Open Inference Protocol (KServe v2) request, checks the answer against the same model run
-in-process, prints a line of the Prometheus metrics, and stops the server with SIGTERM.
+Starts `python -m mlci.serve` on a free loopback port, waits until it is ready, asks the
+same question twice with the Open Inference Protocol (KServe v2): once with JSON tensors and
+once with the binary tensor data extension (what tritonclient sends by default), checks both
+answers against the same model run in-process, prints a line of the Prometheus metrics, and
+stops the server with SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import itertools
 import json
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -53,7 +56,7 @@ def main() -> None:
     with open(HERE / "data" / "eval.csv", newline="") as handle:
         rows = list(itertools.islice(csv.DictReader(handle), ROWS))
 
-    inputs, frame = [], {}
+    inputs, frame, blobs = [], {}, []
     for spec in model.info.inputs:
         text = spec.dtype == "string"
         values = [row[spec.name] for row in rows]
@@ -66,6 +69,16 @@ def main() -> None:
                 "data": values if text else [float(v) for v in values],
             }
         )
+        # Binary tensor data: little-endian values; strings as a 4-byte length and UTF-8.
+        if text:
+            blobs.append(b"".join(struct.pack("<I", len(v.encode())) + v.encode() for v in values))
+        else:
+            blobs.append(np.array(values, dtype="<f4").tobytes())
+    binary_inputs = [
+        {k: v for k, v in tensor.items() if k != "data"}
+        | {"parameters": {"binary_data_size": len(blob)}}
+        for tensor, blob in zip(inputs, blobs, strict=True)
+    ]
 
     port = free_port()
     server = subprocess.Popen(
@@ -95,12 +108,35 @@ def main() -> None:
             answer = json.loads(response.read())
         outputs = {o["name"]: o for o in answer["outputs"]}
         served = np.array(outputs["probabilities"]["data"]).reshape(ROWS, -1)
+
+        header = json.dumps(
+            {"inputs": binary_inputs, "parameters": {"binary_data_output": True}}
+        ).encode()
+        request = urllib.request.Request(
+            f"{base}/v2/models/credit/infer",
+            data=header + b"".join(blobs),
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            size = int(response.headers["Inference-Header-Content-Length"])
+            body = response.read()
+        offset, binary = size, {}
+        for output in json.loads(body[:size])["outputs"]:
+            length = output["parameters"]["binary_data_size"]
+            binary[output["name"]] = (output, body[offset : offset + length])
+            offset += length
+        output, raw = binary["probabilities"]
+        served_binary = np.frombuffer(raw, dtype="<f4").reshape(output["shape"])
+
         local = model.predict(frame).proba
         assert local is not None
-        difference = float(np.abs(served - local).max())
+        difference = float(max(np.abs(served - local).max(), np.abs(served_binary - local).max()))
         for i, p in enumerate(served[:, 1]):
             print(f"application {rows[i].get('application_id', i)}: P(default) = {p:.4f}")
-        print(f"served and in-process predictions differ by at most {difference:.1e}")
+        print(
+            "served (JSON and binary tensors) and in-process predictions differ by at most "
+            f"{difference:.1e}"
+        )
         if difference > 1e-5:
             raise SystemExit("the served model does not answer like the evaluated one")
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
@@ -109,7 +145,7 @@ def main() -> None:
             next(
                 line
                 for line in metrics.splitlines()
-                if line.startswith("mlci_serve_inference_requests_total")
+                if line.startswith('mlci_serve_inference_requests_total{model="credit"')
             )
         )
     finally:

@@ -12,7 +12,7 @@ from mlci.errors import ConfigError, UsageError
 
 BUILD_DESCRIPTION = """\
 Build a serving image for an ONNX model: the Open Inference Protocol (KServe v2) server
-(python -m mlci.serve) with numpy and onnxruntime, and the model in a layer of its own.
+(python -m mlci.serve on uvicorn with ONNX Runtime), and the model in a layer of its own.
 
 Daemonless (the default): reads --base (an OCI layout folder, oci:DIR[:TAG], or a
 docker-archive tar from 'docker save' / scripts/build-base-image), adds the dependency,
@@ -71,7 +71,7 @@ def register(sub: Any) -> None:
         action="append",
         metavar="SPEC",
         help="Python requirement for the dependency layer, repeatable "
-        "(default: numpy and onnxruntime at mlci's versions)",
+        "(default: the serving runtime's packages at mlci's versions)",
     )
     image.add_argument(
         "--keep-base-layers",

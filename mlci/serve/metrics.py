@@ -1,4 +1,10 @@
-"""Prometheus metrics in the text exposition format (0.0.4), with no client library."""
+"""Prometheus metrics in the text exposition format (0.0.4), with no client library.
+
+``Registry`` holds counters, gauges and histograms; ``ServeMetrics`` is the server's set,
+labelled with the served model's name and version so that two versions side by side (a
+canary) can be compared series by series. Labels never carry request text: a request for an
+unknown model or version is counted by handler and status only.
+"""
 
 from __future__ import annotations
 
@@ -93,3 +99,84 @@ class Registry:
                     lines.append(f"{name}_sum{_labels(labels)} {series[-1]!r}")
                     lines.append(f"{name}_count{_labels(labels)} {_number(running)}")
         return "\n".join(lines) + "\n"
+
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ServeMetrics:
+    """The inference server's metrics for one model version."""
+
+    def __init__(self, model: str, version: str) -> None:
+        self.registry = registry = Registry()
+        self.labels: Labels = (("model", model), ("version", version))
+        registry.describe(
+            "mlci_serve_http_requests_total", "counter", "HTTP requests by handler and status."
+        )
+        registry.describe(
+            "mlci_serve_inference_requests_total",
+            "counter",
+            "Inference requests for the model version, by HTTP status.",
+        )
+        registry.describe(
+            "mlci_serve_inference_errors_total",
+            "counter",
+            "Inference requests for the model version that failed, by HTTP status.",
+        )
+        registry.describe(
+            "mlci_serve_inference_rows_total", "counter", "Rows predicted (first dimension)."
+        )
+        registry.describe(
+            "mlci_serve_inference_duration_seconds",
+            "histogram",
+            "Latency of successful inference requests, from the complete request body to the "
+            "response, in seconds.",
+        )
+        registry.describe(
+            "mlci_serve_inference_requests_in_flight",
+            "gauge",
+            "Inference requests received and not yet answered.",
+        )
+        registry.describe(
+            "mlci_serve_model_ready", "gauge", "1 when the model version answers requests."
+        )
+        registry.set("mlci_serve_model_ready", self.labels, 1)
+        registry.set("mlci_serve_inference_requests_in_flight", self.labels, 0)
+        registry.inc("mlci_serve_inference_requests_total", (*self.labels, ("code", "200")), 0)
+        registry.inc("mlci_serve_inference_rows_total", self.labels, 0)
+
+    def http_request(self, handler: str, status: int) -> None:
+        """Count one answered HTTP request (every endpoint, and refused requests)."""
+        self.registry.inc(
+            "mlci_serve_http_requests_total", (("handler", handler), ("code", str(status)))
+        )
+
+    def inference_started(self) -> None:
+        """A complete inference request body was received."""
+        self.registry.inc("mlci_serve_inference_requests_in_flight", self.labels, 1)
+
+    def inference_finished(self, status: int, seconds: float, rows: int) -> None:
+        """The answer to an inference request went out."""
+        registry, labels = self.registry, self.labels
+        registry.inc("mlci_serve_inference_requests_in_flight", labels, -1)
+        code = (*labels, ("code", str(status)))
+        registry.inc("mlci_serve_inference_requests_total", code)
+        if status == 200:
+            registry.inc("mlci_serve_inference_rows_total", labels, rows)
+            registry.observe("mlci_serve_inference_duration_seconds", labels, seconds)
+        else:
+            registry.inc("mlci_serve_inference_errors_total", code)
+
+    def inference_refused(self, status: int) -> None:
+        """An inference request for this version refused before its body was complete."""
+        code = (*self.labels, ("code", str(status)))
+        self.registry.inc("mlci_serve_inference_requests_total", code)
+        self.registry.inc("mlci_serve_inference_errors_total", code)
+
+    def set_ready(self, ready: bool) -> None:
+        """Record readiness."""
+        self.registry.set("mlci_serve_model_ready", self.labels, 1 if ready else 0)
+
+    def render(self) -> bytes:
+        """The exposition text."""
+        return self.registry.render().encode()

@@ -5,8 +5,9 @@ a docker-archive tar, appends three layers and writes an OCI layout or a docker-
 
     base layers            carried over; uncompressed ones (docker-archive) gzip-compressed
                            once and cached by diff_id
-    dependencies           /opt/mlci/site-packages: numpy, onnxruntime and their dependencies,
-                           wheels chosen for the base's Python and platform, unpacked directly
+    dependencies           /opt/mlci/site-packages: numpy, onnxruntime, uvicorn, httptools,
+                           uvloop, orjson and their dependencies, wheels chosen for the
+                           base's Python and platform, unpacked directly
     serving runtime        /opt/mlci/runtime/mlci/serve (the Open Inference Protocol server)
     model                  /model/model.onnx and /model/model.json, in a layer of its own
 
@@ -57,9 +58,21 @@ RUNTIME = "/opt/mlci/runtime"
 MODEL_DIR = "/model"
 MODEL_FILE = f"{MODEL_DIR}/model.onnx"
 PORT = 8080
-# The serving runtime's needs; pinned to the versions mlci itself runs with by default, so the
-# image predicts exactly what mlci evaluated.
-SERVE_PACKAGES = ("numpy", "onnxruntime")
+# The serving runtime's needs (mlci.serve: ONNX Runtime and numpy; uvicorn with its
+# dependencies click and h11, httptools and uvloop; orjson), pinned to the versions mlci
+# itself runs with, so the image predicts exactly what mlci evaluated and serves as tested.
+SERVE_PACKAGES = (
+    "numpy",
+    "onnxruntime",
+    "uvicorn",
+    "click",
+    "h11",
+    "httptools",
+    "uvloop",
+    "orjson",
+)
+
+
 # --------------------------------------------------------------------------- target platform
 
 
@@ -134,7 +147,7 @@ def _dpkg_glibc(status: str) -> tuple[int, int] | None:
 
 
 def default_requirements() -> list[str]:
-    """numpy and onnxruntime pinned to the versions installed with mlci."""
+    """The serving runtime's packages pinned to the versions installed with mlci."""
     return [_pin(name) for name in SERVE_PACKAGES]
 
 
