@@ -269,9 +269,11 @@ def progress_reporter(quiet: bool = False) -> Iterator[Progress]:
 def _check(args: argparse.Namespace) -> int:
     from mlci.check import check
     from mlci.config import load_config
+    from mlci.files import check_out_dir
     from mlci.gate.rules import fails
     from mlci.report import failures, headlines
 
+    check_out_dir(args.out)  # before any work: a bad --out must not waste a whole run
     loaded = load_config(args.config)
     if getattr(args, "templates", None) is not None:
         report = loaded.config.report.model_copy(update={"templates": args.templates})
@@ -310,7 +312,9 @@ def _schema(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from mlci.config import load_config
     from mlci.conversion import convert_models
+    from mlci.files import check_out_dir
 
+    check_out_dir(args.out)
     loaded = load_config(args.config)
     results = convert_models(loaded, args.out, args.model)
     failed = 0
@@ -342,6 +346,7 @@ def _optional_config(path: Path | None) -> object | None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from mlci.files import check_out_file
     from mlci.report import (
         MergeError,
         merge,
@@ -352,6 +357,8 @@ def _report(args: argparse.Namespace) -> int:
     )
     from mlci.results import dumps, load
 
+    if args.out is not None:
+        check_out_file(args.out)
     if len(args.results) > 1 and not args.merge:
         raise UsageError(
             "mlci report: several results files need --merge", tip="add --merge to combine them"
@@ -414,8 +421,11 @@ def _card(args: argparse.Namespace) -> int:
     from mlci.card.cyclonedx import dumps_bom
     from mlci.card.model import build_card, card_fields
     from mlci.card.render import render_card
+    from mlci.files import check_out_file
     from mlci.results import load
 
+    if args.out is not None:
+        check_out_file(args.out)
     document = load(args.results)
     loaded = _optional_config(args.config)
     config = getattr(loaded, "config", None)

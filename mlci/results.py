@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mlci.errors import InputError, MlciError
+from mlci.files import write_atomic as write_atomic  # files follow the user's umask
 
 SCHEMA_VERSION = "1.0"
 
@@ -54,21 +53,6 @@ def validate(document: dict[str, Any]) -> None:
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise MlciError(f"results document is invalid at {where}: {error.message}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see either the old content or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from mlci.errors import InputError
+from mlci.files import temp_dir, temp_file
 
 # Media types (image-spec v1.1).
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -269,7 +270,7 @@ class LayerBuilder:
     def build(self, directory: Path, *, created_by: str = "", level: int = 6) -> Layer:
         """Write the layer as a gzip blob into ``directory``; return it with its diff_id."""
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".layer-", suffix=".tmp")
+        fd, tmp = temp_file(directory, prefix=".layer-")
         os.close(fd)
         tmp_path = Path(tmp)
         try:
@@ -437,7 +438,7 @@ def write_layout(
             tip="choose an empty or new folder",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = Path(temp_dir(path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
@@ -596,7 +597,7 @@ def write_docker_archive(
     is written under a temporary name and renamed, so nothing partial is left behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent, prefix=f".{path.name}.")
     os.close(fd)
     layer_names = []
     try:

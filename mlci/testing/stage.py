@@ -180,12 +180,14 @@ class Runner:
         """Indices of the rows a check runs on (None: every row)."""
         if check.slice is not None:
             if check.slice not in self.slices:
+                from mlci.evaluate.slicing import suggest_slice
+
                 names = list(self.slices)
                 shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
                 raise self.error(
                     i,
                     "slice",
-                    f"no declared slice '{check.slice}'{did_you_mean(check.slice, names)}",
+                    f"no declared slice '{check.slice}'{suggest_slice(check.slice, names)}",
                     tip=f"slices declared in evaluation.slices: {shown}"
                     if names
                     else "declare slices in evaluation.slices, or use 'where'",
