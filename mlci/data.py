@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from mlci.config import LoadedConfig
 from mlci.errors import DataError
@@ -73,38 +73,20 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[str, pa.Table]:
             )
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
-    bad_rows: list[Any] = []
-
-    def invalid_row(row: Any) -> str:
-        bad_rows.append(row)
-        return "error"
-
-    def read(threads: bool) -> pa.Table:
-        if fmt == "parquet":
-            return pq.read_table(path)
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        return pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(use_threads=threads),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
-        )
-
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        table = read(threads=True)
+        if fmt == "parquet":
+            # Arrow cannot even read a table whose columns share a name: check them first.
+            _check_names(path, list(pq.read_schema(path).names))
+            table = pq.read_table(path)
+        else:
+            options = pacsv.ParseOptions(delimiter=delimiter)
+            table = pacsv.read_csv(path, parse_options=options)
     except (pa.ArrowException, OSError) as exc:
-        if bad_rows and bad_rows[0].number is None:
-            # Threaded parsing does not know line numbers; read again in order to find it.
-            bad_rows.clear()
-            try:
-                read(threads=False)
-            except (pa.ArrowException, OSError):
-                pass
-        if bad_rows:
-            row = bad_rows[0]
-            at = f"line {row.number}" if row.number is not None else "a line"
-            detail = (
-                f"{at} has {row.actual_columns} fields where the header has {row.expected_columns}"
-            )
+        ragged = _first_ragged_line(path, delimiter) if fmt == "csv" else None
+        if ragged is not None:
+            line, fields, header = ragged
+            detail = f"line {line} has {fields} fields where the header has {header}"
         else:
             detail = _arrow_reason(exc)
         raise DataError(
@@ -115,9 +97,41 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[str, pa.Table]:
     return fmt, table
 
 
+def _first_ragged_line(path: Path, delimiter: str) -> tuple[int, int, int] | None:
+    """(line, fields, header fields) of the first CSV row that does not fit the header.
+
+    Only run once Arrow has refused the file: Arrow's own message quotes the row, and its
+    row-handler hook fails on bytes that are not UTF-8.
+    """
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                return None
+            for row in reader:
+                if row and len(row) != len(header):
+                    return reader.line_num, len(row), len(header)
+    except (csv.Error, OSError):
+        return None
+    return None
+
+
 def _arrow_reason(exc: BaseException) -> str:
     # Arrow quotes the offending row or value after the reason; keep only the reason.
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    conversion = re.match(
+        r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+)", text
+    )
+    if conversion:
+        column, row, kind = conversion.groups()
+        at = f"row {row}" if row else "a row"
+        return (
+            f"{at} of column {int(column) + 1} is not {kind} like the rows before it; "
+            "make the column's values one type"
+        )
     text = re.sub(r"^(CSV parse error|In CSV column #\d+): ", "", text)
     return re.split(r": |'", text, maxsplit=1)[0].strip() or exc.__class__.__name__
 

@@ -195,7 +195,7 @@ class _Parser:
         return self.boolean("and", ast.And, self.negation)
 
     def boolean(self, word: str, op: type[ast.boolop], operand: Any) -> ast.expr:
-        values = [operand()]
+        values: list[ast.expr] = [operand()]
         while self.at(word):
             self.take()
             values.append(operand())

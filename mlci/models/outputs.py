@@ -59,11 +59,11 @@ def _vector(raw: Any, rows: int, where: str, what: str) -> np.ndarray:
 
 def _finite(values: np.ndarray, where: str, what: str) -> None:
     try:
-        bad = ~np.isfinite(values.astype(np.float64))
+        bad: np.ndarray = np.asarray(~np.isfinite(values.astype(np.float64)))
     except (TypeError, ValueError):
         raise ModelError(f"{where}: the model returned {what} that are not numbers") from None
     if bad.ndim == 2:
-        bad = bad.any(axis=1)
+        bad = np.asarray(bad.any(axis=1))
     if bad.any():
         raise ModelError(
             f"{where}: the model returned NaN or infinite {what} for {int(bad.sum()):,} rows "

@@ -99,10 +99,6 @@ class SklearnModel(Model):
         ):
             return Predictions(values=self._values(raw))
         labels = raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
-        if labels.ndim != 1:
-            raise ModelError(
-                f"{self.where}: predict returned shape {raw.shape}; multi-output models are not supported"
-            )
         if labels.dtype.kind in "OSU":
             labels = labels.astype(object)
         return Predictions(labels=labels, proba=proba, classes=self.classes)
