@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -36,6 +36,7 @@ Loc = tuple[str | int, ...]
 # lines of YAML stand for billions of nodes; no real mlci.yaml comes near these.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64  # lists and mappings inside each other (a real mlci.yaml has about 6)
 
 
 class DataConfig(Strict):
@@ -141,7 +142,9 @@ class SliceConfig(Strict):
     values: list[str | int | float | bool] | None = Field(
         None, description="Only these values of a categorical feature."
     )
-    bins: list[float] | None = Field(None, description="Bin edges for a numeric feature.")
+    bins: list[Annotated[float, Field(allow_inf_nan=True)]] | None = Field(
+        None, description="Bin edges for a numeric feature (.inf for an open end)."
+    )
     quantiles: int | None = Field(
         None, ge=2, le=100, description="Quantile bins for a numeric feature."
     )
@@ -408,7 +411,7 @@ def parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
     nodes once aliases are expanded, no alias that contains itself, only plain keys, no
     duplicate keys.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text, display)
     try:
         root = loader.get_single_node()
         if root is not None:
@@ -427,6 +430,29 @@ def parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
     finally:
         loader.dispose()
     return root, data
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than MAX_YAML_DEPTH while it composes
+    (its composer recurses once per level, so depth must be bounded before the stack is)."""
+
+    def __init__(self, text: str, display: str) -> None:
+        super().__init__(text)
+        self.name = display  # what marks (positions in errors) call the file
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(
+                    f"{mark.name}:{mark.line + 1}:{mark.column + 1}: invalid YAML: lists or "
+                    f"mappings are nested more than {MAX_YAML_DEPTH} levels deep"
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self.depth -= 1
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -47,4 +47,5 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve)]
 class Strict(BaseModel):
     """A configuration section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Non-finite numbers (.nan, .inf in YAML) are refused: no threshold or setting means them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -70,6 +70,8 @@ def load(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: no such results file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a readable results document ({exc})") from None
+    except RecursionError:  # JSON nested thousands deep
+        raise InputError(f"{path}: not a readable results document (nested too deeply)") from None
     if not isinstance(document, dict):
         raise InputError(f"{path}: not a results document (expected a JSON object)")
     try:

@@ -339,7 +339,11 @@ CORPUS: dict[str, Case] = {
     ),
     "yaml nested too deeply": case(
         append_config("card:\n  limitations: " + "[" * 3000 + "]" * 3000 + "\n"),
-        r"nested too deeply",
+        r"mlci\.yaml:\d+:\d+: invalid YAML: lists or mappings are nested more than 64 levels",
+    ),
+    "yaml mappings nested deeply": case(
+        append_config("card:\n  description: " + "{a: " * 200 + "1" + "}" * 200 + "\n"),
+        r"nested more than 64 levels deep",
     ),
     "yaml list as a key": case(append_config("? [a, b]\n: 1\n"), r"a key must be a plain name"),
     "yaml python tag": case(
@@ -413,6 +417,18 @@ CORPUS: dict[str, Case] = {
     "no features listed": case(
         edit_config("  id: id\n", "  id: id\n  features: []\n"),
         r"data\.features: the list is empty",
+    ),
+    "nan threshold": case(
+        append_config(GATE + "    - {kind: metric, metric: roc_auc, min: .nan}\n"),
+        r"gate\.rules\[0\]\.min: input should be a finite number",
+    ),
+    "infinite setting": case(
+        edit_config("  bootstrap: 200\n", "  bootstrap: 200\n  fdr: .inf\n"),
+        r"evaluation\.fdr: input should be a finite number",
+    ),
+    "nan bin edge": case(
+        edit_config("bins: [18, 40, 60, 80]", "bins: [18, .nan, 80]"),
+        r"'bins' needs at least two strictly increasing edges",
     ),
     "allow_outside not a boolean": case(
         append_config("paths:\n  allow_outside: perhaps\n"),
@@ -989,6 +1005,12 @@ CORPUS: dict[str, Case] = {
     "card results not json": case(
         write_file("results.json", b"\x00\x01binary"),
         r"results\.json: not a readable results document",
+        "card",
+        "{root}/results.json",
+    ),
+    "results nested thousands deep": case(
+        write_file("results.json", "[" * 100_000 + "]" * 100_000),
+        r"results\.json: not a readable results document \(nested too deeply\)",
         "card",
         "{root}/results.json",
     ),

@@ -231,6 +231,7 @@ def test_malformed_bundle_on_the_command_line_is_a_verification_failure(
         "algorithm": json.dumps(changed),
         "not json": "{not json",
         "not a bundle": json.dumps({"mediaType": "text/plain"}),
+        "nested too deeply": "[" * 100_000 + "]" * 100_000,
     }.items():
         bundle = tmp_path / f"{name}.sigstore.json"
         bundle.write_text(content)

@@ -54,7 +54,9 @@ def test_gate_blocks_on_the_slice_regression(results: dict) -> None:
     failing = [r for r in gate["rules"] if r["status"] == "fail" and r["required"]]
     # The slice regression, and the model test that guards the same subgroup.
     assert sorted(r["kind"] for r in failing) == ["slices", "tests"]
-    failed_tests = [t["id"] for t in results["tests"]["results"] if t["status"] == "failed" and t["required"]]
+    failed_tests = [
+        t["id"] for t in results["tests"]["results"] if t["status"] == "failed" and t["required"]
+    ]
     # The new broker deal also shows as drift against the training data.
     assert "subgroup-roc-auc" in failed_tests and "drift:channel" in failed_tests
     assert all(t == "subgroup-roc-auc" or t.startswith("drift:") for t in failed_tests)

@@ -149,9 +149,7 @@ def test_wrong_key_is_rejected(signed, tmp_path: Path, capsys) -> None:
         ["verify", signed["ref"], "--key", str(other), "--results", str(signed["results"])], capsys
     )
     assert code == 1
-    assert (
-        err.count("\n") == 1 and "no valid signature" in err and "not the key given" in err
-    )
+    assert err.count("\n") == 1 and "no valid signature" in err and "not the key given" in err
     image = load(signed["results"])["image"]
     _check_image_section(image)
     assert image["verification"]["verified"] is False

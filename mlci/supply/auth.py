@@ -119,7 +119,7 @@ def _from_helper(helper: str, host: str, path: Path) -> Credentials | None:
     try:
         data = json.loads(done.stdout)
         return Credentials(data["Username"], data["Secret"], f"{program}")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InputError(f"credential helper '{program}' answered something unreadable") from None
 
 
@@ -128,9 +128,13 @@ def _from_config(path: Path, host: str) -> Credentials | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable registry config file ({exc})") from None
-    if not isinstance(data, dict):
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(
+            f"{path}: not a readable registry config file ({exc.__class__.__name__})"
+        ) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k) or {}, dict) for k in ("auths", "credHelpers")
+    ):
         raise InputError(f"{path}: not a registry config file (expected a JSON object)")
     keys = _keys_for(host)
     helpers = data.get("credHelpers") or {}

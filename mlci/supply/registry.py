@@ -390,10 +390,13 @@ class RegistryClient:
         try:
             errors = response.json().get("errors") or []
             if errors:
-                detail = ": " + "; ".join(
-                    f"{e.get('code', '')} {e.get('message', '')}".strip() for e in errors
+                detail = (
+                    ": "
+                    + "; ".join(
+                        f"{e.get('code', '')} {e.get('message', '')}".strip() for e in errors
+                    )[:500]
                 )
-        except ValueError:
+        except (ValueError, RecursionError, AttributeError, TypeError):
             pass
         where = url.replace(self.base, "")
         if response.status_code in (401, 403):
@@ -487,7 +490,7 @@ class RegistryClient:
         try:
             body = answer.json()
             token = body.get("token") or body.get("access_token")
-        except ValueError:
+        except (ValueError, RecursionError, AttributeError):
             token = None
         if not token:
             raise RegistryError(f"token service {challenge.realm} answered without a token")
