@@ -432,7 +432,7 @@ def parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
     return root, data
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]
     """PyYAML's safe loader, refusing nesting deeper than MAX_YAML_DEPTH while it composes
     (its composer recurses once per level, so depth must be bounded before the stack is)."""
 
@@ -450,7 +450,8 @@ class _BoundedLoader(yaml.SafeLoader):
                     f"{mark.name}:{mark.line + 1}:{mark.column + 1}: invalid YAML: lists or "
                     f"mappings are nested more than {MAX_YAML_DEPTH} levels deep"
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
         finally:
             self.depth -= 1
 

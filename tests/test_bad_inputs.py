@@ -1184,3 +1184,49 @@ def test_numbers_pass_one_checkpoint() -> None:
         with pytest.raises(DataError, match="column 'x' has 1 infinite or out-of-range"):
             to_numpy(pa.chunked_array([pa.array(bad, pa.float64())]), "x")
     assert np.isnan(to_numpy(pa.chunked_array([pa.array([None], pa.float64())]), "x")[0]).all()
+
+
+# Cases whose libraries (ONNX Runtime, pyarrow, PyYAML, numpy) could write to the process's
+# standard error behind Python's back: run them as a real process and read what it printed.
+IN_A_PROCESS = [
+    "binary file named csv",
+    "corrupt onnx",
+    "model returns NaN probabilities",
+    "yaml alias bomb",
+    "expression nested thousands deep",
+    "list column in parquet",
+    "data outside the project",
+    "gate results not json",
+]
+
+
+@pytest.mark.parametrize("name", IN_A_PROCESS)
+def test_a_real_process_prints_one_line(
+    name: str, project: Project, tmp_path: Path, results_file: Path
+) -> None:
+    import subprocess
+    import sys
+
+    bad = CORPUS[name]
+    bad.breaker(project)
+    out = tmp_path / "out"
+    fill = {"config": str(project.config), "out": str(out), "root": str(project.root)}
+    argv = [a.format(**fill) for a in bad.argv] or [
+        "check",
+        "--quiet",
+        "--config",
+        str(project.config),
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from mlci.cli import main; sys.exit(main())", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert re.search(bad.pattern, done.stderr) and done.stdout == ""
+    assert not out.exists()
