@@ -9,14 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlci.bench.config import BenchmarkConfig
 from mlci.card.config import CardConfig
-from mlci.configbase import ConfigPath, Strict
+from mlci.configbase import ConfigPath, Strict, check_inside
 from mlci.errors import ConfigError
 from mlci.gate.config import GateConfig
 from mlci.models.formats import ConfigFormat
@@ -29,6 +36,12 @@ StageName = Literal[
     "evaluate", "tests", "benchmark", "image", "sbom", "sign", "gate", "card", "attest"
 ]
 Loc = tuple[str | int, ...]
+
+# Bounds on what a configuration file may ask the YAML loader to build. Aliases let a few
+# lines of YAML stand for billions of nodes; no real mlci.yaml comes near these.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64  # lists and mappings inside each other (a real mlci.yaml has about 6)
 
 
 class DataConfig(Strict):
@@ -49,6 +62,33 @@ class DataConfig(Strict):
         None,
         description="Reference (training) data with the same columns, for data checks and drift.",
     )
+
+    @field_validator("id", "weight", "features")
+    @classmethod
+    def _distinct_roles(cls, value: Any, info: ValidationInfo) -> Any:
+        # One column cannot be both the answer and an input (or an id or a weight): the model
+        # would be scored on what it was given. Fields validate in order, so the roles before
+        # this one are in info.data.
+        if value is None:
+            return value
+        roles = {r: info.data.get(r) for r in ("target", "id", "weight") if r != info.field_name}
+        taken = {column: role for role, column in roles.items() if column is not None}
+        if info.field_name != "features":
+            if value in taken:
+                raise ValueError(f"'{value}' is already data.{taken[value]}; use another column")
+            return value
+        if not value:
+            raise ValueError("the list is empty; list the columns the model reads, or drop it")
+        listed: set[str] = set()
+        for feature in value:
+            if feature in taken:
+                raise ValueError(
+                    f"'{feature}' is data.{taken[feature]} and cannot also be a feature"
+                )
+            if feature in listed:
+                raise ValueError(f"'{feature}' is listed twice")
+            listed.add(feature)
+        return value
 
 
 class ModelSource(Strict):
@@ -72,11 +112,17 @@ class ModelSource(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_source(self) -> ModelSource:
+    def _one_source(self, info: ValidationInfo) -> ModelSource:
         if self.path is None and self.entrypoint is None:
             raise ValueError("give either 'path' or 'entrypoint'")
         if self.entrypoint is not None and self.format not in ("auto", "entrypoint"):
             raise ValueError("'entrypoint' goes with format 'entrypoint' (or 'auto')")
+        target = (self.entrypoint or "").rpartition(":")[0]
+        base = (info.context or {}).get("base_dir")
+        if base is not None and (target.endswith(".py") or "/" in target or "\\" in target):
+            # A file entry point is a path like any other (a module name is looked up on
+            # sys.path and names no file).
+            check_inside(target, Path(base) / target, info.context)
         return self
 
 
@@ -99,7 +145,9 @@ class SliceConfig(Strict):
     values: list[str | int | float | bool] | None = Field(
         None, description="Only these values of a categorical feature."
     )
-    bins: list[float] | None = Field(None, description="Bin edges for a numeric feature.")
+    bins: list[Annotated[float, Field(allow_inf_nan=True)]] | None = Field(
+        None, description="Bin edges for a numeric feature (.inf for an open end)."
+    )
     quantiles: int | None = Field(
         None, ge=2, le=100, description="Quantile bins for a numeric feature."
     )
@@ -193,6 +241,16 @@ class ReportConfig(Strict):
     )
 
 
+class PathsConfig(Strict):
+    """Where the files mlci.yaml names may be."""
+
+    allow_outside: bool = Field(
+        False,
+        description="Let paths in this file (data, reference, models, baselines, templates, "
+        "pytest files, card datasets, entry point files) lead outside its folder.",
+    )
+
+
 class Config(Strict):
     """An mlci.yaml file."""
 
@@ -208,6 +266,7 @@ class Config(Strict):
         None, description="The serving image: base, registry, push, SBOM and signing."
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
     stages: list[StageName] = Field(
         default_factory=lambda: list(get_args(StageName)),
         description="Stages `mlci check` runs (always in the order evaluate, tests, benchmark, "
@@ -320,10 +379,17 @@ def load_config(path: Path) -> LoadedConfig:
     path = find_config(path)
     display = str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{display}: the file is {size:,} bytes; a configuration may have at most "
+                f"{MAX_CONFIG_BYTES:,}",
+                tip="check that --config names mlci.yaml",
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{display}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    root, data = _parse_yaml(text, display)
+        raise ConfigError(f"{display}: cannot read ({exc.__class__.__name__})") from None
+    root, data = parse_yaml(text, display)
     source = SourceMap(display, root)
     if not isinstance(data, dict):
         raise ConfigError(
@@ -332,47 +398,127 @@ def load_config(path: Path) -> LoadedConfig:
             tip="start from the example in the README",
         )
     try:
-        config = Config.model_validate(data, context={"base_dir": path.parent})
+        # Read first whether paths may leave the folder, so every path below is judged by it.
+        paths = PathsConfig.model_validate(data.get("paths") or {})
+    except ValidationError as exc:
+        raise _config_error(exc, source, ("paths",)) from None
+    context = {"base_dir": path.parent, "allow_outside": paths.allow_outside}
+    try:
+        config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise _config_error(exc, source) from None
     return LoadedConfig(config=config, path=path, source=source)
 
 
-def _parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
+def parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
+    """Parse YAML into its node tree and Python data, refusing what could exhaust mlci.
+
+    The node tree is checked before any Python object is built: at most ``MAX_YAML_NODES``
+    nodes once aliases are expanded, no alias that contains itself, only plain keys, no
+    duplicate keys.
+    """
+    loader = _BoundedLoader(text, display)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        _reject_duplicate_keys(root, display)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is not None:
+            _check_nodes(root, display)
+        data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
         raise ConfigError(f"{where}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{display}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{display}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{display}: invalid YAML: lists or mappings are nested too deeply"
+        ) from None
+    finally:
+        loader.dispose()
     return root, data
 
 
-def _reject_duplicate_keys(node: yaml.Node | None, display: str) -> None:
-    # PyYAML silently keeps the last of two equal keys; a typo'd copy would then go unnoticed.
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                mark = key.start_mark
+class _BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """PyYAML's safe loader, refusing nesting deeper than MAX_YAML_DEPTH while it composes
+    (its composer recurses once per level, so depth must be bounded before the stack is)."""
+
+    def __init__(self, text: str, display: str) -> None:
+        super().__init__(text)
+        self.name = display  # what marks (positions in errors) call the file
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
                 raise ConfigError(
-                    f"{display}:{mark.line + 1}:{mark.column + 1}: duplicate key '{key.value}'"
+                    f"{mark.name}:{mark.line + 1}:{mark.column + 1}: invalid YAML: lists or "
+                    f"mappings are nested more than {MAX_YAML_DEPTH} levels deep"
                 )
-            seen.add(key.value)
-            _reject_duplicate_keys(value, display)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _reject_duplicate_keys(item, display)
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self.depth -= 1
 
 
-def _config_error(exc: ValidationError, source: SourceMap) -> ConfigError:
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_nodes(root: yaml.Node, display: str) -> None:
+    """Count nodes as if every alias were expanded, without expanding any (linear time)."""
+
+    def at(node: yaml.Node) -> str:
+        mark = node.start_mark
+        return f"{display}:{mark.line + 1}:{mark.column + 1}"
+
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_YAML_NODES:
+                raise ConfigError(
+                    f"{at(node)}: this value expands to more than {MAX_YAML_NODES:,} YAML nodes "
+                    "(aliases included)",
+                    tip="a configuration this large is a mistake or an alias bomb; write it out",
+                )
+            if isinstance(node, yaml.MappingNode):
+                _check_keys(node, at)
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ConfigError(f"{at(node)}: invalid YAML: an alias refers to a value containing it")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _check_keys(node: yaml.MappingNode, at: Any) -> None:
+    # PyYAML silently keeps the last of two equal keys; a typo'd copy would then go unnoticed.
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            raise ConfigError(f"{at(key)}: invalid YAML: a key must be a plain name")
+        if key.value in seen and key.tag != "tag:yaml.org,2002:merge":
+            raise ConfigError(f"{at(key)}: duplicate key '{key.value}'")
+        seen.add(key.value)
+
+
+def _config_error(exc: ValidationError, source: SourceMap, prefix: Loc = ()) -> ConfigError:
     # Report the first problem only: one line the user can act on, then run again.
     err = _most_useful(exc.errors())
-    loc: Loc = tuple(
+    loc: Loc = prefix + tuple(
         p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
     )
     kind = err["type"]

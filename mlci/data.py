@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -32,6 +33,8 @@ class Dataset:
     features: tuple[str, ...]
     id: str | None = None
     weight: str | None = None
+    # ``file:line:col: data.features`` when mlci.yaml lists the features (None: every column).
+    features_declared_at: str | None = None
 
     @property
     def rows(self) -> int:
@@ -41,8 +44,18 @@ class Dataset:
         return self.columns[name]
 
 
+# The largest magnitude a numeric value may have: the largest finite 32-bit float, since most
+# models read float32 and a larger value would reach them as infinity.
+MAX_MAGNITUDE = 3.4028234663852886e38
+# Fewer rows than this cannot give a metric with an interval or a comparison.
+MIN_ROWS = 2
+
+
 def read_table(path: Path, fmt: str = "auto") -> tuple[str, pa.Table]:
-    """Read a CSV or Parquet file; raise DataError with the path on any failure."""
+    """Read a CSV or Parquet file; raise DataError with the path on any failure.
+
+    Messages never quote the file's content: a path may name a file that is not data at all.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -60,18 +73,104 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[str, pa.Table]:
             )
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         if fmt == "parquet":
-            return fmt, pq.read_table(path)
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        return fmt, pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+            # Arrow cannot even read a table whose columns share a name: check them first.
+            _check_names(path, list(pq.read_schema(path).names))
+            table = pq.read_table(path)
+        else:
+            options = pacsv.ParseOptions(delimiter=delimiter)
+            table = pacsv.read_csv(path, parse_options=options)
     except (pa.ArrowException, OSError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise DataError(f"{path}: not a readable {fmt.upper()} file ({detail})") from None
+        ragged = _first_ragged_line(path, delimiter) if fmt == "csv" else None
+        if ragged is not None:
+            line, fields, header = ragged
+            detail = f"line {line} has {fields} fields where the header has {header}"
+        else:
+            detail = _arrow_reason(exc)
+        raise DataError(
+            f"{path}: not a readable {fmt.upper()} file ({detail})",
+            tip="check that the path names the data file and that its format is right",
+        ) from None
+    _check_names(path, list(table.column_names))
+    return fmt, table
 
 
-def to_numpy(column: pa.ChunkedArray) -> tuple[np.ndarray, ColumnKind]:
-    """One Arrow column as a numpy array and its kind."""
+def _first_ragged_line(path: Path, delimiter: str) -> tuple[int, int, int] | None:
+    """(line, fields, header fields) of the first CSV row that does not fit the header.
+
+    Only run once Arrow has refused the file: Arrow's own message quotes the row, and its
+    row-handler hook fails on bytes that are not UTF-8.
+    """
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                return None
+            for row in reader:
+                if row and len(row) != len(header):
+                    return reader.line_num, len(row), len(header)
+    except (csv.Error, OSError):
+        return None
+    return None
+
+
+def _arrow_reason(exc: BaseException) -> str:
+    # Arrow quotes the offending row or value after the reason; keep only the reason.
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    conversion = re.match(
+        r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+)", text
+    )
+    if conversion:
+        column, row, kind = conversion.groups()
+        at = f"row {row}" if row else "a row"
+        return (
+            f"{at} of column {int(column) + 1} is not {kind} like the rows before it; "
+            "make the column's values one type"
+        )
+    text = re.sub(r"^(CSV parse error|In CSV column #\d+): ", "", text)
+    return re.split(r": |'", text, maxsplit=1)[0].strip() or exc.__class__.__name__
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise DataError(
+                f"{path}: column {i + 1} has no name", tip="give every column a name in the header"
+            )
+        if name in seen:
+            raise DataError(
+                f"{path}: column '{name}' appears twice (columns {seen[name] + 1} and {i + 1})",
+                tip="rename one of them; mlci finds columns by name",
+            )
+        seen[name] = i
+
+
+def read_columns(
+    path: Path, fmt: str = "auto"
+) -> tuple[str, int, dict[str, np.ndarray], dict[str, ColumnKind]]:
+    """Read a data file into checked numpy columns: (format, rows, columns, kinds)."""
+    fmt, table = read_table(path, fmt)
+    columns: dict[str, np.ndarray] = {}
+    kinds: dict[str, ColumnKind] = {}
+    for name in table.column_names:
+        columns[name], kinds[name] = to_numpy(table.column(name), name, str(path))
+    return fmt, table.num_rows, columns, kinds
+
+
+def to_numpy(
+    column: pa.ChunkedArray, name: str = "", where: str = "the data"
+) -> tuple[np.ndarray, ColumnKind]:
+    """One Arrow column as a numpy array and its kind; every data column passes through here.
+
+    Numbers become float64 or int64 and must be finite and within ``MAX_MAGNITUDE`` (missing
+    values are NaN); text, dates and times become Python strings; nested types are refused.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -85,15 +184,63 @@ def to_numpy(column: pa.ChunkedArray) -> tuple[np.ndarray, ColumnKind]:
             return np.array(column.to_pylist(), dtype=object), "categorical"
         return column.to_numpy(), "bool"
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        if column.null_count or pa.types.is_decimal(kind):
-            column = pc.cast(column, pa.float64())
-            return column.to_numpy(zero_copy_only=False).astype(np.float64), "numeric"
-        return column.to_numpy(), "numeric"
+        if pa.types.is_integer(kind) and not column.null_count:
+            values = column.to_numpy()
+            if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
+                values = values.astype(np.float64)
+            return _finite(values, name, where), "numeric"
+        try:
+            column = pc.cast(column, pa.float64(), safe=False)
+        except pa.ArrowException:
+            raise DataError(
+                f"{where}: column '{name}' has numbers beyond what a 64-bit float holds"
+            ) from None
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        return _finite(values, name, where), "numeric"
     if pa.types.is_null(kind):
         return np.full(len(column), None, dtype=object), "categorical"
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        try:
+            column = pc.cast(column, pa.string())
+        except pa.ArrowException:
+            raise DataError(
+                f"{where}: column '{name}' holds bytes that are not UTF-8 text",
+                tip="save the file as UTF-8",
+            ) from None
+        kind = column.type
+    plain = (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_temporal(kind)
+        or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(kind))
+    )
+    if not plain:
+        raise DataError(
+            f"{where}: column '{name}' has type {kind}, which mlci cannot evaluate",
+            tip="flatten nested values into plain columns (numbers, text, booleans, dates), "
+            "or drop the column from the file",
+        )
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         column = pc.cast(column, pa.string())
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object), "categorical"
+
+
+def _finite(values: np.ndarray, name: str, where: str) -> np.ndarray:
+    """``values`` when every number is finite and within MAX_MAGNITUDE (NaN means missing)."""
+    import numpy as np
+
+    if values.dtype.kind in "iu":
+        return values  # 64-bit integers always fit
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (np.abs(values) > MAX_MAGNITUDE)
+    if bad.any():
+        first = int(bad.argmax())
+        raise DataError(
+            f"{where}: column '{name}' has {int(bad.sum())} infinite or out-of-range numbers "
+            f"(first at data row {first + 1}); numbers must lie within ±{MAX_MAGNITUDE:.4g}",
+            tip="fix or drop those values; a model would receive them as infinity",
+        )
+    return values
 
 
 def load_dataset(loaded: LoadedConfig) -> Dataset:
@@ -118,27 +265,33 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
     if cfg.features is not None:
         for i, feature in enumerate(cfg.features):
             require(("data", "features", i), feature)
-            if feature in reserved:
-                raise loaded.error(
-                    ("data", "features", i),
-                    f"'{feature}' is the target, id or weight column and cannot be a feature",
-                )
         features = tuple(cfg.features)
     else:
         features = tuple(n for n in names if n not in reserved)
     if table.num_rows == 0:
         raise DataError(f"{display}: no rows to evaluate", tip="check the file and data.path")
+    if table.num_rows < MIN_ROWS:
+        raise DataError(
+            f"{display}: only {table.num_rows} row; an evaluation needs at least {MIN_ROWS}",
+            tip="check the file and data.path",
+        )
     if not features:
         raise DataError(f"{display}: no feature columns besides the target, id and weight")
 
     columns: dict[str, np.ndarray] = {}
     kinds: dict[str, ColumnKind] = {}
     for name in names:
-        columns[name], kinds[name] = to_numpy(table.column(name))
+        columns[name], kinds[name] = to_numpy(table.column(name), name, display)
 
     _check_target(columns[cfg.target], kinds[cfg.target], cfg.target, display)
     if cfg.weight is not None:
         _check_weight(columns[cfg.weight], kinds[cfg.weight], cfg.weight, display)
+    for feature in features:
+        if missing_mask(columns[feature]).all():
+            raise DataError(
+                f"{display}: feature column '{feature}' is missing in every row",
+                tip="fill the column, or leave it out with data.features",
+            )
     return Dataset(
         path=cfg.path,
         display=display,
@@ -150,6 +303,7 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
         features=features,
         id=cfg.id,
         weight=cfg.weight,
+        features_declared_at=None if cfg.features is None else loaded.where(("data", "features")),
     )
 
 

@@ -9,7 +9,6 @@ are skipped, the gate reads the gap as missing evidence, and the command exits 1
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -192,14 +191,14 @@ def check(
     Outputs are written only when every model's run finished, so bad input leaves nothing
     half written.
     """
-    from mlci.files import check_output_dir, move_into, write_atomic
+    from mlci.files import check_out_dir, move_into, temp_dir, write_atomic
     from mlci.report import render_all
 
-    check_output_dir(out)
+    check_out_dir(out)
     progress(f"reading {loaded.config.data.path}")
     data = load_dataset(loaded)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".mlci-", dir=out.parent))
+    staging = Path(temp_dir(out.parent))
     try:
         runs = []
         for spec in loaded.config.models:

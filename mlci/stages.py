@@ -99,6 +99,19 @@ def model_frame(model: Model, data: Dataset) -> dict[str, Any]:
     from mlci.suggest import did_you_mean
 
     features = model.info.features or data.features
+    if data.features_declared_at is not None:
+        # data.features is a promise about what the model reads; a model that reads more
+        # would silently use columns the user meant to leave out.
+        unlisted = [f for f in features if f not in data.features]
+        if unlisted:
+            shown = ", ".join(repr(f) for f in unlisted[:5]) + (
+                ", ..." if len(unlisted) > 5 else ""
+            )
+            raise DataError(
+                f"{data.features_declared_at}: model '{model.info.name}' also reads {shown}, "
+                "which data.features leaves out",
+                tip="list every column the model reads in data.features, or remove data.features",
+            )
     missing = [f for f in features if f not in data.columns]
     if missing:
         raise DataError(

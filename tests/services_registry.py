@@ -140,7 +140,7 @@ class TokenService:
     """Issues registry JWTs (ES256, x5c header) to ``mlci``/``PASSWORD`` and to anonymous
     callers for pull only; refuses wrong passwords with 401."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, host: str = "127.0.0.1") -> None:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -163,6 +163,7 @@ class TokenService:
         self.cert_path = folder / "token-signer.pem"
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self.requests: list[dict[str, Any]] = []
+        self.received: list[str] = []  # every Authorization header, exactly as sent
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -172,14 +173,15 @@ class TokenService:
             def do_GET(self) -> None:  # noqa: N802
                 service.handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}/token"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         query = parse_qs(urlparse(handler.path).query)
         header = handler.headers.get("Authorization", "")
+        self.received.append(header)
         user = None
         if header.startswith("Basic "):
             name, _, secret = base64.b64decode(header[6:]).decode().partition(":")
@@ -243,6 +245,30 @@ def token_registry(
     """A registry behind bearer-token authentication, and the token service it trusts."""
     folder = tmp_path_factory.mktemp("token-registry")
     tokens = TokenService(folder)
+    running = start_registry(
+        folder,
+        {
+            "token": {
+                "realm": tokens.url,
+                "service": SERVICE,
+                "issuer": ISSUER,
+                "rootcertbundle": str(tokens.cert_path),
+            }
+        },
+    )
+    yield running, tokens
+    running.stop()
+    tokens.stop()
+
+
+@pytest.fixture(scope="session")
+def foreign_realm_registry(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Registry, TokenService]]:
+    """A registry whose 401 names a token service on another loopback host (127.0.0.2): what a
+    hostile or compromised registry does to collect the credentials clients send there."""
+    folder = tmp_path_factory.mktemp("foreign-realm-registry")
+    tokens = TokenService(folder, host="127.0.0.2")
     running = start_registry(
         folder,
         {

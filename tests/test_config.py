@@ -19,7 +19,7 @@ models:
   - name: a
     path: models/a.onnx
     baseline:
-      path: ../prod/b.onnx
+      path: prod/b.onnx
   - name: b
     entrypoint: "pkg.module:make"
 evaluation:
@@ -54,7 +54,7 @@ def test_good_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> None
     assert config.data.path == tmp_path / "data" / "eval.csv"
     assert config.models[0].path == tmp_path / "models" / "a.onnx"
     assert config.models[0].baseline is not None
-    assert config.models[0].baseline.path == tmp_path / ".." / "prod" / "b.onnx"
+    assert config.models[0].baseline.path == tmp_path / "prod" / "b.onnx"
     assert config.models[1].entrypoint == "pkg.module:make"
     assert [s.feature for s in config.evaluation.slices] == ["region", "age", None, None]
     assert config.evaluation.discover.enabled

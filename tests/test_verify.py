@@ -149,9 +149,7 @@ def test_wrong_key_is_rejected(signed, tmp_path: Path, capsys) -> None:
         ["verify", signed["ref"], "--key", str(other), "--results", str(signed["results"])], capsys
     )
     assert code == 1
-    assert (
-        err.count("\n") == 1 and "no valid signature" in err and "does not verify with key" in err
-    )
+    assert err.count("\n") == 1 and "no valid signature" in err and "not the key given" in err
     image = plain(load(signed["results"]))["image"]
     _check_image_section(image)
     assert image["verification"]["verified"] is False
@@ -315,7 +313,7 @@ def test_keyless_bundle_rejects_a_changed_artifact(tmp_path: Path) -> None:
     data = bytearray((FIXTURES / WHEEL).read_bytes())
     data[-1] ^= 0xFF
     changed.write_bytes(bytes(data))
-    with pytest.raises(VerificationError, match="digest mismatch"):
+    with pytest.raises(VerificationError, match="sha256 differs from the signed digest"):
         verify_file(
             changed,
             FIXTURES / f"{WHEEL}.sigstore.json",
@@ -325,7 +323,7 @@ def test_keyless_bundle_rejects_a_changed_artifact(tmp_path: Path) -> None:
 
 def test_keyless_bundle_with_a_key_policy_is_rejected(tmp_path: Path, keys) -> None:
     shutil.copy(FIXTURES / WHEEL, tmp_path / WHEEL)
-    with pytest.raises(VerificationError, match="neither a DSSE envelope|does not verify"):
+    with pytest.raises(VerificationError, match="signed keylessly .*not with a key"):
         verify_file(
             tmp_path / WHEEL, FIXTURES / f"{WHEEL}.sigstore.json", Policy(public_key=keys[1])
         )

@@ -129,10 +129,12 @@ def _stage_list(text: str | None, flag: str) -> list[str]:
 
 def run_check(args: argparse.Namespace) -> int:
     from mlci.config import load_config
+    from mlci.files import check_out_dir
     from mlci.pipeline import check, selected_stages
     from mlci.report import failures, headlines
     from mlci.stages import RunOptions
 
+    check_out_dir(args.out)  # before any work: a bad --out must not waste a whole run
     loaded = load_config(args.config)
     only = args.stages or _stage_list(getattr(args, "only", None), "--only")
     skip = _stage_list(getattr(args, "skip", None), "--skip")

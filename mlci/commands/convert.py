@@ -34,7 +34,9 @@ def register(sub: Any) -> None:
 def run_convert(args: argparse.Namespace) -> int:
     from mlci.config import load_config
     from mlci.conversion import convert_models
+    from mlci.files import check_out_dir
 
+    check_out_dir(args.out)
     loaded = load_config(args.config)
     results = convert_models(loaded, args.out, args.model)
     failed = 0

@@ -117,9 +117,12 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from mlci.files import check_out_file
     from mlci.report import RENDERERS
     from mlci.results import MergeError, dumps, load, merge
 
+    if args.out is not None:
+        check_out_file(args.out)
     if len(args.results) > 1 and not args.merge:
         raise UsageError(
             "mlci report: several results files need --merge", tip="add --merge to combine them"
@@ -178,8 +181,11 @@ def run_gate(args: argparse.Namespace) -> int:
 
 def run_card(args: argparse.Namespace) -> int:
     from mlci.card.stage import render_card
+    from mlci.files import check_out_file
     from mlci.results import load
 
+    if args.out is not None:
+        check_out_file(args.out)
     document = load(args.results)
     loaded = optional_config(args.config)
     card_config = loaded.config.card if loaded is not None else None

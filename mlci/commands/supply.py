@@ -105,12 +105,13 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_sbom(args: argparse.Namespace) -> int:
-    from mlci.files import write_atomic
+    from mlci.files import check_out_file, write_atomic
     from mlci.hashing import sha256_file
     from mlci.results.image import SbomRecord
     from mlci.supply.layout import split_layout_argument
     from mlci.supply.sbom import build_sbom, load_model_card
 
+    check_out_file(args.out)
     folder, tag = split_layout_argument(args.layout)
     results = _load_results(args.results)
     card = load_model_card(args.card) if args.card else None

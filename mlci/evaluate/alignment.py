@@ -69,6 +69,13 @@ def align(task: Task, target: np.ndarray, predictions: Sequence[Predictions]) ->
         classes = tuple(seen[k] for k in sorted(seen))
     index = {label_key(c): i for i, c in enumerate(classes)}
     y_true = _to_index(target, index, "the target")
+    present = np.unique(y_true)
+    if len(present) < 2:
+        only = label_key(classes[int(present[0])]) if len(present) else "none"
+        raise AlignmentError(
+            f"the target holds one class ('{only}') in all {len(y_true)} rows; a classifier can "
+            "only be evaluated on data with at least two classes"
+        )
     outputs = []
     for p in predictions:
         model_classes = p.classes or classes

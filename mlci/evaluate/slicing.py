@@ -33,6 +33,29 @@ class SliceDef:
     mask: np.ndarray
 
 
+def slice_parts(name: str) -> frozenset[str]:
+    """The conditions of a slice name, order and spacing aside: 'a=1, b=2' -> {'a=1', 'b=2'}."""
+    return frozenset(
+        "=".join(side.strip() for side in part.split("=", 1)) for part in name.split(",")
+    )
+
+
+def suggest_slice(name: str, names: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for a slice name, or an empty string.
+
+    A name with the same conditions in another order or spacing ('channel=broker,
+    employment=self-employed' for 'employment=self-employed, channel=broker') is the likeliest
+    meaning; otherwise the closest spelling.
+    """
+    parts = slice_parts(name)
+    for candidate in names:
+        if slice_parts(candidate) == parts:
+            return (
+                f" (did you mean '{candidate}'? the same conditions in the order mlci names them)"
+            )
+    return did_you_mean(name, names)
+
+
 def format_value(value: Any) -> str:
     """A value as it would be written in an expression: strings quoted, numbers compact."""
     if isinstance(value, str):

@@ -99,14 +99,19 @@ def discover_slices(
             codes[feature], labels[feature] = encode_categorical(values)
     search_rows = int(searched.sum())
     support = cfg.min_support or max(MIN_DISCOVERY_SUPPORT, search_rows // 100)
-    found = find_slices(
-        {f: c[searched] for f, c in codes.items()},
-        labels,
-        errors[searched],
-        k=cfg.top_k,
-        max_level=cfg.max_level,
-        alpha=cfg.alpha,
-        min_support=support,
+    # Too few rows to hold one slice of the minimum size: there is nothing to search.
+    found = (
+        find_slices(
+            {f: c[searched] for f, c in codes.items()},
+            labels,
+            errors[searched],
+            k=cfg.top_k,
+            max_level=cfg.max_level,
+            alpha=cfg.alpha,
+            min_support=support,
+        )
+        if search_rows >= support
+        else []
     )
     slices = [
         SliceRows(

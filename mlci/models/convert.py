@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlci.errors import MlciError
+from mlci.files import temp_file
 from mlci.models.frames import frame_length, one_line
 from mlci.models.interface import Frame, Predictions
 from mlci.models.onnx import OnnxModel
@@ -85,9 +85,7 @@ def convert_to_onnx(
     tmp: Path | None = None
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp"
-        )
+        fd, tmp_name = temp_file(out_path.parent, prefix=f".{out_path.name}.")
         tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as handle:
             handle.write(proto.SerializeToString())

@@ -60,10 +60,22 @@ class Predictions:
 
 
 class Model(abc.ABC):
-    """A loaded model that can predict on a frame of feature columns."""
+    """A loaded model that can predict on a frame of feature columns.
+
+    Runtimes implement ``_predict``; ``predict`` checks what it returns, so no caller ever sees
+    predictions of the wrong length or shape, or NaN probabilities.
+    """
 
     info: ModelInfo
 
-    @abc.abstractmethod
     def predict(self, frame: Frame) -> Predictions:
-        """Predict for every row of ``frame``; raise ModelError on failure."""
+        """Predict for every row of ``frame``; raise ModelError on failure or bad output."""
+        from mlci.models.frames import frame_length
+        from mlci.models.outputs import check_predictions
+
+        rows = frame_length(frame, self.info.path or self.info.name)
+        return check_predictions(self._predict(frame), rows, self.info)
+
+    @abc.abstractmethod
+    def _predict(self, frame: Frame) -> Predictions:
+        """What the runtime predicts for every row of ``frame``, unchecked."""

@@ -221,7 +221,7 @@ class OnnxModel(Model):
 
     # -- prediction -----------------------------------------------------------------------
 
-    def predict(self, frame: Frame) -> Predictions:
+    def _predict(self, frame: Frame) -> Predictions:
         """Run the model on every row of ``frame`` in chunks of ``CHUNK_ROWS``."""
         where = str(self.path)
         n = frame_length(frame, where)

@@ -82,7 +82,7 @@ class SklearnModel(Model):
             extra={"estimator": _describe(estimator), **(extra or {})},
         )
 
-    def predict(self, frame: Frame) -> Predictions:
+    def _predict(self, frame: Frame) -> Predictions:
         """Predict labels and probabilities (classifiers) or values (regressors)."""
         X = self.features(frame)
         try:
@@ -100,20 +100,8 @@ class SklearnModel(Model):
         ):
             return Predictions(values=self._values(raw))
         labels = raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
-        if labels.ndim != 1:
-            raise ModelError(
-                f"{self.where}: predict returned shape {raw.shape}; multi-output models are not supported"
-            )
         if labels.dtype.kind in "OSU":
             labels = labels.astype(object)
-        if proba is not None:
-            if proba.ndim == 1:
-                proba = proba.reshape(-1, 1)
-            if self.classes is not None and proba.shape[1] != len(self.classes):
-                raise ModelError(
-                    f"{self.where}: predict_proba returned {proba.shape[1]} columns for "
-                    f"{len(self.classes)} classes"
-                )
         return Predictions(labels=labels, proba=proba, classes=self.classes)
 
     def features(self, frame: Frame) -> Any:

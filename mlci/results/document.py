@@ -162,6 +162,8 @@ def load(path: Path) -> Results:
         raise InputError(
             f"{path}: not a readable results document ({exc.__class__.__name__})"
         ) from None
+    except RecursionError:  # JSON nested thousands deep
+        raise InputError(f"{path}: not a readable results document (nested too deeply)") from None
     return parse(data, str(path))
 
 

@@ -137,8 +137,8 @@ def parse_bundle(raw: bytes | str, what: str = "bundle") -> dict[str, Any]:
     """Read a Sigstore bundle and check its media type."""
     try:
         data = json.loads(raw)
-    except ValueError:
-        raise InputError(f"{what} is not JSON") from None
+    except (ValueError, RecursionError):
+        raise InputError(f"{what} is not JSON (or is nested too deeply)") from None
     if not isinstance(data, dict) or data.get("mediaType") not in BUNDLE_MEDIA_TYPES:
         raise InputError(
             f"{what} is not a Sigstore bundle (media type {data.get('mediaType') if isinstance(data, dict) else None!r})"

@@ -11,18 +11,28 @@ tokens for public repositories, as ghcr.io and Docker Hub do.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mlci.errors import InputError
 
 ENV_USERNAME = "MLCI_REGISTRY_USERNAME"
 ENV_PASSWORD = "MLCI_REGISTRY_PASSWORD"
+# Hosts, besides a registry's own, that may receive its credentials as a token service.
+ENV_AUTH_HOSTS = "MLCI_REGISTRY_AUTH_HOSTS"
+# Token services of well-known registries that live on another host than the registry.
+KNOWN_TOKEN_HOSTS: dict[str, tuple[str, ...]] = {
+    "docker.io": ("auth.docker.io",),
+    "registry-1.docker.io": ("auth.docker.io",),
+    "index.docker.io": ("auth.docker.io",),
+}
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io")
 
@@ -109,7 +119,7 @@ def _from_helper(helper: str, host: str, path: Path) -> Credentials | None:
     try:
         data = json.loads(done.stdout)
         return Credentials(data["Username"], data["Secret"], f"{program}")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InputError(f"credential helper '{program}' answered something unreadable") from None
 
 
@@ -118,9 +128,13 @@ def _from_config(path: Path, host: str) -> Credentials | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable registry config file ({exc})") from None
-    if not isinstance(data, dict):
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(
+            f"{path}: not a readable registry config file ({exc.__class__.__name__})"
+        ) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k) or {}, dict) for k in ("auths", "credHelpers")
+    ):
         raise InputError(f"{path}: not a registry config file (expected a JSON object)")
     keys = _keys_for(host)
     helpers = data.get("credHelpers") or {}
@@ -158,4 +172,49 @@ def find_credentials(host: str, env: Mapping[str, str] | None = None) -> Credent
         found = _from_config(path, host)
         if found:
             return found
+    return None
+
+
+def hostname(host: str) -> str:
+    """The host name of ``host[:port]`` (or ``[v6]:port``), lower-cased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.index("]")] if "]" in host else host[1:]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback(name: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def trusted_auth_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Extra token-service hosts the user allows (``MLCI_REGISTRY_AUTH_HOSTS``, comma-separated)."""
+    return tuple(h for h in (hostname(x) for x in env.get(ENV_AUTH_HOSTS, "").split(",")) if h)
+
+
+def credential_refusal(registry_host: str, url: str, trusted: Iterable[str] = ()) -> str | None:
+    """Why credentials for ``registry_host`` must not be sent to ``url`` (None: they may).
+
+    A registry's 401 names the token service (realm) the client should log in to; whoever
+    answers for the registry, or sits between it and the client, chooses that URL. So the
+    login goes only to the registry's own host name, a well-known token service of that
+    registry, or a host the user listed in MLCI_REGISTRY_AUTH_HOSTS, and never over plain
+    http except to this machine.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http(s) URL"
+    target = parts.hostname.lower()
+    own = hostname(registry_host)
+    allowed = {own, *KNOWN_TOKEN_HOSTS.get(own, ()), *trusted}
+    if target not in allowed:
+        return f"{target} is not the registry's host ({own})"
+    if parts.scheme == "http" and not is_loopback(target):
+        return f"{url} is plain http, which would expose them on the network"
     return None

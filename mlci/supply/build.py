@@ -38,6 +38,7 @@ from typing import Any
 
 from mlci import __version__
 from mlci.errors import InputError, UsageError
+from mlci.files import temp_file
 from mlci.supply import layout, oci
 from mlci.supply.bases import BaseImage, BaseSource
 from mlci.supply.builder import (
@@ -297,7 +298,7 @@ def compressed_base_layer(layer: oci.Layer, cache: Path) -> oci.Layer:
             return oci.Layer(oci.Blob(desc, path=blob), layer.diff_id, layer.created_by)
     folder = cache / "layers"
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".base-", suffix=".tmp")
+    fd, tmp = temp_file(folder, prefix=".base-")
     os.close(fd)
     try:
         digest = hashlib.sha256()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mlci.configbase import ConfigPath, Strict
+from mlci.configbase import ConfigPath, Strict, check_inside
+
+# Base image sources that name a file or folder (docker:// names a registry).
+FILE_SCHEMES = ("oci", "docker-archive", "oci-archive")
 
 
 class SignConfig(Strict):
@@ -56,6 +60,26 @@ class ImageConfig(Strict):
     )
     sbom: bool = Field(True, description="Write the image's SBOM (CycloneDX 1.6).")
     sign: SignConfig = Field(default_factory=SignConfig)
+
+    @field_validator("base")
+    @classmethod
+    def _base_inside(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A base given as a path is resolved against mlci.yaml and must stay in its folder."""
+        base_dir = (info.context or {}).get("base_dir")
+        if value is None or base_dir is None:
+            return value
+        scheme, sep, rest = value.partition(":")
+        if sep and rest.startswith("//"):
+            return value
+        if sep and scheme in FILE_SCHEMES:
+            given = rest
+            if scheme == "oci" and ":" in rest and not (Path(base_dir) / rest).exists():
+                given = rest.rsplit(":", 1)[0]  # oci:DIR:TAG
+        else:
+            scheme, given = "", value
+        path = Path(given) if Path(given).is_absolute() else Path(base_dir) / given
+        check_inside(given, path, info.context)
+        return f"{scheme}:{Path(base_dir) / rest}" if scheme else str(path)
 
     @model_validator(mode="after")
     def _registry_for_push(self) -> ImageConfig:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlci.errors import InputError
+from mlci.files import temp_dir, temp_file
 from mlci.supply.oci import (
     ANNOTATION_REF_NAME,
     DOCKER_MANIFEST,
@@ -66,7 +67,7 @@ def write_layout(
             tip="choose an empty or new folder",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = Path(temp_dir(path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
@@ -214,7 +215,7 @@ def write_docker_archive(
     is written under a temporary name and renamed, so nothing partial is left behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent, prefix=f".{path.name}.")
     os.close(fd)
     layer_names = []
     try:

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from mlci.errors import InputError
+from mlci.files import temp_file
 
 # Media types (image-spec v1.1).
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -273,7 +273,7 @@ class LayerBuilder:
     def build(self, directory: Path, *, created_by: str = "", level: int = 6) -> Layer:
         """Write the layer as a gzip blob into ``directory``; return it with its diff_id."""
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".layer-", suffix=".tmp")
+        fd, tmp = temp_file(directory, prefix=".layer-")
         os.close(fd)
         tmp_path = Path(tmp)
         try:

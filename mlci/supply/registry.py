@@ -21,7 +21,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mlci.errors import InputError, MlciError, UsageError
-from mlci.supply.auth import Challenge, Credentials, find_credentials, parse_challenge
+from mlci.supply.auth import (
+    ENV_AUTH_HOSTS,
+    Challenge,
+    Credentials,
+    credential_refusal,
+    find_credentials,
+    is_loopback,
+    parse_challenge,
+    trusted_auth_hosts,
+)
+from mlci.supply.auth import (
+    hostname as hostname_of,
+)
 from mlci.supply.layout import LayoutImage
 from mlci.supply.oci import (
     INDEX_TYPES,
@@ -117,11 +129,6 @@ class Reference:
 # --- the client -------------------------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return name in ("localhost", "127.0.0.1", "[::1]") or name.startswith("127.")
-
-
 class RegistryClient:
     """One repository on one registry, with its authentication state."""
 
@@ -141,7 +148,9 @@ class RegistryClient:
         env_map = os.environ if env is None else env
         self.reference = reference
         if insecure is None:
-            insecure = _is_loopback(reference.host) or env_map.get(ENV_INSECURE, "") in (
+            insecure = is_loopback(hostname_of(reference.host)) or env_map.get(
+                ENV_INSECURE, ""
+            ) in (
                 "1",
                 "true",
             )
@@ -158,6 +167,7 @@ class RegistryClient:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.timeout = timeout
+        self.auth_hosts = trusted_auth_hosts(env_map)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "mlci"
         self._authorization: str | None = None
@@ -228,10 +238,13 @@ class RegistryClient:
         try:
             errors = response.json().get("errors") or []
             if errors:
-                detail = ": " + "; ".join(
-                    f"{e.get('code', '')} {e.get('message', '')}".strip() for e in errors
+                detail = (
+                    ": "
+                    + "; ".join(
+                        f"{e.get('code', '')} {e.get('message', '')}".strip() for e in errors
+                    )[:500]
                 )
-        except ValueError:
+        except (ValueError, RecursionError, AttributeError, TypeError):
             pass
         where = url.replace(self.base, "")
         if response.status_code in (401, 403):
@@ -259,6 +272,12 @@ class RegistryClient:
                     tip="docker/podman login, or set MLCI_REGISTRY_USERNAME and "
                     "MLCI_REGISTRY_PASSWORD",
                 )
+            if self.scheme == "http" and not is_loopback(hostname_of(self.reference.api_host)):
+                raise AuthError(
+                    f"registry {self.reference.host} asks for a password over plain http; mlci "
+                    "sends credentials over http only to this machine",
+                    tip="use the registry over https",
+                )
             self._authorization = self.credentials.basic_header()
             return
         if challenge.scheme != "bearer" or not challenge.realm:
@@ -279,12 +298,28 @@ class RegistryClient:
         key = f"{challenge.realm}?{urlencode(query)}"
         if key in self._tokens:
             return self._tokens[key]
+        realm = str(challenge.realm)
         headers = {}
         if self.credentials:
+            refusal = credential_refusal(
+                self.reference.api_host, realm, (hostname_of(self.reference.host), *self.auth_hosts)
+            )
+            if refusal:
+                raise AuthError(
+                    f"registry {self.reference.host} sends its login to the token service "
+                    f"{realm}; mlci does not send your credentials there: {refusal}",
+                    tip=f"if you trust that service, add its host to {ENV_AUTH_HOSTS}",
+                )
             headers["Authorization"] = self.credentials.basic_header()
+        elif not realm.startswith(("https://", "http://")):
+            raise AuthError(
+                f"registry {self.reference.host} names a token service that is not an http(s) "
+                f"URL: {realm!r}"
+            )
         try:
+            # No redirects: they would carry the login to wherever the service points.
             answer = self.session.get(
-                str(challenge.realm), params=query, headers=headers, timeout=self.timeout
+                realm, params=query, headers=headers, timeout=self.timeout, allow_redirects=False
             )
         except requests.exceptions.RequestException as exc:
             raise RegistryError(
@@ -303,7 +338,7 @@ class RegistryClient:
         try:
             body = answer.json()
             token = body.get("token") or body.get("access_token")
-        except ValueError:
+        except (ValueError, RecursionError, AttributeError):
             token = None
         if not token:
             raise RegistryError(f"token service {challenge.realm} answered without a token")

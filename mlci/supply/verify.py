@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlci.errors import InputError, MlciError, UsageError
 from mlci.supply import attest
+from mlci.supply.bundle_schema import BundleFormatError, check_bundle
 from mlci.supply.sbom import sbom_image_digest, sbom_models
 
 if TYPE_CHECKING:
@@ -89,6 +90,31 @@ def _ecdsa_ok(public_key: Any, signature: bytes, data: bytes) -> bool:
         return False
 
 
+def _key_names(public_key: Any) -> set[str]:
+    """How a bundle may name this key: mlci's hex key id, or the base64 of the same sha256."""
+    from mlci.supply.signing import key_id
+
+    kid = key_id(public_key)
+    return {kid, base64.b64encode(bytes.fromhex(kid)).decode("ascii")}
+
+
+def _checked_shape(bundle: dict[str, Any], what: str) -> None:
+    try:
+        check_bundle(bundle)
+    except BundleFormatError as exc:
+        raise VerificationError(
+            f"{what}: malformed Sigstore bundle: {exc}",
+            tip="a bundle whose fields do not all check out is refused; sign again",
+        ) from None
+
+
+def _file_digest_matches(message: dict[str, Any], artifact: bytes, what: str) -> None:
+    # The schema admits only SHA2_256, so the digest is compared with the file's sha256.
+    signed = base64.b64decode(message["messageDigest"]["digest"])
+    if signed != hashlib.sha256(artifact).digest():
+        raise VerificationError(f"{what}: the file's sha256 differs from the signed digest")
+
+
 def _verify_with_key(
     bundle: dict[str, Any], policy: Policy, artifact: bytes | None, what: str
 ) -> Verified:
@@ -96,10 +122,36 @@ def _verify_with_key(
 
     key = _public_key(policy)
     kid = key_id(key)
+    names = _key_names(key)
+    material = bundle["verificationMaterial"]
+    if "publicKey" not in material:
+        raise VerificationError(
+            f"{what}: signed keylessly (with a certificate), not with a key",
+            tip="verify it with --certificate-identity and --certificate-oidc-issuer",
+        )
+    if material["publicKey"]["hint"] not in names:
+        raise VerificationError(
+            f"{what}: the bundle names key {material['publicKey']['hint'][:16]}, not the key "
+            f"given ({kid[:12]})"
+        )
+    if material["tlogEntries"] or (material.get("timestampVerificationData") or {}).get(
+        "rfc3161Timestamps"
+    ):
+        # Nothing in a key policy can check them; a field that is not checked is refused.
+        raise VerificationError(
+            f"{what}: a key-signed bundle carries transparency-log entries or timestamps that "
+            "mlci cannot check"
+        )
     if "dsseEnvelope" in bundle:
+        signature = bundle["dsseEnvelope"]["signatures"][0]
+        if signature.get("keyid") not in names:
+            raise VerificationError(
+                f"{what}: the envelope's signature names key {str(signature.get('keyid'))[:16]}, "
+                f"not the key given ({kid[:12]})"
+            )
         envelope = attest.envelope_of(bundle, what)
         signed = attest.pae(envelope.payload_type, envelope.payload)
-        if not any(_ecdsa_ok(key, sig, signed) for sig in envelope.signatures):
+        if not _ecdsa_ok(key, envelope.signatures[0], signed):
             raise VerificationError(f"{what}: the signature does not verify with key {kid[:12]}")
         statement = envelope.statement()
         if artifact is not None:
@@ -109,16 +161,11 @@ def _verify_with_key(
                     f"{what}: the statement does not name this file ({digest[:19]})"
                 )
         return Verified(f"key:sha256:{kid}", None, kid, statement)
-    message = bundle.get("messageSignature")
-    if not isinstance(message, dict):
-        raise VerificationError(f"{what}: the bundle holds neither a DSSE envelope nor a signature")
+    message = bundle["messageSignature"]
     if artifact is None:
         raise VerificationError(f"{what}: a message signature needs the signed file")
-    expected = (message.get("messageDigest") or {}).get("digest")
-    actual = base64.b64encode(hashlib.sha256(artifact).digest()).decode()
-    if expected and expected != actual:
-        raise VerificationError(f"{what}: the file's sha256 differs from the signed digest")
-    signature = attest.unb64(str(message.get("signature", "")), f"{what}'s signature")
+    _file_digest_matches(message, artifact, what)
+    signature = base64.b64decode(message["signature"])
     if not _ecdsa_ok(key, signature, artifact):
         raise VerificationError(f"{what}: the signature does not verify with key {kid[:12]}")
     return Verified(f"key:sha256:{kid}", None, kid, None)
@@ -147,7 +194,7 @@ def _verify_keyless(
     from sigstore.models import Bundle
     from sigstore.verify.policy import Identity
 
-    if "publicKey" in (bundle.get("verificationMaterial") or {}):
+    if "publicKey" in bundle["verificationMaterial"]:
         raise VerificationError(
             f"{what}: signed with a key, not keylessly",
             tip="verify it with --key PUBLIC_KEY",
@@ -170,6 +217,8 @@ def _verify_keyless(
         else:
             if artifact is None:
                 raise VerificationError(f"{what}: a message signature needs the signed file")
+            # sigstore-python compares the digest's bytes but not its algorithm.
+            _file_digest_matches(bundle["messageSignature"], artifact, what)
             verifier.verify_artifact(artifact, parsed, identity)
     except VerificationError:
         raise
@@ -182,7 +231,12 @@ def _verify_keyless(
 def verify_bundle(
     bundle: dict[str, Any], policy: Policy, *, artifact: bytes | None = None, what: str = "bundle"
 ) -> Verified:
-    """Verify one bundle against ``policy`` (and against ``artifact``'s bytes when given)."""
+    """Verify one bundle against ``policy`` (and against ``artifact``'s bytes when given).
+
+    The bundle's shape is checked first, field by field (see ``bundle_schema``), so every
+    field either checks out or makes the verification fail.
+    """
+    _checked_shape(bundle, what)
     if policy.public_key:
         return _verify_with_key(bundle, policy, artifact, what)
     return _verify_keyless(bundle, policy, artifact, what)
@@ -200,7 +254,10 @@ def verify_file(path: Path, bundle_path: Path, policy: Policy) -> Verified:
         raise InputError(
             f"{bundle_path}: no such bundle", tip="give the bundle with --bundle FILE"
         ) from None
-    bundle = attest.parse_bundle(raw, str(bundle_path))
+    try:
+        bundle = attest.parse_bundle(raw, str(bundle_path))
+    except InputError as exc:  # a malformed bundle fails verification, like a forged one
+        raise VerificationError(exc.message, tip=exc.tip) from None
     return verify_bundle(bundle, policy, artifact=artifact, what=path.name)
 
 

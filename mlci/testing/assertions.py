@@ -83,18 +83,14 @@ def load_reference(loaded: LoadedConfig, data: Dataset) -> Dataset:
     """The reference dataset of ``data.reference``, with the evaluation data's roles."""
     from dataclasses import replace
 
-    from mlci.data import read_table, to_numpy
+    from mlci.data import read_columns
     from mlci.errors import ConfigError
     from mlci.hashing import sha256_file
 
     path = loaded.config.data.reference
     if path is None:
         raise ConfigError(f"{loaded.path}: data.reference is not set")
-    fmt, table = read_table(path)
-    columns: dict[str, np.ndarray] = {}
-    kinds: dict[str, Any] = {}
-    for name in table.column_names:
-        columns[name], kinds[name] = to_numpy(table.column(name))
+    fmt, _, columns, kinds = read_columns(path)
     return replace(
         data,
         path=path,

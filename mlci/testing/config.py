@@ -17,12 +17,11 @@ Every check is one entry of ``tests.checks`` with a ``kind`` and the parameters 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from mlci.configbase import Strict
+from mlci.configbase import ConfigPath, Strict
 
 CheckKind = Literal[
     "metric",
@@ -280,7 +279,7 @@ class TestsConfig(Strict):
     checks: list[CheckConfig] = Field(
         default_factory=list, description="Declarative model tests and data checks, in order."
     )
-    pytest: list[Path] = Field(
+    pytest: list[ConfigPath] = Field(
         default_factory=list,
         description="Your own pytest files of model tests (relative to mlci.yaml); they get the "
         "mlci fixtures and run with the declarative tests.",

@@ -180,12 +180,14 @@ class Runner:
         """Indices of the rows a check runs on (None: every row)."""
         if check.slice is not None:
             if check.slice not in self.slices:
+                from mlci.evaluate.slicing import suggest_slice
+
                 names = list(self.slices)
                 shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
                 raise self.error(
                     i,
                     "slice",
-                    f"no declared slice '{check.slice}'{did_you_mean(check.slice, names)}",
+                    f"no declared slice '{check.slice}'{suggest_slice(check.slice, names)}",
                     tip=f"slices declared in evaluation.slices: {shown}"
                     if names
                     else "declare slices in evaluation.slices, or use 'where'",
@@ -489,16 +491,12 @@ class Runner:
 
     @cached_property
     def _reference(self) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
-        from mlci.data import read_table, to_numpy
+        from mlci.data import read_columns
 
         path = self.ctx.loaded.config.data.reference
         assert path is not None
-        _, table = read_table(path)
-        columns: dict[str, np.ndarray] = {}
-        kinds: dict[str, str] = {}
-        for name in table.column_names:
-            columns[name], kinds[name] = to_numpy(table.column(name))
-        return columns, kinds, str(path)
+        _, _, columns, kinds = read_columns(path)
+        return columns, dict(kinds), str(path)
 
     def data_features(
         self, i: int, check: CheckConfig, ref_columns: dict[str, np.ndarray]
@@ -602,7 +600,8 @@ def run_pytest(ctx: ModelContext, cfg: TestsConfig) -> Iterator[tuple[str, Outco
     for j, raw in enumerate(cfg.pytest):
         path = raw if raw.is_absolute() else base / raw
         if not path.exists():
-            raise ctx.loaded.error(("tests", "pytest", j), f"no such test file '{raw}'")
+            shown = path.relative_to(base) if path.is_relative_to(base) else path
+            raise ctx.loaded.error(("tests", "pytest", j), f"no such test file '{shown}'")
         files.append(str(path))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlci-pytest-") as tmp:
