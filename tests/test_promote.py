@@ -565,3 +565,34 @@ def test_a_race_on_the_store_has_one_winner(
     assert len(state["entries"]) == 2
     assert state["entries"][-1]["nonce"] == won[0].nonce
     assert state["entries"][-1]["model_sha256"] in (a.sha256, b.sha256)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["promotions", "http://h.example/m"], "plain http is refused"),
+        (["promotions", f"oci://127.0.0.1:9/m@sha256:{'a' * 64}"], "a pointer is a tag"),
+        (["promotions", "models:/credit/3"], "a pointer is an alias"),
+        (["promotions", "models/m.onnx"], "a production pointer is oci://"),
+        (["promotions", "git:bad..tag:m.onnx"], "not a valid git ref"),
+        (["promotions", "--fetch", "origin", "oci://127.0.0.1:9/m:prod"], "--push goes with a git"),
+        (
+            ["promote", "missing.json", "--to", "oci://127.0.0.1:9/m:prod", "--keyless"],
+            "no such results file",
+        ),
+        (["push-model", "m.onnx", f"127.0.0.1:9/m@sha256:{'a' * 64}"], "push to a tag"),
+        (["push-model", "missing.onnx", "127.0.0.1:9/m:v1"], "no such model file"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    onnx_model(tmp_path / "m.onnx", scale=1.0)
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
