@@ -596,3 +596,123 @@ def test_bad_usage_is_one_line_and_exit_2(
     code, out, err = run_cli(argv, capsys)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_first_promotion_over_a_pointer_set_by_hand_can_be_rolled_back(
+    signing: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    made = git_world(tmp_path, signing, 2)
+    monkeypatch.chdir(made.base)
+    a, b = made.versions
+    git(made.base, "tag", "production", a.ref.split(":")[1])  # production before mlci
+    code, _, err = cli(
+        made, capsys, "promote", str(b.results), "--to", made.pointer, "--model", b.ref
+    )
+    assert code == 0, err
+    code, _, err = cli(made, capsys, "rollback", made.pointer)
+    assert code == 0, err
+    state = promotions(made, capsys)
+    assert state["target"] == a.ref.split(":")[1]
+    assert state["entries"][-1]["model_sha256"] == a.sha256  # computed from the commit
+
+
+def test_git_tags_published_to_a_remote_race_there(
+    signing: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two clones promote through one remote: the remote's ref lease decides, the loser's
+    local refs are put back, and every clone reads the same history."""
+    import os
+    import subprocess
+
+    from mlci.sources.promote import promote
+    from mlci.sources.targets import open_target
+    from mlci.supply.signing import KeySigner
+
+    made = git_world(tmp_path, signing, 3)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(made.base), str(remote)], check=True)
+    clones = []
+    for name in ("one", "two"):
+        clone = tmp_path / name
+        subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True)
+        git(clone, "config", "user.email", f"{name}@example.com")
+        clones.append(clone)
+    a, b, c = made.versions
+    signer = KeySigner.from_file(signing.private)
+    first = promote(
+        open_target(made.pointer, clones[0], push="origin"),
+        load(c.results),
+        where="c",
+        results_sha256=None,
+        model=c.ref,
+        signer=signer,
+        reason="start",
+        env=os.environ,
+    )
+    assert first.changed
+    assert git(remote, "rev-parse", "production^{commit}") == c.ref.split(":")[1]
+
+    def job(pair: tuple[Path, Version], barrier: threading.Barrier) -> Any:
+        clone, version = pair
+        target = open_target(made.pointer, clone, push="origin")
+        document = load(version.results)
+        barrier.wait()
+        return promote(
+            target,
+            document,
+            where="race",
+            results_sha256=None,
+            model=version.ref,
+            signer=signer,
+            reason="race",
+            env=os.environ,
+        )
+
+    won = lost = 0
+    for _ in range(2):
+        outcomes: dict[int, Any] = {}
+        barrier = threading.Barrier(2)
+
+        def run(
+            index: int,
+            pair: tuple[Path, Version],
+            into: dict[int, Any] = outcomes,
+            gate: threading.Barrier = barrier,
+        ) -> None:
+            try:
+                into[index] = job(pair, gate)
+            except MlciError as exc:
+                into[index] = exc
+
+        current = git(remote, "rev-parse", "production^{commit}")
+        contenders = [v for v in (a, b, c) if v.ref.split(":")[1] != current]
+        threads = [
+            threading.Thread(target=run, args=(i, (clones[i], v))) for i, v in enumerate(contenders)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert all(
+            isinstance(o, Lost) or not isinstance(o, Exception) for o in outcomes.values()
+        ), outcomes
+        won += sum(not isinstance(o, Exception) for o in outcomes.values())
+        lost += sum(isinstance(o, Lost) for o in outcomes.values())
+        # the remote holds one chain, and each clone reads exactly it
+        views = []
+        for clone in clones:
+            state = open_target(made.pointer, clone, push="origin").read()
+            views.append((state.pointer, [e.nonce for e in state.entries]))
+            assert [e.seq for e in state.entries] == list(range(1, len(state.entries) + 1))
+            for previous, entry in zip(state.entries, state.entries[1:], strict=False):
+                assert entry.previous == previous.target
+            assert state.pointer == state.entries[-1].target
+        assert views[0] == views[1]
+        assert views[0][0] == git(remote, "rev-parse", "production^{commit}")
+    assert won >= 2 and lost >= 1, (won, lost)

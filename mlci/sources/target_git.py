@@ -97,7 +97,7 @@ class GitTarget(Target):
         remote: dict[str, str] = {}
         for line in listed.splitlines():
             oid, _, name = line.partition("\t")
-            if name:
+            if name and not name.endswith("^{}"):  # skip the peeled lines of annotated tags
                 remote[name] = oid
         self.remote_pointer = remote.get(self.pointer_ref)
         local = dict(self.repo.refs(self.history_prefix))
