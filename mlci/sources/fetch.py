@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlci.errors import ConfigError, ModelError
+from mlci.files import write_atomic
 from mlci.hashing import sha256_file
 from mlci.sources import reference as refs
 from mlci.sources.cache import ModelCache, read_chunks, safe_name
@@ -252,8 +253,7 @@ def _git_blob(repo: Repo, blob: str, name: str, what: str, cache: ModelCache) ->
         if cached is not None:
             return cached, hexdigest
     path, hexdigest = cache.store(repo.stream_blob(blob), name, None, what)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(hexdigest + "\n")
+    write_atomic(marker, hexdigest + "\n")
     return path, hexdigest
 
 
