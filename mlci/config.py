@@ -27,6 +27,7 @@ from mlci.configbase import ConfigPath, Strict, check_inside
 from mlci.errors import ConfigError
 from mlci.gate.config import GateConfig
 from mlci.models.formats import ConfigFormat
+from mlci.sources.config import SignaturePolicyConfig
 from mlci.suggest import did_you_mean
 from mlci.supply.config import ImageConfig
 from mlci.testing.config import TestsConfig
@@ -97,6 +98,22 @@ class ModelSource(Strict):
     path: ConfigPath | None = Field(
         None, description="Model file (.onnx, .skops, .pkl/.joblib), relative to mlci.yaml."
     )
+    source: str | None = Field(
+        None,
+        description="Where to fetch the model: a path, git:REF:PATH, base-branch (baselines "
+        "only: the candidate's path on the pull request's base branch), oci://HOST/REPO:TAG or "
+        "@sha256:..., models:/NAME@ALIAS or models:/NAME/VERSION, or https://...#sha256=HEX.",
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^(sha256:)?[0-9a-f]{64}$",
+        description="The model file's sha256: anything fetched with another digest is refused.",
+    )
+    verify: SignaturePolicyConfig | None = Field(
+        None,
+        description="Refuse the model unless it is signed by this key or identity (as mlci "
+        "verify checks it): a referrer for oci://, FILE.sigstore.json beside a file.",
+    )
     format: ConfigFormat = Field("auto", description="Model format; 'auto' goes by the suffix.")
     entrypoint: str | None = Field(
         None,
@@ -111,12 +128,31 @@ class ModelSource(Strict):
         default_factory=list, description="Types a skops file may load beyond the safe defaults."
     )
 
+    @field_validator("source")
+    @classmethod
+    def _parse_source(cls, value: str | None) -> str | None:
+        if value is not None:
+            from mlci.sources.reference import UnpinnedError, parse_source
+
+            try:
+                parse_source(value)
+            except UnpinnedError:
+                pass  # the pin may be the separate sha256 key, checked with the whole model
+        return value
+
     @model_validator(mode="after")
     def _one_source(self, info: ValidationInfo) -> ModelSource:
-        if self.path is None and self.entrypoint is None:
-            raise ValueError("give either 'path' or 'entrypoint'")
+        given = [k for k in ("path", "source", "entrypoint") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give either 'path' or 'entrypoint' or 'source' (only one)")
         if self.entrypoint is not None and self.format not in ("auto", "entrypoint"):
             raise ValueError("'entrypoint' goes with format 'entrypoint' (or 'auto')")
+        if self.entrypoint is not None and (self.sha256 or self.verify):
+            raise ValueError("an 'entrypoint' has no file to check: drop 'sha256' and 'verify'")
+        if self.source is not None:
+            from mlci.sources.reference import parse_source
+
+            parse_source(self.source, self.sha256)
         target = (self.entrypoint or "").rpartition(":")[0]
         base = (info.context or {}).get("base_dir")
         if base is not None and (target.endswith(".py") or "/" in target or "\\" in target):
@@ -135,6 +171,23 @@ class ModelConfig(ModelSource):
         False,
         description="Convert a scikit-learn model to ONNX and check parity on the evaluation data.",
     )
+
+    @model_validator(mode="after")
+    def _base_branch(self) -> ModelConfig:
+        from mlci.sources.reference import BASE_BRANCH, LocalSource, parse_source
+
+        if self.source == BASE_BRANCH:
+            raise ValueError("'source: base-branch' is for baselines: the candidate needs a file")
+        if self.baseline is not None and self.baseline.source == BASE_BRANCH:
+            local = self.path is not None or (
+                self.source is not None and isinstance(parse_source(self.source), LocalSource)
+            )
+            if not local:
+                raise ValueError(
+                    "a baseline from 'base-branch' is the candidate's file on the base branch: "
+                    "give the candidate as a local 'path'"
+                )
+        return self
 
 
 class SliceConfig(Strict):

@@ -31,6 +31,7 @@ from mlci.results import (
     StageOutcome,
     dumps,
 )
+from mlci.results.source import SourceRecord
 from mlci.stages import (
     STAGES,
     ModelContext,
@@ -60,7 +61,7 @@ def out_dir_for(out: Path, loaded: LoadedConfig, name: str) -> Path:
     return out if len(loaded.config.models) == 1 else out / name
 
 
-def model_record(model: Model, task: str) -> ModelRecord:
+def model_record(model: Model, task: str, source: SourceRecord | None = None) -> ModelRecord:
     info = model.info
     return ModelRecord(
         name=info.name,
@@ -71,6 +72,7 @@ def model_record(model: Model, task: str) -> ModelRecord:
         task=task,
         classes=None if info.classes is None else list(info.classes),
         inputs=[ModelInput(name=i.name, dtype=i.dtype, shape=list(i.shape)) for i in info.inputs],
+        source=source,
     )
 
 
@@ -169,8 +171,10 @@ def run_model(
         mlci_version=__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         config=ConfigRef(path=str(loaded.path), sha256=sha256_file(loaded.path)),
-        model=model_record(ctx.candidate, task),
-        baseline=None if ctx.baseline is None else model_record(ctx.baseline, task),
+        model=model_record(ctx.candidate, task, ctx.candidate_source),
+        baseline=None
+        if ctx.baseline is None
+        else model_record(ctx.baseline, task, ctx.baseline_source),
         data=data_record(data),
         conversion=convert_if_asked(ctx) if spec.convert else None,
     )

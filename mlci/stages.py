@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlci.models.interface import Model, Predictions, Task
     from mlci.results import Results
     from mlci.results.base import Section
+    from mlci.results.source import SourceRecord
 
 Progress = Callable[[str], None]
 
@@ -79,12 +80,25 @@ class StageFailed(MlciError):
     results, and the run exits 1 once every stage has had its turn."""
 
 
-def load_source(source: ModelSource, name: str, loaded: LoadedConfig) -> Model:
-    """Load a candidate or baseline as mlci.yaml describes it."""
-    from mlci.models.load import load_model
+def load_source(
+    source: ModelSource, name: str, loaded: LoadedConfig, candidate: ModelSource | None = None
+) -> Model:
+    """Load a candidate or baseline as mlci.yaml describes it (``candidate``: the model a
+    ``base-branch`` baseline stands in for)."""
+    return load_with_source(source, name, loaded, candidate)[0]
 
-    return load_model(
-        source.path,
+
+def load_with_source(
+    source: ModelSource, name: str, loaded: LoadedConfig, candidate: ModelSource | None = None
+) -> tuple[Model, SourceRecord | None]:
+    """Fetch a model from its source (checked against its digest and signature policy), load
+    it, and say where it came from."""
+    from mlci.models.load import load_model
+    from mlci.sources.fetch import materialize
+
+    fetched = materialize(source, loaded, candidate=candidate)
+    model = load_model(
+        None if fetched is None else fetched.path,
         name=name,
         format=source.format,
         trust_pickle=source.trust_pickle,
@@ -92,6 +106,7 @@ def load_source(source: ModelSource, name: str, loaded: LoadedConfig) -> Model:
         entrypoint=source.entrypoint,
         base_dir=loaded.path.parent,
     )
+    return model, None if fetched is None else fetched.record()
 
 
 def model_frame(model: Model, data: Dataset) -> dict[str, Any]:
@@ -145,10 +160,13 @@ class ModelContext:
         self.staging = staging
         self.options = options or RunOptions()
         self._progress = progress
-        self.candidate = load_source(spec, spec.name, loaded)
-        self.baseline = (
-            load_source(spec.baseline, f"{spec.name} (baseline)", loaded) if spec.baseline else None
-        )
+        self.candidate, self.candidate_source = load_with_source(spec, spec.name, loaded)
+        self.baseline: Model | None = None
+        self.baseline_source: SourceRecord | None = None
+        if spec.baseline is not None:
+            self.baseline, self.baseline_source = load_with_source(
+                spec.baseline, f"{spec.name} (baseline)", loaded, candidate=spec
+            )
         self._results: Results | None = None
 
     @property

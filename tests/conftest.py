@@ -9,8 +9,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from project import Project, build_project  # noqa: E402
 
-# Real services the tests start for themselves: an OCI registry (and its auth variants).
-pytest_plugins = ["services_registry"]
+# Real services the tests start for themselves: an OCI registry (and its auth variants), an
+# MLflow tracking server and an HTTPS server.
+pytest_plugins = ["services_registry", "services_sources"]
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ from mlci.results.card import Card
 from mlci.results.evaluation import Evaluation
 from mlci.results.gate import Gate
 from mlci.results.image import Image
+from mlci.results.promotion import Promotion
+from mlci.results.source import SourceRecord
 from mlci.results.tests import ModelTests
 
 SCHEMA_VERSION = "1.1"
@@ -50,6 +52,7 @@ class ModelRecord(Section):
     task: Task
     classes: list[Label] | None = None
     inputs: list[ModelInput] = Field(default_factory=list)
+    source: SourceRecord | None = None
 
 
 class DataRecord(Section):
@@ -82,7 +85,17 @@ class StageOutcome(Section):
 
 
 # The sections stages write, in the order readers expect them.
-SECTIONS = ("conversion", "evaluation", "tests", "benchmark", "image", "gate", "card", "canary")
+SECTIONS = (
+    "conversion",
+    "evaluation",
+    "tests",
+    "benchmark",
+    "image",
+    "gate",
+    "card",
+    "canary",
+    "promotion",
+)
 
 
 class Results(Section):
@@ -105,6 +118,7 @@ class Results(Section):
     gate: Gate | None = None
     card: Card | None = None
     canary: Canary | None = None
+    promotion: Promotion | None = None
 
     def with_section(self, name: str, value: Section | None) -> Results:
         return self.model_copy(update={name: value})
@@ -204,7 +218,7 @@ def merge(documents: Sequence[Results]) -> Results:
                     tip="merge only results of the same model, baseline and data",
                 )
         for section in SECTIONS:
-            if section in ("gate", "card"):
+            if section in ("gate", "card", "promotion"):
                 continue  # judged and written again from the merged evidence
             value = getattr(doc, section)
             if value is None:

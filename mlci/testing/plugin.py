@@ -146,7 +146,7 @@ def mlci_baseline(request: pytest.FixtureRequest) -> Any:
 
     return state.get(
         f"baseline:{spec.name}",
-        lambda: load_source(spec.baseline, f"{spec.name} (baseline)", loaded),
+        lambda: load_source(spec.baseline, f"{spec.name} (baseline)", loaded, candidate=spec),
     )
 
 
