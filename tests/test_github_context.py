@@ -144,3 +144,27 @@ def test_outside_actions_and_bad_event_files(tmp_path: Path) -> None:
         from_environment({"GITHUB_EVENT_PATH": str(tmp_path / "bad.json")})
     with pytest.raises(ContextError, match="names no file"):
         from_environment({"GITHUB_EVENT_PATH": str(tmp_path / "missing.json")})
+
+
+@pytest.mark.parametrize(
+    ("event_name", "schema", "head", "fork"),
+    [
+        ("workflow_run", "webhook-workflow-run-completed", "forker/octo-repo", True),
+        ("workflow_run", "webhook-workflow-run-completed", f"{OWNER}/{REPO}", False),
+        ("workflow_run", "webhook-workflow-run-completed", f"{OWNER.upper()}/{REPO}", False),
+        ("pull_request", "webhook-pull-request-opened", "forker/octo-repo", True),
+        ("pull_request_target", "webhook-pull-request-opened", "forker/octo-repo", False),
+        ("pull_request", "webhook-pull-request-opened", f"{OWNER}/{REPO}", False),
+    ],
+)
+def test_results_from_a_forks_code_are_recognised(
+    tmp_path: Path, event_name: str, schema: str, head: str, fork: bool
+) -> None:
+    event = payload(schema)
+    if event_name == "workflow_run":
+        event["workflow_run"]["head_repository"]["full_name"] = head
+    else:
+        event["pull_request"]["head"]["repo"]["full_name"] = head
+    context = from_environment(environment(tmp_path, event_name, event))
+    assert context.head_repository == head
+    assert context.from_fork is fork
