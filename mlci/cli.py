@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     templates_arg(card)
     card.set_defaults(run=_card)
 
+    from mlci.init import add_parser as init_parser
+
+    init_parser(command)
+
     from mlci.github.commands import add_parsers as github_parsers
 
     github_parsers(sub, command)
