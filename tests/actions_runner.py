@@ -564,6 +564,14 @@ class Runner:
             raise ActionError(f"{uses}: outputs: {exc}") from None
         return ActionResult(status, outputs, state.records[first:], failure)
 
+    def run_single(
+        self, uses: str, with_values: Mapping[str, str], env: Mapping[str, str] | None = None
+    ) -> tuple[ActionResult, JobState]:
+        """Run one action as the only step of a job."""
+        state = JobState(env=dict(env or {}))
+        base = {"github": self.github_context(), "env": dict(env or {})}
+        return self.run_action(uses, with_values, state=state, contexts=base), state
+
     # -- jobs ----------------------------------------------------------------------------------
 
     def run_job(

@@ -16,7 +16,13 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-ACTIONS = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
+# The root action, then the stage actions in the order a pipeline uses them.
+ORDER = ("setup", "test", "evaluate", "benchmark", "build", "sbom", "sign", "verify", "card",
+         "gate", "comment", "publish")  # fmt: skip
+ACTIONS = [ROOT / "action.yml"] + sorted(
+    (ROOT / "actions").glob("*/action.yml"),
+    key=lambda p: (ORDER.index(p.parent.name) if p.parent.name in ORDER else len(ORDER), p),
+)
 _PERMISSIONS = re.compile(r"\s*Permissions:\s*(.+?)\.?\s*$", re.S)
 
 

@@ -237,3 +237,28 @@ def test_readme_documents_every_input_output_and_permission() -> None:
         "README's action reference is out of date: paste the output of "
         "`python tests/readme_actions.py` between its markers"
     )
+
+
+def test_the_readmes_workflows_pass_actionlint_and_zizmor(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "jobs:" in b]
+    assert blocks, "the README shows no workflow"
+    shutil.copy(ROOT / "action.yml", tmp_path / "action.yml")
+    shutil.copytree(ROOT / "actions", tmp_path / "actions")
+    (tmp_path / ".git").mkdir()
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    for index, block in enumerate(blocks):
+        (workflows / f"readme-{index}.yml").write_text(block)
+        local = re.sub(rf"{re.escape(ACTION_PLACEHOLDER)}(/actions/[a-z]+)?@{COMMIT_PLACEHOLDER} # \S+",
+                       lambda m: f".{m.group(1) or '/'}", block)  # fmt: skip
+        (workflows / f"local-{index}.yml").write_text(local)
+    lint = subprocess.run([tool("actionlint"), "-no-color"], cwd=tmp_path, capture_output=True,
+                          text=True)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    names = [str(p.relative_to(tmp_path)) for p in sorted(workflows.glob("readme-*.yml"))]
+    audit = subprocess.run(
+        [tool("zizmor"), "--offline", "--no-progress", "--persona=pedantic", *names],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stdout + audit.stderr
