@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class StepRecord:
     outputs: dict[str, str] = field(default_factory=dict)
     log: str = ""
     depth: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -425,6 +427,7 @@ class Runner:
                 cwd = self.workspace / to_string(workdir_text) if workdir_text else self.workspace
             except ExpressionError as exc:
                 raise ActionError(f"step {step.get('name') or step_id!r}: {exc}") from None
+            started = time.perf_counter()
             try:
                 if "run" in step:
                     shell_name = step.get("shell")
@@ -468,6 +471,7 @@ class Runner:
             except ExpressionError as exc:
                 raise ActionError(f"step {name!r}: {exc}") from None
             record.outcome = outcome
+            record.seconds = time.perf_counter() - started
             conclusion = (
                 "success"
                 if outcome == "success" or to_string(continue_on_error) == "true"

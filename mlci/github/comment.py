@@ -172,7 +172,8 @@ class StickyComment:
         self.mark = mark
         self.author = author
         self.rounds = rounds
-        self.sleep = sleep or getattr(client, "sleep", time.sleep)
+        client_sleep: Callable[[float], None] = getattr(client, "sleep", time.sleep)
+        self.sleep = sleep or client_sleep
         self.pauses = tuple(pauses)
 
     def _marked(self, body: str) -> bool:
