@@ -166,3 +166,14 @@ def test_bad_inputs_fail_with_one_line(selftest: SelfTest, inputs: dict, message
     assert message in text
     if "extras" not in inputs:
         assert result.outputs["exit-code"] == "2" and result.outputs["decision"] == ""
+
+
+def test_setup_without_cache_adds_the_extras_it_is_asked_for(selftest: SelfTest) -> None:
+    quiet = runner(selftest.workspace, selftest.temp / "nocache", selftest.fake.url)
+    result, state = quiet.run_single("./actions/setup", {"cache": "false", "extras": "image"})
+    assert result.outcome == "success", result.failure
+    assert "image" in result.outputs["extras"].split(",")
+    assert result.outputs["version"]
+    assert not [c for c in stub_calls(selftest.temp / "nocache") if c["action"] == "cache"]
+    assert state.path == [str(selftest.workspace / ".mlci-bin")]  # only mlci goes on PATH
+    assert sorted(p.name for p in (selftest.workspace / ".mlci-bin").iterdir()) == ["mlci"]

@@ -21,6 +21,8 @@ python="${MLCI_INPUT_PYTHON:-python3}"
 extras_input="${MLCI_INPUT_EXTRAS:-auto}"
 config="${MLCI_INPUT_CONFIG:-}"
 ort="${MLCI_INPUT_ONNXRUNTIME:-}"
+# no cache step (cache: false) leaves PIP_CACHE_DIR empty: then pip's own default applies
+[[ -z "${PIP_CACHE_DIR:-}" ]] && unset PIP_CACHE_DIR
 
 fail() {
   echo "::error title=mlci setup::$1"
