@@ -19,7 +19,7 @@ from typing import Any
 from mlci.errors import ConfigError, MlciError, UsageError
 
 # Every extra of the package, in the order pip is given them (pyproject.toml has the same).
-EXTRAS = ("sklearn", "card", "supply", "image")
+EXTRAS = ("sklearn", "card", "supply", "image", "pytest")
 SKLEARN_SUFFIXES = (".skops", ".pkl", ".pickle", ".joblib")
 SKLEARN_FORMATS = ("skops", "pickle")
 CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
@@ -48,6 +48,9 @@ def extras_for(config: Mapping[str, Any]) -> list[str]:
             continue
         if model.get("convert") is True or any(_sklearn_model(s) for s in _sources(model)):
             needed.add("sklearn")
+    tests = config.get("tests")
+    if isinstance(tests, Mapping) and tests.get("pytest"):
+        needed.add("pytest")  # the user's pytest files run in mlci's environment
     stages = config.get("stages")
     stages = [str(s) for s in stages] if isinstance(stages, list) else []
     if "card" in config or "card" in stages:

@@ -38,6 +38,8 @@ def test_the_list_of_extras_is_the_packages() -> None:
         ({"models": [], "stages": ["evaluate", "sign"]}, ["supply"]),
         ({"models": [{"name": "m", "path": "m.pkl"}], "card": {}, "image": {}},
          ["sklearn", "card", "supply"]),
+        ({"models": [], "tests": {"pytest": ["model_tests/test_m.py"]}}, ["pytest"]),
+        ({"models": [], "tests": {"checks": [{"kind": "contract"}]}}, []),
         ({"models": "not a list", "image": "nor a mapping"}, []),
     ],
 )  # fmt: skip
