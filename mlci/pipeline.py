@@ -18,7 +18,7 @@ from pathlib import Path
 from mlci import __version__
 from mlci.config import LoadedConfig, ModelConfig
 from mlci.data import Dataset, load_dataset
-from mlci.errors import InputError, MlciError
+from mlci.errors import InputError, MlciError, UsageError
 from mlci.hashing import sha256_file
 from mlci.models.interface import Model
 from mlci.results import (
@@ -89,12 +89,31 @@ def data_record(data: Dataset) -> DataRecord:
     )
 
 
-def selected_stages(
-    loaded: LoadedConfig, only: Sequence[str] | None = None, skip: Sequence[str] = ()
+def parse_stage_list(text: str | None, option: str) -> list[str]:
+    """``"evaluate, tests"`` -> ``["evaluate", "tests"]``; UsageError for an unknown stage."""
+    from mlci.suggest import did_you_mean
+
+    names = [n.strip() for n in (text or "").replace(" ", ",").split(",") if n.strip()]
+    for name in names:
+        if name not in STAGES:
+            raise UsageError(
+                f"{option}: unknown stage '{name}'{did_you_mean(name, list(STAGES))}",
+                tip=f"stages: {', '.join(STAGES)}",
+            )
+    return names
+
+
+def choose_stages(
+    configured: Sequence[str], only: Sequence[str] = (), skip: Sequence[str] = ()
 ) -> list[str]:
-    """The stages to run, in the registry's order: mlci.yaml's list (or ``only``), less ``skip``."""
-    chosen = set(only if only else loaded.config.stages)
-    return [name for name in STAGES if name in chosen and name not in skip]
+    """The stages to run, in the registry's order: ``only`` (else mlci.yaml's), less ``skip``."""
+    chosen = set(only or configured) - set(skip)
+    selected = [name for name in STAGES if name in chosen]
+    if not selected:
+        raise UsageError(
+            "no stage left to run", tip="check --only and --skip against mlci.yaml's stages"
+        )
+    return selected
 
 
 def run_stage(ctx: ModelContext, name: str) -> Results:

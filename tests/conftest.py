@@ -24,3 +24,16 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 def project(built_project: Project, tmp_path: Path) -> Project:
     """A private copy that a test may break as it likes."""
     return built_project.copy(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def credit_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled credit example with its data and models generated (once per session)."""
+    import shutil
+    import subprocess
+
+    source = Path(__file__).resolve().parent.parent / "examples" / "credit"
+    root = tmp_path_factory.mktemp("credit-example") / "credit"
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("data", "models", "mlci-out"))
+    subprocess.run([sys.executable, str(root / "train.py")], check=True, capture_output=True)
+    return root

@@ -1,8 +1,14 @@
 """A stateful fake GitHub API on loopback that holds every request to GitHub's description.
 
-It implements only what mlci calls (issue comments: list, create, update, delete; check runs:
-create, update, list for a ref; commit statuses: create; pull requests: list, and those of a
-commit). Every request it receives is checked against the OpenAPI operation it calls (method,
+It implements only what mlci calls (the authenticated user; issue comments: list, create,
+update, delete; check runs: create, update, list for a ref; commit statuses: create; pull
+requests: list, and those of a commit).
+
+``token`` says what kind of token the client holds: ``"installation"`` (the workflow's
+``GITHUB_TOKEN``; ``GET /user`` is refused with 403, as GitHub does) or ``"user"`` (a personal
+token; ``GET /user`` answers with ``login``). Comments created through the API are written by
+``login``. ``list_lag`` hides each comment created through the API from that many of the
+following comment listings, as GitHub's listing sometimes lags behind a create. Every request it receives is checked against the OpenAPI operation it calls (method,
 path template, path and query parameters, JSON body against the request body schema); every
 violation is recorded and answered with 400, and :meth:`FakeGitHub.assert_valid` fails the
 test. Responses start from the description's own examples and are checked against the
@@ -56,9 +62,18 @@ class Received:
 class FakeGitHub:
     """State plus a server; use as a context manager or through the ``fake_github`` fixture."""
 
-    def __init__(self, spec: Spec | None = None, *, login: str = "github-actions[bot]") -> None:
+    def __init__(
+        self,
+        spec: Spec | None = None,
+        *,
+        login: str = "github-actions[bot]",
+        token: str = "installation",
+    ) -> None:
         self.spec = spec or description()
         self.login = login
+        self.token = token
+        self.list_lag = 0
+        self.hidden: dict[int, int] = {}  # comment id -> listings that will not show it yet
         self.lock = threading.RLock()
         self.comments: dict[int, dict[str, Any]] = {}
         self.comment_issue: dict[int, int] = {}
@@ -176,20 +191,39 @@ class FakeGitHub:
                 },
             )
         with self.lock:
+            if op == "users/get-authenticated":
+                if self.token != "user":
+                    return (
+                        403,
+                        {},
+                        {
+                            "message": "Resource not accessible by integration",
+                            "documentation_url": "https://docs.github.com/rest/users/users"
+                            "#get-the-authenticated-user",
+                            "status": "403",
+                        },
+                    )
+                user = self.spec.example("users/get-authenticated", 200)
+                user["login"] = self.login
+                return 200, {}, user
             if op == "issues/list-comments":
                 number = int(parts[4])
-                items = [
-                    c
-                    for cid, c in sorted(self.comments.items())
-                    if self.comment_issue[cid] == number
-                ]
+                first_page = q.get("page", ["1"])[0] == "1"
+                items = []
+                for cid, c in sorted(self.comments.items()):
+                    if self.comment_issue[cid] != number:
+                        continue
+                    if self.hidden.get(cid, 0) > 0:
+                        if first_page:
+                            self.hidden[cid] -= 1
+                        continue
+                    items.append(c)
                 return self._page(items, q, base, request.path)
             if op == "issues/create-comment":
-                return (
-                    201,
-                    {},
-                    self._create_comment(int(parts[4]), request.body["body"], self.login),
-                )
+                comment = self._create_comment(int(parts[4]), request.body["body"], self.login)
+                if self.list_lag:
+                    self.hidden[int(comment["id"])] = self.list_lag
+                return 201, {}, comment
             if op in ("issues/update-comment", "issues/delete-comment"):
                 cid = int(parts[5])
                 if cid not in self.comments:
@@ -251,7 +285,17 @@ class FakeGitHub:
                 self.statuses.append(status)
                 return 201, {}, copy.deepcopy(status)
             if op == "repos/list-pull-requests-associated-with-commit":
-                return 200, {}, [p for p in self.pulls if p["head"]["sha"] == parts[4]]
+                # GitHub lists the pull requests whose head is the commit, and the one whose
+                # merge made it.
+                return (
+                    200,
+                    {},
+                    [
+                        p
+                        for p in self.pulls
+                        if parts[4] in (p["head"]["sha"], p.get("merge_commit_sha"))
+                    ],
+                )
             if op == "pulls/list":
                 head = q.get("head", [None])[0]
                 return (

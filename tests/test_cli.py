@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -126,3 +127,24 @@ def test_readme_configuration_examples_are_valid(tmp_path: Path) -> None:
         load_config(path)
         checked += 1
     assert checked >= 5
+
+
+def test_check_runs_the_chosen_stages_and_fail_on_never(project: Any, tmp_path: Path) -> None:
+    # a gate that blocks whatever happens: the candidate's ROC AUC can never reach 1.01
+    project.config.write_text(
+        project.config.read_text().replace("  bootstrap: 200", "  bootstrap: 20")
+        + "gate:\n  rules:\n    - {kind: metric, metric: roc_auc, min: 1.01}\n"
+    )
+    out = tmp_path / "out"
+    args = ["check", "-q", "-c", str(project.config), "-o", str(out)]
+    assert main([*args, "--only", "evaluate,gate"]) == 1
+    stages = json.loads((out / "results.json").read_text())["stages"]
+    assert list(stages) == ["evaluate", "gate"]
+    skip = "evaluate,benchmark,image,sbom,sign,card,attest"
+    assert main([*args, "--skip", skip, "--fail-on", "never"]) == 0
+    document = json.loads((out / "results.json").read_text())
+    assert list(document["stages"]) == ["tests", "gate"]
+    assert document["gate"]["decision"] in ("block", "hold")
+    assert main([*args, "--only", "imagee"]) == 2
+    assert main(["evaluate", "-q", "-c", str(project.config), "-o", str(out)]) == 0
+    assert list(json.loads((out / "results.json").read_text())["stages"]) == ["evaluate"]

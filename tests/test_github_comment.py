@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from github_fake import OWNER, REPO, FakeGitHub
 
 from mlci.github.client import GitHubClient
-from mlci.github.comment import MAX_BODY, compose, marker, upsert_comment, version_of
+from mlci.github.comment import (
+    MAX_BODY,
+    Posting,
+    clamp_version,
+    compose,
+    defang_mentions,
+    marker,
+    post_all,
+    upsert_comment,
+    version_of,
+)
 
 MARK = "<!-- mlci:comment model=credit workflow=Model CI -->"
 
@@ -138,3 +150,130 @@ def test_two_concurrent_runs_converge_to_one_comment(
 
     assert len(comments) == 1, [c["body"] for c in comments]
     assert comments[0]["body"].endswith("content from the newer run")
+
+
+# -- whose comment it is ----------------------------------------------------------------------
+
+STRANGER_BODY = compose(MARK, "9999-12-31T23:59:59Z", "a stranger's copy with a high version")
+
+
+def test_a_strangers_marked_comment_before_ours_is_ignored(fake: FakeGitHub) -> None:
+    planted = fake.add_comment(7, STRANGER_BODY, login="mallory")
+    result = upsert_comment(client(fake), OWNER, REPO, 7, model="credit", workflow="Model CI",
+                            version="2026-01-01T00:00:00Z", content="ours")  # fmt: skip
+    assert result.action == "created" and result.id != planted["id"]
+    comments = {c["id"]: c for c in fake.issue_comments(7)}
+    assert comments[planted["id"]]["body"] == STRANGER_BODY  # never edited
+    assert comments[result.id]["body"].endswith("ours")  # its high version did not win
+    assert comments[result.id]["user"]["login"] == "github-actions[bot]"
+    assert not fake.calls("issues/update-comment") and not fake.calls("issues/delete-comment")
+
+
+def test_a_strangers_marked_comment_after_ours_is_ignored(fake: FakeGitHub) -> None:
+    first = post(fake, "2026-01-01T00:00:00Z", "ours, first")
+    planted = fake.add_comment(7, STRANGER_BODY, login="mallory")
+    result = upsert_comment(client(fake), OWNER, REPO, 7, model="credit", workflow="Model CI",
+                            version="2026-01-02T00:00:00Z", content="ours, second")  # fmt: skip
+    assert (result.id, result.action, result.deleted) == (first, "updated", [])
+    comments = {c["id"]: c for c in fake.issue_comments(7)}
+    assert comments[first]["body"].endswith("ours, second")
+    assert comments[planted["id"]]["body"] == STRANGER_BODY
+    updated = {int(r.path.rsplit("/", 1)[1]) for r in fake.calls("issues/update-comment")}
+    assert updated == {first}
+
+
+def test_a_stranger_copying_our_exact_body_is_not_taken_as_unchanged(fake: FakeGitHub) -> None:
+    body = compose(MARK, "1", "same")
+    fake.add_comment(7, body, login="mallory")
+    result = upsert_comment(client(fake), OWNER, REPO, 7, model="credit", workflow="Model CI",
+                            version="1", content="same")  # fmt: skip
+    assert result.action == "created"
+    assert sorted(c["user"]["login"] for c in marked(fake)) == ["github-actions[bot]", "mallory"]
+
+
+def test_a_personal_token_is_identified_by_its_user() -> None:
+    with FakeGitHub(login="model-bot", token="user") as fake:
+        bot = fake.add_comment(7, compose(MARK, "5", "by the workflow token"))
+        fake.comments[bot["id"]]["user"]["login"] = "github-actions[bot]"
+        result = upsert_comment(client(fake), OWNER, REPO, 7, model="credit",
+                                workflow="Model CI", version="1", content="by model-bot")  # fmt: skip
+        assert result.action == "created" and result.author == "model-bot"
+        assert fake.issue_comments(7)[0]["body"].endswith("by the workflow token")
+        assert [r.operation for r in fake.requests][0] == "users/get-authenticated"
+        fake.assert_valid()
+
+
+def test_an_apps_token_learns_its_login_from_the_comment_it_creates() -> None:
+    with FakeGitHub(login="mlci-app[bot]") as fake:
+        first = upsert_comment(client(fake), OWNER, REPO, 7, model="credit",
+                               workflow="Model CI", version="1", content="one")  # fmt: skip
+        assert first.author == "mlci-app[bot]"
+        again = upsert_comment(client(fake), OWNER, REPO, 7, model="credit", workflow="Model CI",
+                               version="2", content="two", author="mlci-app[bot]")  # fmt: skip
+        assert (again.id, again.action) == (first.id, "updated")
+        fake.assert_valid()
+
+
+def test_versions_from_the_future_are_clamped_to_now() -> None:
+    now = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+    assert clamp_version("2026-02-01T00:00:00Z", now) == "2026-02-01T00:00:00Z"
+    assert clamp_version("2026-02-01T01:00:00+01:00", now) == "2026-02-01T00:00:00Z"
+    for bad in ("9999-12-31T23:59:59Z", "not a time", "2026-02-01T00:00:00", ""):
+        assert clamp_version(bad, now) == "2026-03-01T12:00:00Z"
+
+
+def test_fork_results_are_labelled_and_mention_no_one(fake: FakeGitHub) -> None:
+    (posted,) = post_all(
+        client(fake), OWNER, REPO, 7, [Posting("credit", "1", "ping @octo-org/admins and @bob")],
+        workflow="Model CI", fork_repository="mallory/octo-repo",
+    )  # fmt: skip
+    body = fake.issue_comments(7)[0]["body"]
+    assert body.startswith(MARK + "\n")
+    assert "Unverified: produced by the fork's code" in body and "`mallory/octo-repo`" in body
+    assert "@octo-org" not in body and "@bob" not in body and "@\u200bbob" in body
+    assert defang_mentions("mail a@b.c, `@x`, @y") == "mail a@b.c, `@x`, @\u200by"
+
+
+# -- the listing lags behind a create ----------------------------------------------------------
+
+
+def test_an_unknown_create_is_found_even_when_the_listing_lags(fake: FakeGitHub) -> None:
+    fake.list_lag = 3  # the new comment shows only in the fourth listing after its create
+    fake.fault("issues/create-comment", delay=0.5, apply_first=True)
+    pauses: list[float] = []
+    slow = GitHubClient("ghs_test", api_url=fake.url, timeout=0.25, sleep=pauses.append)
+    result = upsert_comment(slow, OWNER, REPO, 7, model="credit", workflow="Model CI",
+                            version="1", content="once")  # fmt: skip
+    assert len(fake.calls("issues/create-comment")) == 1  # never posted again
+    assert [c["id"] for c in fake.issue_comments(7)] == [result.id]
+    assert pauses == [1.0, 2.0, 4.0]  # looked again with growing pauses until it showed
+
+
+def test_extra_copies_left_by_a_long_lag_are_removed_at_the_end(
+    fake: FakeGitHub, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from test_github_publish import actions_env, document, parse, write
+
+    actions_env(monkeypatch, tmp_path, fake)
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    fake.list_lag = 6  # longer than every look-up: the comment is posted twice
+    fake.fault("issues/create-comment", delay=0.5, apply_first=True)
+
+    def on_request(received: Any) -> None:
+        if received.operation == "issues/create-comment":
+            fake.list_lag = 0 if len(fake.calls("issues/create-comment")) > 1 else 6
+
+    fake.on_request = on_request
+    import mlci.commands.github as commands_module
+
+    monkeypatch.setattr(
+        commands_module,
+        "_client",
+        lambda env: GitHubClient("ghs_test", api_url=fake.url, timeout=0.25, sleep=lambda s: None),
+    )
+    args = parse(["comment", str(write(tmp_path, document()))])
+    assert args.run(args) == 0
+    assert len(fake.calls("issues/create-comment")) == 2
+    assert len(fake.issue_comments(7)) == 1  # the extra copy is gone
+    out = capsys.readouterr().out
+    assert "removed 1 extra copy(ies) of mlci's comment" in out

@@ -15,7 +15,7 @@ from github_fake import OWNER, REPO, FakeGitHub
 from github_openapi import description
 
 from mlci.github.client import GitHubClient
-from mlci.github.context import find_pull_request, from_environment
+from mlci.github.context import find_merged_pull_request, find_pull_request, from_environment
 from mlci.github.errors import ContextError
 
 HEAD = "a" * 40
@@ -118,6 +118,25 @@ def test_workflow_run_falls_back_to_the_forks_branch(tmp_path: Path, fake: FakeG
     assert "head=forker%3Afeature" in fake.calls("pulls/list")[0].query
 
 
+def test_a_push_finds_the_pull_request_whose_merge_made_it(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    context = from_environment(environment(tmp_path, "push", payload("webhook-push")))
+    pushed = context.sha
+    assert context.pull_number is None and pushed
+    fake.add_pull(40, "c" * 40, "octo:feature")  # merged: its merge commit is the push
+    fake.pulls[-1].update(merge_commit_sha=pushed, merged_at="2026-11-30T12:00:00Z")
+    fake.add_pull(41, pushed, "octo:other")  # open, with this commit as its head: not merged
+    fake.add_pull(42, "d" * 40, "octo:older")  # merged earlier, elsewhere
+    fake.pulls[-1].update(merge_commit_sha="d" * 40, merged_at="2026-11-01T12:00:00Z")
+    found = find_merged_pull_request(context, GitHubClient("t", api_url=fake.url))
+    assert found.pull_number == 40
+    fake.pulls[0]["merged_at"] = None  # closed without merging
+    assert (
+        find_merged_pull_request(context, GitHubClient("t", api_url=fake.url)).pull_number is None
+    )
+
+
 def test_a_pull_request_with_another_head_is_not_taken(tmp_path: Path, fake: FakeGitHub) -> None:
     event = payload("webhook-workflow-run-completed")
     event["workflow_run"].update(head_sha=HEAD, pull_requests=[], head_branch="x")
@@ -144,3 +163,27 @@ def test_outside_actions_and_bad_event_files(tmp_path: Path) -> None:
         from_environment({"GITHUB_EVENT_PATH": str(tmp_path / "bad.json")})
     with pytest.raises(ContextError, match="names no file"):
         from_environment({"GITHUB_EVENT_PATH": str(tmp_path / "missing.json")})
+
+
+@pytest.mark.parametrize(
+    ("event_name", "schema", "head", "fork"),
+    [
+        ("workflow_run", "webhook-workflow-run-completed", "forker/octo-repo", True),
+        ("workflow_run", "webhook-workflow-run-completed", f"{OWNER}/{REPO}", False),
+        ("workflow_run", "webhook-workflow-run-completed", f"{OWNER.upper()}/{REPO}", False),
+        ("pull_request", "webhook-pull-request-opened", "forker/octo-repo", True),
+        ("pull_request_target", "webhook-pull-request-opened", "forker/octo-repo", False),
+        ("pull_request", "webhook-pull-request-opened", f"{OWNER}/{REPO}", False),
+    ],
+)
+def test_results_from_a_forks_code_are_recognised(
+    tmp_path: Path, event_name: str, schema: str, head: str, fork: bool
+) -> None:
+    event = payload(schema)
+    if event_name == "workflow_run":
+        event["workflow_run"]["head_repository"]["full_name"] = head
+    else:
+        event["pull_request"]["head"]["repo"]["full_name"] = head
+    context = from_environment(environment(tmp_path, event_name, event))
+    assert context.head_repository == head
+    assert context.from_fork is fork

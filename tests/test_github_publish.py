@@ -340,3 +340,59 @@ def test_publish_command_hold(
     (run,) = fake.check_runs.values()
     assert run["conclusion"] == "failure" and run["output"]["title"] == "credit-default: hold"
     assert parse_file_commands(files["output"].read_text())["decision"] == "hold"
+
+
+def fork_run_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeGitHub) -> None:
+    """The comment-from-fork workflow: a workflow_run event whose run came from a fork."""
+    actions_env(monkeypatch, tmp_path, fake)
+    event = {
+        "workflow_run": {
+            "id": 99,
+            "name": "Model CI",
+            "head_sha": SHA,
+            "head_branch": "feature",
+            "html_url": "https://github.com/octo-org/octo-repo/actions/runs/99",
+            "pull_requests": [],
+            "head_repository": {"full_name": "mallory/octo-repo"},
+        }
+    }
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "workflow_run")
+    fake.add_pull(7, SHA, "mallory:feature")
+
+
+@pytest.mark.parametrize(
+    ("decision", "conclusion", "state"),
+    [("promote", "neutral", "pending"), ("hold", "neutral", "pending"),
+     ("block", "failure", "failure")],
+)  # fmt: skip
+def test_results_from_a_forks_run_never_conclude_in_success(
+    fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    decision: str, conclusion: str, state: str,
+) -> None:  # fmt: skip
+    fork_run_env(monkeypatch, tmp_path, fake)
+    path = write(tmp_path, document(gate=gate(decision, ("roc_auc", "pass"))))
+    args = parse(["publish", "--exit-zero", str(path)])
+    assert args.run(args) == 0
+    (run,) = fake.check_runs.values()
+    assert run["conclusion"] == conclusion
+    assert run["output"]["title"] == f"unverified, from the fork's code: credit-default: {decision}"
+    args = parse(["publish", "--exit-zero", "--status-only", str(path)])
+    assert args.run(args) == 0
+    assert [s["state"] for s in fake.statuses] == [state]
+    assert conclusion_for(decision, fork=False)[0] != "neutral" or decision == "hold"
+
+
+def test_comment_from_a_forks_run_says_so(
+    fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fork_run_env(monkeypatch, tmp_path, fake)
+    future = document(gate=gate("promote", ("roc_auc", "pass")))
+    future["created"] = "9999-01-01T00:00:00Z"  # a fork can write any time it likes
+    args = parse(["comment", str(write(tmp_path, future))])
+    assert args.run(args) == 0
+    (comment,) = fake.issue_comments(7)
+    assert "Unverified: produced by the fork's code" in comment["body"]
+    assert "`mallory/octo-repo`" in comment["body"]
+    assert "9999" not in comment["body"].splitlines()[1]  # the version line is clamped
+    assert fake.calls("repos/list-pull-requests-associated-with-commit")

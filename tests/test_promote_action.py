@@ -95,11 +95,18 @@ def test_workflow_promotes_after_the_merge_and_rolls_back_on_demand() -> None:
     assert "push" in jobs["promote"]["if"] and "'promote'" in jobs["promote"]["if"]
     assert "workflow_dispatch" in jobs["rollback"]["if"] and "'rollback'" in jobs["rollback"]["if"]
     assert jobs["rollback"]["permissions"] == {"packages": "write", "id-token": "write"}
-    runs = "\n".join(s.get("run", "") for s in jobs["promote"]["steps"])
+    steps = {s.get("id"): s for s in jobs["promote"]["steps"]}
+    # mlci comes from the pinned action, never from a package index
+    assert not any("pip install" in s.get("run", "") for s in jobs["promote"]["steps"])
     # promotion only after the gate said so, and to exactly the published digest
-    promote_steps = [s for s in jobs["promote"]["steps"] if "mlci promote" in s.get("run", "")]
-    assert promote_steps[0]["if"] == "steps.check.outputs.decision == 'promote'"
-    assert "--model=${MLCI_MODEL}" in runs and "mlci comment" in runs
+    for step in ("setup", "publish", "move"):
+        assert steps[step]["if"] == "steps.check.outputs.decision == 'promote'"
+    assert steps["move"]["uses"].startswith("YOUR_ORG/mlci/actions/promote@")
+    assert steps["move"]["with"]["model"] == "${{ steps.publish.outputs.model }}"
+    assert steps["move"]["with"]["results"] == "${{ steps.check.outputs.results-path }}"
+    assert "push-model" in steps["publish"]["run"]
+    (rollback,) = jobs["rollback"]["steps"]
+    assert rollback["with"]["action"] == "rollback"
     assert document["concurrency"]["cancel-in-progress"] is False
 
 

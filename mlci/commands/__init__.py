@@ -11,12 +11,22 @@ import sys
 from collections.abc import Sequence
 
 from mlci import __version__
-from mlci.commands import check, convert, documents, github, image, promote, supply
+from mlci.commands import (
+    check,
+    convert,
+    documents,
+    extras,
+    github,
+    image,
+    init,
+    promote,
+    supply,
+)
 from mlci.commands._base import EXIT_CODES, Parser
 from mlci.errors import MlciError
 
 # In the order `mlci --help` lists them.
-MODULES = (check, documents, convert, github, image, supply, promote)
+MODULES = (init, check, documents, convert, github, image, supply, promote, extras)
 
 
 def build_parser() -> Parser:

@@ -15,7 +15,6 @@ from mlci.commands._base import (
     set_outputs,
     templates_arg,
 )
-from mlci.errors import UsageError
 
 STAGE_LIST = "evaluate, tests, benchmark, image, sbom, sign, gate, card, attest"
 
@@ -111,34 +110,18 @@ def register(sub: Any) -> None:
         p.set_defaults(run=run_check, stages=[stage])
 
 
-def _stage_list(text: str | None, flag: str) -> list[str]:
-    from mlci.stages import STAGES
-    from mlci.suggest import did_you_mean
-
-    if text is None:
-        return []
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    for name in names:
-        if name not in STAGES:
-            raise UsageError(
-                f"{flag}: unknown stage '{name}'{did_you_mean(name, list(STAGES))}",
-                tip=f"stages: {STAGE_LIST}",
-            )
-    return names
-
-
 def run_check(args: argparse.Namespace) -> int:
     from mlci.config import load_config
     from mlci.files import check_out_dir
-    from mlci.pipeline import check, selected_stages
+    from mlci.pipeline import check, choose_stages, parse_stage_list
     from mlci.report import failures, headlines
     from mlci.stages import RunOptions
 
     check_out_dir(args.out)  # before any work: a bad --out must not waste a whole run
     loaded = load_config(args.config)
-    only = args.stages or _stage_list(getattr(args, "only", None), "--only")
-    skip = _stage_list(getattr(args, "skip", None), "--skip")
-    stages = selected_stages(loaded, only, skip)
+    only = args.stages or parse_stage_list(getattr(args, "only", None), "--only")
+    skip = parse_stage_list(getattr(args, "skip", None), "--skip")
+    stages = choose_stages(loaded.config.stages, only, skip)
     if getattr(args, "templates", None) is not None:
         report = loaded.config.report.model_copy(update={"templates": args.templates})
         loaded = type(loaded)(

@@ -52,6 +52,12 @@ def register(sub: Any) -> None:
         "--pr", type=int, metavar="NUMBER", help="pull request number (default: from the event)"
     )
     comment.add_argument(
+        "--author",
+        metavar="LOGIN",
+        help="the login the token posts as; only its comments are ever updated (default: the "
+        "token's user, or github-actions[bot] for an installation token)",
+    )
+    comment.add_argument(
         "--skip-without-pr",
         action="store_true",
         help="exit 0 with a note when the run has no pull request (for example on push)",
@@ -210,7 +216,7 @@ def _footer(context: Any) -> str:
 
 
 def run_comment(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
-    from mlci.github.comment import compose, marker, upsert_comment
+    from mlci.github.comment import Posting, compose, marker, post_all
 
     env = os.environ if env is None else env
     sources = [read_source(path, args.model) for path in expand_paths(args.paths)]
@@ -230,6 +236,10 @@ def run_comment(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         from mlci.github.context import find_pull_request
 
         context = find_pull_request(context, _client(env))
+    elif context.pull_number is None and context.event_name == "push":
+        from mlci.github.context import find_merged_pull_request
+
+        context = find_merged_pull_request(context, _client(env))
     if context.pull_number is None and args.skip_without_pr:
         print(
             f"no pull request for this run (event {context.event_name or 'unknown'}); comment skipped"
@@ -237,22 +247,33 @@ def run_comment(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         return 0
     number = context.require_pull_number()
     context.require_repository()
-    client = _client(env)
-    for source in sources:
-        result = upsert_comment(
-            client,
+    _print_posted(
+        post_all(
+            _client(env),
             context.owner,
             context.repo,
             number,
-            model=source.model,
+            [Posting(s.model, s.version, s.content + _footer(context)) for s in sources],
             workflow=workflow,
-            version=source.version,
-            content=source.content + _footer(context),
+            author=args.author,
             overflow_url=context.run_url,
+            fork_repository=context.head_repository if context.from_fork else None,
         )
-        extra = f", removed {len(result.deleted)} duplicate(s)" if result.deleted else ""
-        print(f"{source.model}: comment {result.action}: {result.url or result.id}{extra}")
+    )
     return 0
+
+
+def _print_posted(posted: list[Any]) -> None:
+    for item in posted:
+        result = item.result
+        extra = f", removed {len(result.deleted)} duplicate(s)" if result.deleted else ""
+        print(f"{item.model}: comment {result.action}: {result.url or result.id}{extra}")
+        if item.removed_at_end:
+            ids = ", ".join(str(i) for i in item.removed_at_end)
+            print(
+                f"{item.model}: removed {len(item.removed_at_end)} extra copy(ies) of mlci's "
+                f"comment that a lagging listing had hidden ({ids})"
+            )
 
 
 # -- mlci publish -------------------------------------------------------------------------
@@ -344,7 +365,7 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         )
         name = f"{args.name} / {model}"
         annotations = annotations_for(document, env)
-        conclusion, state = conclusion_for(effective)
+        conclusion, state = conclusion_for(effective, fork=context.from_fork)
         if args.dry_run or args.no_check:
             verb = "would publish" if args.dry_run else "not published (--no-check)"
             print(
@@ -367,6 +388,7 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
                 details_url=context.run_url,
                 external_id=f"mlci:{context.run_id or 'local'}:{context.run_attempt or '1'}:{model}",
                 use_checks=not args.status_only,
+                fork=context.from_fork,
             )
             note = (
                 f" (check runs refused: {publication.fallback_reason})"

@@ -14,6 +14,19 @@ block      failure            failure         blocks merging when the check is r
 (none)     neutral            success         no gate ran: nothing to block on, said so
 =========  =================  ==============  ==========================================
 
+Results that a fork's own run produced (the comment-from-fork path) are a claim, not evidence:
+the fork can change its workflow and upload any results. They never conclude ``success``:
+
+=========  =================  ==============  ==========================================
+decision   check conclusion   status state    why
+=========  =================  ==============  ==========================================
+promote    neutral            pending         unverified; a trusted run of this
+hold       neutral            pending         repository's workflow sets the real result
+(none)     neutral            pending         (the same context replaces the pending one)
+block      failure            failure         a fork can only make its own pull request
+                                              look worse
+=========  =================  ==============  ==========================================
+
 Check runs accept at most 50 annotations per request: the first 50 go with the create, the
 rest follow in updates of 50 (GitHub appends them). Only GitHub Apps (and the workflow token)
 may create check runs; a personal token gets 403, and then mlci sets a commit status instead
@@ -81,11 +94,24 @@ class Annotation:
         )
 
 
-def conclusion_for(decision: str | None) -> tuple[str, str]:
-    """(check run conclusion, commit status state) for a gate decision."""
-    if decision not in DECISIONS:
+FORK_DECISIONS: dict[str | None, tuple[str, str]] = {
+    "promote": ("neutral", "pending"),
+    "hold": ("neutral", "pending"),
+    "block": ("failure", "failure"),
+    None: ("neutral", "pending"),
+}
+FORK_TITLE = "unverified, from the fork's code: "
+
+
+def conclusion_for(decision: str | None, *, fork: bool = False) -> tuple[str, str]:
+    """(check run conclusion, commit status state) for a gate decision.
+
+    ``fork``: the results came from a fork's own run, so they never conclude in success.
+    """
+    table = FORK_DECISIONS if fork else DECISIONS
+    if decision not in table:
         raise ValueError(f"unknown gate decision {decision!r} (expected promote, hold or block)")
-    return DECISIONS[decision]
+    return table[decision]
 
 
 def batches(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
@@ -125,9 +151,16 @@ def publish(
     details_url: str | None = None,
     external_id: str | None = None,
     use_checks: bool = True,
+    fork: bool = False,
 ) -> Publication:
-    """Publish the decision as a check run, falling back to a commit status on 403."""
-    conclusion, state = conclusion_for(decision)
+    """Publish the decision as a check run, falling back to a commit status on 403.
+
+    ``fork``: the results came from a fork's own run; they conclude neutral (status pending)
+    at best, and the title says they are unverified.
+    """
+    conclusion, state = conclusion_for(decision, fork=fork)
+    if fork:
+        title = FORK_TITLE + title
     reason = None
     if use_checks:
         try:

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from mlci.github.client import GitHubClient
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target", "pull_request_review")
+# Events whose run executes the pull request's own code (and, from a fork, the fork's workflow).
+# pull_request_target is not among them: it runs the base branch's workflow.
+HEAD_CODE_EVENTS = ("pull_request", "pull_request_review", "workflow_run")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,20 @@ class GitHubContext:
     @property
     def in_actions(self) -> bool:
         return self.run_id is not None
+
+    @property
+    def from_fork(self) -> bool:
+        """Whether the results were produced by a fork's code (a fork can write any results).
+
+        True for a pull request event whose head is in another repository, and for a
+        ``workflow_run`` whose triggering run's head is in another repository (the
+        comment-from-fork workflow posting what the fork's run uploaded).
+        """
+        if self.event_name not in HEAD_CODE_EVENTS:
+            return False
+        if not self.head_repository or not self.repository:
+            return False
+        return self.head_repository.casefold() != self.repository.casefold()
 
     def require_repository(self) -> str:
         if not self.repository or self.repository.count("/") != 1:
@@ -197,6 +214,31 @@ def find_pull_request(context: GitHubContext, client: GitHubClient) -> GitHubCon
     if not matching:
         return context
     return replace(context, pull_number=matching[-1])
+
+
+def find_merged_pull_request(context: GitHubContext, client: GitHubClient) -> GitHubContext:
+    """Fill in the pull request whose merge made the commit of a ``push`` event (so that what
+    happens after the merge, a promotion, can be said on the pull request)."""
+    from mlci.github.client import expand
+
+    if context.pull_number is not None or not context.sha or not context.repository:
+        return context
+    merged = sorted(
+        _int(p.get("number"))
+        for p in client.paginate(
+            expand(
+                "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
+                owner=context.owner,
+                repo=context.repo,
+                commit_sha=context.sha,
+            ),
+            permission="pull-requests: read",
+        )
+        if p.get("merge_commit_sha") == context.sha
+        and p.get("merged_at")
+        and p.get("number") is not None
+    )
+    return replace(context, pull_number=merged[-1]) if merged else context
 
 
 def _dig(data: Any, *keys: str) -> Any:
