@@ -277,3 +277,18 @@ def test_only_skip_and_a_missing_base(
     assert stages["sbom"]["reason"].startswith("needs the image stage, which skipped: no base")
     code, _, err = run_cli([*base, "--only", "evaluat"], capsys)
     assert code == 2 and "unknown stage 'evaluat' (did you mean 'evaluate'?)" in err
+
+
+def test_a_relative_configuration_path_finds_its_files(
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Paths in mlci.yaml are relative to its folder, however the folder is named.
+    monkeypatch.chdir(project.root.parent)
+    config = Path(project.root.name) / "mlci.yaml"
+    code, _, err = run_cli(["evaluate", "-q", "-c", str(config), "-o", "out"], capsys)
+    assert code == 0, err
+    model = json.loads((project.root.parent / "out" / "results.json").read_text())["model"]
+    assert Path(model["path"]).resolve() == (project.root / "models" / "candidate.onnx").resolve()

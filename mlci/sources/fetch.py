@@ -84,7 +84,8 @@ def materialize(
     if source.entrypoint is not None:
         return None
     if source.path is not None:
-        ref: refs.SourceRef = refs.LocalSource(str(source.path))
+        # mlci.yaml's paths are already joined with its folder when the file is read.
+        ref: refs.SourceRef = refs.LocalSource(str(Path(source.path).absolute()))
     else:
         assert source.source is not None
         ref = refs.parse_source(source.source, source.sha256)
@@ -149,6 +150,8 @@ def _local(request: Request, ref: refs.LocalSource) -> Fetched:
     path = Path(ref.path)
     if not path.is_absolute():
         path = request.base_dir / path
+    if path.is_dir():
+        raise ModelError(f"{path}: is a directory, not a model file")
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
     _refuse_pointer(path, str(path))

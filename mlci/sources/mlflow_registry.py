@@ -40,18 +40,34 @@ def client() -> Any:
     return MlflowClient()
 
 
+# A server on SQLite answers a write that meets another one with "database is locked": the
+# transaction did not happen, so the call is tried again (a few times, backing off).
+LOCKED_RETRIES = 6
+
+
 def call(what: str, action: Callable[[], T], *, missing: str | None = None) -> T:
     """Run a client call; MLflow's exceptions become one-line mlci errors."""
+    import time
+
     from mlflow.exceptions import MlflowException
 
-    try:
-        return action()
-    except MlflowException as exc:
-        code = str(getattr(exc, "error_code", ""))
-        text = str(getattr(exc, "message", exc)).strip().splitlines()[0][:300]
-        if missing and code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            raise ModelError(f"{what}: {missing} ({text})") from None
-        raise MlflowError(f"{what}: the MLflow server refused: {text}") from None
+    for attempt in range(LOCKED_RETRIES + 1):
+        try:
+            return action()
+        except MlflowException as exc:
+            code = str(getattr(exc, "error_code", ""))
+            text = str(getattr(exc, "message", exc)).strip().splitlines()[0][:300]
+            if "database is locked" in str(exc) and attempt < LOCKED_RETRIES:
+                time.sleep(0.1 * 2**attempt)
+                continue
+            if missing and code in (
+                "RESOURCE_DOES_NOT_EXIST",
+                "INVALID_PARAMETER_VALUE",
+                "NOT_FOUND",
+            ):
+                raise ModelError(f"{what}: {missing} ({text})") from None
+            raise MlflowError(f"{what}: the MLflow server refused: {text}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def version_for(mlflow: Any, name: str, version: str | None, alias: str | None) -> Any:
