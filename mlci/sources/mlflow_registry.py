@@ -49,25 +49,28 @@ def call(what: str, action: Callable[[], T], *, missing: str | None = None) -> T
     """Run a client call; MLflow's exceptions become one-line mlci errors."""
     import time
 
+    for attempt in range(LOCKED_RETRIES + 1):
+        outcome = _attempt(action)
+        if not isinstance(outcome, Exception):
+            return outcome
+        if "database is locked" in str(outcome) and attempt < LOCKED_RETRIES:
+            time.sleep(0.1 * 2**attempt)
+            continue
+        code = str(getattr(outcome, "error_code", ""))
+        text = str(getattr(outcome, "message", outcome)).strip().splitlines()[0][:300]
+        if missing and code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            raise ModelError(f"{what}: {missing} ({text})") from None
+        raise MlflowError(f"{what}: the MLflow server refused: {text}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt(action: Callable[[], T]) -> T | Exception:
     from mlflow.exceptions import MlflowException
 
-    for attempt in range(LOCKED_RETRIES + 1):
-        try:
-            return action()
-        except MlflowException as exc:
-            code = str(getattr(exc, "error_code", ""))
-            text = str(getattr(exc, "message", exc)).strip().splitlines()[0][:300]
-            if "database is locked" in str(exc) and attempt < LOCKED_RETRIES:
-                time.sleep(0.1 * 2**attempt)
-                continue
-            if missing and code in (
-                "RESOURCE_DOES_NOT_EXIST",
-                "INVALID_PARAMETER_VALUE",
-                "NOT_FOUND",
-            ):
-                raise ModelError(f"{what}: {missing} ({text})") from None
-            raise MlflowError(f"{what}: the MLflow server refused: {text}") from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return action()
+    except MlflowException as exc:
+        return exc
 
 
 def version_for(mlflow: Any, name: str, version: str | None, alias: str | None) -> Any:
