@@ -104,6 +104,9 @@ def rates(stats: np.ndarray) -> dict[str, np.ndarray]:
 
 def disparity(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Largest difference and smallest ratio between groups (last axis), ignoring NaN."""
+    if values.shape[-1] == 0:
+        undefined = np.full(values.shape[:-1], np.nan)
+        return undefined, undefined.copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         import warnings
 

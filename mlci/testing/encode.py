@@ -67,7 +67,7 @@ def categorical_codes(*columns: np.ndarray) -> tuple[list[np.ndarray], list[str]
         assert found is not None
         raw, names = found
         # Arrow numbers categories in order of appearance; sort them so codes are stable.
-        order = np.argsort(np.array(names, dtype=object), kind="stable") if names else np.array([])
+        order = np.argsort(np.array(names, dtype=object), kind="stable").astype(np.intp)
         rank = np.empty(len(names), dtype=np.int64)
         rank[order] = np.arange(len(names))
         codes = np.where(raw >= 0, rank[np.maximum(raw, 0)] if names else raw, MISSING)
