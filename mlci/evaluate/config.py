@@ -66,7 +66,10 @@ class ImportanceConfig(Strict):
 
     repeats: int = Field(5, ge=1, le=100, description="Shuffles of each feature.")
     max_rows: int = Field(
-        50_000, ge=100, description="Rows drawn (seeded) from the evaluation data to shuffle."
+        10_000,
+        ge=100,
+        description="Rows drawn (seeded) from the evaluation data to shuffle; each feature "
+        "costs 2 x repeats predictions of this many rows.",
     )
     metric: str | None = Field(
         None, description="Metric whose loss measures importance (default: the primary metric)."

@@ -29,6 +29,51 @@ if TYPE_CHECKING:
     from mlci.stages import ModelContext
 
 
+# Bootstrap replicates of the importance intervals: every feature and shuffle is scored on
+# them, so they cost more here than in the evaluation; 200 give stable 95% intervals.
+REPLICATES = 200
+
+
+class OutputsOf:
+    """Model k's predictions as outputs in the candidate's class order, as the evaluation
+    aligns them; the class mapping is worked out once per model, not once per shuffle."""
+
+    def __init__(
+        self,
+        task: str,
+        classes: Sequence[object] | None,
+        target: np.ndarray,
+        predictions: Sequence[Predictions],
+    ) -> None:
+        self.task = task
+        self.target = target
+        self.predictions = predictions
+        self.classes = classes
+        self.keys: dict[str, int] = {}
+        if classes is not None:
+            from mlci.evaluate.alignment import label_key
+
+            self.keys = {label_key(c): j for j, c in enumerate(classes)}
+
+    def __call__(self, k: int, pred: Predictions) -> Outputs:
+        if self.task == "regression" or self.classes is None or pred.classes is None:
+            from mlci.evaluate.alignment import align
+
+            return align(self.task, self.target, [self.predictions[0], pred]).outputs[1]  # type: ignore[arg-type]
+        from mlci.evaluate.alignment import label_key
+
+        order = [[label_key(c) for c in pred.classes].index(label_key(c)) for c in self.classes]
+        proba = None if pred.proba is None else np.asarray(pred.proba, dtype=np.float64)[:, order]
+        labels = None
+        if pred.labels is not None:
+            uniques, inverse = np.unique(np.asarray(pred.labels), return_inverse=True)
+            lookup = np.array([self.keys[label_key(u)] for u in uniques], dtype=np.int64)
+            labels = lookup[inverse.reshape(-1)]
+        elif proba is not None:
+            labels = np.argmax(proba, axis=1)
+        return Outputs(labels=labels, proba=proba)
+
+
 def take(pred: Predictions, rows: np.ndarray) -> Predictions:
     """The predictions of some rows."""
     return Predictions(
@@ -144,7 +189,6 @@ def permutation_importance(
 
 def run(ctx: ModelContext, primary: str) -> R.Importance:
     """The importance sub-section for one model (and its baseline)."""
-    from mlci.evaluate.alignment import align
     from mlci.evaluate.metrics import check_metric_names
     from mlci.suggest import did_you_mean
 
@@ -180,24 +224,21 @@ def run(ctx: ModelContext, primary: str) -> R.Importance:
     target = data.columns[data.target][rows]
     weight = data.columns[data.weight][rows] if data.weight else None
 
-    def to_outputs(k: int, pred: Predictions) -> Outputs:
-        # In the candidate's class order, as the evaluation aligns them.
-        return align(task, target, [predictions[0], pred]).outputs[1]
-
+    convert = OutputsOf(task, aligned.classes, target, predictions)
     evaluator = Evaluator(
         task,
         aligned.y_true[rows],
         metrics=[metric],
         n_classes=None if aligned.classes is None else len(aligned.classes),
         weight=weight,
-        n_boot=evaluation.bootstrap,
+        n_boot=min(evaluation.bootstrap, REPLICATES),
         confidence=evaluation.confidence,
         seed=evaluation.seed,
     )
     ranked = permutation_importance(
         list(zip(models, reads, predictions, strict=False)),
         columns,
-        to_outputs,
+        convert,
         Scorer(evaluator, metric),
         features,
         repeats=cfg.repeats,
