@@ -180,3 +180,66 @@ def test_multivariate_drift_without_scikit_learn_is_a_one_line_error(
     )
     assert "pip install 'mlci[sklearn]'" in lines[-1]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "checks", "gate", "message"),
+    [
+        (
+            "",
+            "    - {kind: integrity, checks: [inputs]}\n",
+            "",
+            "'inputs' is not a part of the integrity check",
+        ),
+        (
+            "",
+            "    - {kind: drift, wasserstein: null, jensen_shannon: null, psi: null}\n",
+            "",
+            "a drift check needs at least one of",
+        ),
+        (
+            "",
+            "    - {kind: trivial_model, metric: roc_uac}\n",
+            "",
+            "tests.checks[0].metric: unknown metric 'roc_uac'",
+        ),
+        (
+            "  fairness:\n    features: [regoin]\n",
+            "",
+            "",
+            "evaluation.fairness.features[0]: no column 'regoin' in",
+        ),
+        ("  fairness:\n    features: [income]\n", "", "", "'income' has 1"),
+        (
+            "",
+            "",
+            "gate:\n  rules:\n    - {kind: fairness, feature: region}\n",
+            "a fairness rule needs 'max_difference' or 'min_ratio'",
+        ),
+        (
+            "",
+            "",
+            "gate:\n  rules:\n    - {kind: fairness, metric: parity, min_ratio: 0.8}\n",
+            "unknown fairness measure 'parity'",
+        ),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2(
+    project: Project,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    evaluation: str,
+    checks: str,
+    gate: str,
+    message: str,
+) -> None:
+    text = project.config.read_text()
+    text = text.replace("  discover:\n", evaluation + "  discover:\n")
+    text = text.replace("  id: id\n", "  id: id\n  reference: data/eval.csv\n")
+    if checks:
+        text += "tests:\n  checks:\n" + checks
+    project.config.write_text(text + gate)
+    assert main(["check", "-c", str(project.config), "-o", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -336,7 +336,7 @@ class CheckConfig(Strict):
             for name in self.checks:
                 if name not in parts:
                     raise ValueError(
-                        f"'{name}' is not a part of a {self.kind} check (parts: {', '.join(parts)})"
+                        f"'{name}' is not a part of the {self.kind} check (parts: {', '.join(parts)})"
                     )
         return self
 

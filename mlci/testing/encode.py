@@ -10,8 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mlci.data import missing_mask
-
 MISSING = -1
 
 
@@ -119,8 +117,3 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return np.asarray(x ^ (x >> np.uint64(31)))
-
-
-def present(values: np.ndarray) -> np.ndarray:
-    """True where a value is not missing."""
-    return ~missing_mask(values)
