@@ -25,6 +25,7 @@ from mlci.bench.config import BenchmarkConfig
 from mlci.card.config import CardConfig
 from mlci.configbase import ConfigPath, Strict, check_inside
 from mlci.errors import ConfigError
+from mlci.evaluate.config import FairnessConfig, ImportanceConfig
 from mlci.gate.config import GateConfig
 from mlci.models.formats import ConfigFormat
 from mlci.sources.config import SignaturePolicyConfig
@@ -282,6 +283,12 @@ class EvaluationConfig(Strict):
     )
     slices: list[SliceConfig] = Field(default_factory=list)
     discover: DiscoverConfig = Field(default_factory=DiscoverConfig)
+    fairness: FairnessConfig | None = Field(
+        None, description="Per-group rates and disparities for sensitive features."
+    )
+    importance: ImportanceConfig | None = Field(
+        None, description="Permutation importance of every feature, candidate and baseline."
+    )
 
 
 class ReportConfig(Strict):

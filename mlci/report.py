@@ -15,6 +15,7 @@ from typing import Any
 from mlci.errors import InputError
 from mlci.results import Results
 from mlci.results.evaluation import Estimate, Evaluation, SliceResult
+from mlci.results.tests import ModelTestResult
 
 VERDICT_MARK = {
     "better": "▲ better",
@@ -169,7 +170,22 @@ def context(document: Results) -> dict[str, Any]:
         "worse": verdicts.count("worse"),
         "failing_tests": [r for r in test_results if r.failed],
         "other_tests": [r for r in test_results if not r.failed],
+        "data_checks": data_checks(test_results),
         "limit": GITHUB_COMMENT_LIMIT,
+    }
+
+
+def data_checks(results: Sequence[ModelTestResult]) -> dict[str, Any]:
+    """What the reports say about drift, integrity and the trivial model, by kind."""
+    drift = [
+        r for r in results if r.kind == "drift" and "distance" in (r.details.model_extra or {})
+    ]
+    return {
+        "drift": drift,
+        "drifted": [r for r in drift if r.status == "failed"],
+        "multivariate": [r for r in results if r.kind == "multivariate_drift"],
+        "integrity": [r for r in results if r.kind == "integrity"],
+        "trivial": [r for r in results if r.kind == "trivial_model"],
     }
 
 

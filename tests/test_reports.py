@@ -32,7 +32,7 @@ from mlci.report import (
 )
 from mlci.results import MergeError, merge
 
-FIXTURES = ["promote", "hold", "block", "nogate"]
+FIXTURES = ["promote", "hold", "block", "nogate", "checks"]
 UPDATE = os.environ.get("MLCI_UPDATE_GOLDEN") == "1"
 
 

@@ -60,7 +60,7 @@ def test_ks_matches_scipy(seed: int, shift: float) -> None:
     rng = np.random.default_rng(seed)
     ref = rng.normal(0, 1, 300)
     cur = rng.normal(shift, 1, 200)
-    out = D.check_drift("x", ref, cur, "numeric", psi=None, ks_pvalue=0.01)
+    out = D.check_drift("x", ref, cur, "numeric", wasserstein=None, psi=None, ks_pvalue=0.01)
     expected = stats.ks_2samp(ref, cur)
     assert out.details["statistic"] == pytest.approx(expected.statistic)
     assert out.details["p_value"] == pytest.approx(expected.pvalue)
@@ -95,8 +95,13 @@ def test_a_shifted_feature_fails_drift_and_a_clean_one_passes() -> None:
     bad = D.check_drift("income", ref, shifted, "numeric")
     assert ok.status == "passed", ok.message
     assert bad.status == "failed"
-    assert bad.observed > 0.2 and bad.threshold == 0.2
-    assert "'income' drifted: PSI" in bad.message and "Kolmogorov-Smirnov p" in bad.message
+    assert bad.observed > 0.1 and bad.threshold == 0.1
+    assert bad.details["decision"] == "drift" and ok.details["decision"] == "no drift"
+    assert bad.details["wasserstein"]["ci_low"] > 0.1
+    assert "'income' drifted: normalised Wasserstein distance" in bad.message
+    assert "PSI" in bad.message and "Kolmogorov-Smirnov p" in bad.message
+    by_psi = D.check_drift("income", ref, shifted, "numeric", wasserstein=None)
+    assert by_psi.observed > 0.2 and by_psi.threshold == 0.2
     assert (
         bad.details["examples"][0]["current_share"] != bad.details["examples"][0]["reference_share"]
     )

@@ -16,6 +16,7 @@ from mlci.card.model import CardView
 from mlci.errors import MlciError
 from mlci.report import number
 from mlci.results.evaluation import Estimate
+from mlci.results.fairness import Fairness
 
 # Serial numbers are derived from the content, so the same results give the same BOM.
 NAMESPACE = uuid.UUID("6f1d3c1e-2b8a-4f57-9a53-0c7d6e3f8b21")
@@ -35,6 +36,20 @@ def model_card(card: CardView, dataset_refs: list[str]) -> dict[str, Any]:
         slice_est = s.metrics.candidate.get(primary) if primary else None
         if slice_est is not None and primary is not None:
             metrics.append(_metric(primary, slice_est, s.name))
+    if card.fairness_summary is not None:
+        for f in card.fairness_summary.features:
+            for name, d in f.disparities.items():
+                if name in ("demographic_parity", "equalized_odds"):
+                    metrics.append(
+                        _metric(f"{name}_difference", d.difference, f"feature {f.feature}")
+                    )
+                    metrics.append(_metric(f"{name}_ratio", d.ratio, f"feature {f.feature}"))
+    if card.importance is not None:
+        name = f"permutation_importance_{card.importance.metric}"
+        metrics.extend(
+            _metric(name, imp.candidate, f"feature {imp.feature}")
+            for imp in card.importance.features
+        )
     for scenario in card.latency:
         for stat, est in scenario.candidate.latency_ms.items():
             if est.value is not None:
@@ -54,14 +69,17 @@ def model_card(card: CardView, dataset_refs: list[str]) -> dict[str, Any]:
             for r in card.risks
         ]
     flagged = [s for s in card.slices if s.flagged]
-    if flagged:
-        considerations["fairnessAssessments"] = [
-            {
-                "groupAtRisk": s.name,
-                "harms": s.reason or f"significantly worse than the baseline on {primary}",
-            }
-            for s in flagged
-        ]
+    assessments = [
+        {
+            "groupAtRisk": s.name,
+            "harms": s.reason or f"significantly worse than the baseline on {primary}",
+        }
+        for s in flagged
+    ]
+    if card.fairness_summary is not None:
+        assessments.extend(_group_gaps(card.fairness_summary))
+    if assessments:
+        considerations["fairnessAssessments"] = assessments
     parameters: dict[str, Any] = {
         "approach": {"type": "supervised"},
         "task": card.task,
@@ -80,6 +98,31 @@ def model_card(card: CardView, dataset_refs: list[str]) -> dict[str, Any]:
     if considerations:
         result["considerations"] = considerations
     return result
+
+
+def _group_gaps(fairness: Fairness) -> list[dict[str, Any]]:
+    """For each sensitive feature, the group least often given the favourable prediction."""
+    out = []
+    for f in fairness.features:
+        rated = [
+            g
+            for g in f.groups
+            if g.status == "evaluated" and g.candidate.get("selection_rate") is not None
+        ]
+        rates = [(g.candidate["selection_rate"].value, g.group) for g in rated]
+        rates = [(r, g) for r, g in rates if r is not None]
+        dp = f.disparities.get("demographic_parity")
+        if len(rates) < 2 or dp is None:
+            continue
+        (low, worst), (high, best) = min(rates), max(rates)
+        out.append(
+            {
+                "groupAtRisk": f"{f.feature}={worst}",
+                "harms": f"selection rate {_text(low)} against {_text(high)} for "
+                f"{f.feature}={best} (demographic parity difference {_text(dp.difference.value)})",
+            }
+        )
+    return out
 
 
 def _metric(name: str, est: Estimate, where: str) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from mlci.hashing import sha256_file
 from mlci.results import ModelInput, ModelRecord, Results
 from mlci.results.benchmark import DeviceChoice, Fingerprint, Scenario
 from mlci.results.evaluation import Delta, Estimate, SliceResult
+from mlci.results.fairness import Fairness
 from mlci.results.gate import Gate
 from mlci.results.image import Image, Signature
+from mlci.results.importance import Importance
 
 TASK_NAMES = {
     "binary": "binary classification",
@@ -68,6 +70,8 @@ class CardView:
     created: str
     mlci_version: str
     inputs: list[ModelInput] = field(default_factory=list)
+    fairness_summary: Fairness | None = None
+    importance: Importance | None = None
 
 
 def training_data(card: CardConfig) -> list[Dataset]:
@@ -140,4 +144,6 @@ def build_card(document: Results, config: CardConfig | None) -> CardView:
         created=document.created,
         mlci_version=document.mlci_version,
         inputs=list(document.model.inputs),
+        fairness_summary=ev.fairness if ev else None,
+        importance=ev.importance if ev else None,
     )

@@ -187,7 +187,7 @@ def verdict(metric: str, delta: Estimate) -> R.Verdict:
 def run(ctx: ModelContext) -> R.Evaluation:
     """The evaluation stage."""
     aligned = ctx.aligned
-    return evaluate_model(
+    section = evaluate_model(
         ctx.loaded,
         ctx.data,
         ctx.task,
@@ -197,6 +197,17 @@ def run(ctx: ModelContext) -> R.Evaluation:
         aligned.classes,
         ctx.progress,
     )
+    cfg = ctx.loaded.config.evaluation
+    if cfg.fairness is not None:
+        from mlci.evaluate import fairness
+
+        section = section.model_copy(update={"fairness": fairness.run(ctx)})
+    if cfg.importance is not None:
+        from mlci.evaluate import importance
+
+        update = {"importance": importance.run(ctx, section.primary_metric)}
+        section = section.model_copy(update=update)
+    return section
 
 
 def evaluate_model(

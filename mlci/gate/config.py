@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
 from mlci.configbase import Strict
+from mlci.results.fairness import DisparityName
 from mlci.results.gate import FailOn, RuleKind
 
 # The fields each kind of rule may set (beyond id, kind, required and evidence).
@@ -18,7 +19,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "tests": ("names", "kinds"),
     "supply_chain": ("signed", "sbom", "verified", "identity", "issuer"),
     "canary": (),
+    "fairness": ("feature", "metric", "max_difference", "min_ratio"),
 }
+# What a fairness rule may judge (the disparities the evaluation records).
+FAIRNESS_MEASURES = get_args(DisparityName)
 COMMON = ("id", "kind", "required", "evidence")
 
 
@@ -37,8 +41,10 @@ class GateRule(Strict):
     )
     metric: str | None = Field(
         None,
-        description="Metric name (metric, non_inferiority, slices: default the primary metric) "
-        "or latency statistic (latency: p50, p90, p95, p99, mean; default p99).",
+        description="Metric name (metric, non_inferiority, slices: default the primary metric), "
+        "latency statistic (latency: p50, p90, p95, p99, mean; default p99) or fairness measure "
+        "(fairness: demographic_parity, equalized_odds, selection_rate, tpr, fpr; default "
+        "demographic_parity).",
     )
     min: float | None = Field(None, description="metric: lowest acceptable value.")
     max: float | None = Field(None, description="metric: highest acceptable value.")
@@ -75,6 +81,22 @@ class GateRule(Strict):
         None, description="supply_chain: the verified signature's signer identity."
     )
     issuer: str | None = Field(None, description="supply_chain: the signer identity's issuer.")
+    feature: str | None = Field(
+        None, description="fairness: one sensitive feature (default: every one evaluated)."
+    )
+    max_difference: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="fairness: largest acceptable difference of the rate between groups.",
+    )
+    min_ratio: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="fairness: smallest acceptable ratio of the lowest to the highest rate "
+        "(0.8: the four-fifths rule).",
+    )
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> GateRule:
@@ -94,6 +116,14 @@ class GateRule(Strict):
                 raise ValueError("'min' is above 'max'")
         if self.kind == "non_inferiority" and self.margin is None:
             raise ValueError("a non_inferiority rule needs 'margin' (0 allows no loss at all)")
+        if self.kind == "fairness":
+            if self.max_difference is None and self.min_ratio is None:
+                raise ValueError("a fairness rule needs 'max_difference' or 'min_ratio'")
+            if self.metric is not None and self.metric not in FAIRNESS_MEASURES:
+                raise ValueError(
+                    f"unknown fairness measure '{self.metric}'; use one of "
+                    f"{', '.join(FAIRNESS_MEASURES)}"
+                )
         if self.kind == "latency":
             if self.budget_ms is None and self.max_regression is None:
                 raise ValueError("a latency rule needs 'budget_ms' or 'max_regression'")
@@ -110,8 +140,12 @@ class GateRule(Strict):
         if self.id:
             return self.id
         parts: list[str] = [self.kind]
-        if self.kind in ("metric", "non_inferiority", "slices", "latency") and self.metric:
+        if self.kind in ("metric", "non_inferiority", "slices", "latency", "fairness") and (
+            self.metric
+        ):
             parts.append(self.metric)
+        if self.feature:
+            parts.append(self.feature)
         if self.slice:
             parts.append(self.slice)
         if self.scenario:

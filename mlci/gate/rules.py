@@ -414,6 +414,82 @@ def _canary(doc: Results, rule: GateRule) -> Outcome:
     )
 
 
+def _fairness(doc: Results, rule: GateRule) -> Outcome:
+    measure = rule.metric or "demographic_parity"
+    threshold: dict[str, JsonValue] = {
+        "measure": measure,
+        "feature": rule.feature,
+        "max_difference": rule.max_difference,
+        "min_ratio": rule.min_ratio,
+    }
+    ev = doc.evaluation
+    if ev is None:
+        return Outcome("missing", None, threshold, doc.stage_reason("evaluate", "evaluation"))
+    fairness = ev.fairness
+    if fairness is None:
+        return Outcome(
+            "missing",
+            None,
+            threshold,
+            "the evaluation has no fairness summary (evaluation.fairness).",
+        )
+    features = fairness.features
+    if rule.feature is not None:
+        found = fairness.feature(rule.feature)
+        if found is None:
+            return Outcome(
+                "missing", None, threshold, f"no fairness summary for feature '{rule.feature}'."
+            )
+        features = [found]
+    checks: list[tuple[RuleStatus, JsonValue, str]] = []
+    for f in features:
+        disparity = f.disparities.get(measure)
+        if disparity is None:
+            checks.append(("missing", None, f"'{f.feature}' has no {measure} summary."))
+            continue
+        for part, limit, upper in (
+            ("difference", rule.max_difference, True),
+            ("ratio", rule.min_ratio, False),
+        ):
+            if limit is None:
+                continue
+            entry = getattr(disparity, part)
+            bounds = _bounds(entry, rule.evidence)
+            observed: JsonValue = {"feature": f.feature, "measure": part, **_estimate(entry)}
+            if bounds is None:
+                checks.append(
+                    ("missing", observed, f"the {measure} {part} of '{f.feature}' is undefined.")
+                )
+                continue
+            low, high = bounds
+            status: RuleStatus
+            if upper:
+                status = "pass" if high <= limit else "fail" if low > limit else "inconclusive"
+                wanted = f"at most {_num(limit)}"
+            else:
+                status = "pass" if low >= limit else "fail" if high < limit else "inconclusive"
+                wanted = f"at least {_num(limit)}"
+            shown = _num(entry.value) if rule.evidence == "point" else _interval(entry)
+            verb = {"pass": "meets", "fail": "misses", "inconclusive": "straddles"}[status]
+            base = getattr(disparity, f"baseline_{part}")
+            beside = f" (baseline {_interval(base)})" if base is not None else ""
+            checks.append(
+                (
+                    status,
+                    observed,
+                    f"the {measure} {part} between groups of '{f.feature}' is {shown}{beside}, "
+                    f"which {verb} the requirement of {wanted}.",
+                )
+            )
+    if not checks:
+        return Outcome("missing", None, threshold, "no sensitive feature was evaluated.")
+    worst = max(checks, key=lambda c: SEVERITY[c[0]])
+    status, observed, sentence = worst
+    if status == "pass" and len(checks) > 1:
+        sentence = f"all {len(checks)} fairness checks pass; for example, {sentence}"
+    return Outcome(status, observed, threshold, sentence)
+
+
 CHECKS: dict[str, Callable[[Results, GateRule], Outcome]] = {
     "metric": _metric,
     "non_inferiority": _non_inferiority,
@@ -422,6 +498,7 @@ CHECKS: dict[str, Callable[[Results, GateRule], Outcome]] = {
     "tests": _tests,
     "supply_chain": _supply_chain,
     "canary": _canary,
+    "fairness": _fairness,
 }
 
 

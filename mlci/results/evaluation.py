@@ -133,6 +133,11 @@ class Calibration(Section):
     baseline: list[CalibrationBin] | None = None
 
 
+# The optional sub-sections are built from Estimate, so they are imported once it exists.
+from mlci.results.fairness import Fairness  # noqa: E402
+from mlci.results.importance import Importance  # noqa: E402
+
+
 class Evaluation(Section):
     """Metrics with intervals, overall and per slice, and the comparison with the baseline."""
 
@@ -153,6 +158,8 @@ class Evaluation(Section):
     slices: list[SliceResult]
     discovery: Discovery | None = None
     calibration: Calibration | None = None
+    fairness: Fairness | None = None
+    importance: Importance | None = None
 
     @model_validator(mode="before")
     @classmethod

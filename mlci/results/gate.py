@@ -11,7 +11,7 @@ from pydantic import Field, JsonValue, model_validator
 from mlci.results.base import Count, Digest, Section, Sha256
 
 RuleKind = Literal[
-    "metric", "non_inferiority", "slices", "latency", "tests", "supply_chain", "canary"
+    "metric", "non_inferiority", "slices", "latency", "tests", "supply_chain", "canary", "fairness"
 ]
 RuleStatus = Literal["pass", "fail", "inconclusive", "missing"]
 Decision = Literal["promote", "hold", "block"]
@@ -95,7 +95,10 @@ def evidence_text(value: Any) -> str:
     if isinstance(value, dict):
         if "value" in value and ("ci_low" in value or "ci_high" in value):
             text = _interval(value)
-            return f"{value['slice']}: {text}" if "slice" in value else text
+            label = value.get("slice") or " ".join(
+                str(value[k]) for k in ("feature", "measure") if value.get(k)
+            )
+            return f"{label}: {text}" if label else text
         if "ratio" in value:
             return f"{value.get('scenario')}: {evidence_text(value['ratio'])}×"
         if "latency_ms" in value:

@@ -8,7 +8,7 @@ from pydantic import Field, JsonValue
 
 from mlci.results.base import Count, Open, Seconds, Section
 
-# The kinds of check mlci.yaml's tests section can declare.
+# The kinds of check mlci.yaml's tests section can declare (the configuration reads this list).
 CheckKind = Literal[
     "metric",
     "invariance",
@@ -19,6 +19,9 @@ CheckKind = Literal[
     "missing",
     "range",
     "drift",
+    "multivariate_drift",
+    "integrity",
+    "trivial_model",
 ]
 TestKind = CheckKind | Literal["pytest"]
 TestStatus = Literal["passed", "failed", "error", "skipped"]

@@ -272,12 +272,16 @@ def assert_no_drift(
     data: Dataset,
     features: Sequence[str] | None = None,
     *,
+    wasserstein: float | None = 0.1,
+    jensen_shannon: float | None = 0.1,
     psi: float | None = 0.2,
-    ks_pvalue: float | None = 0.01,
-    chi2_pvalue: float | None = 0.01,
+    ks_pvalue: float | None = None,
+    chi2_pvalue: float | None = None,
     bins: int = 10,
+    evidence: str = "interval",
 ) -> list[Outcome]:
-    """No feature drifted between ``reference`` and ``data`` (PSI, KS or chi-square)."""
+    """No feature drifted between ``reference`` and ``data``, judged as the drift check
+    judges it: by effect size on its interval (p-values only when their limits are set)."""
     chosen = (
         list(features)
         if features is not None
@@ -289,10 +293,13 @@ def assert_no_drift(
             reference.columns[f],
             data.columns[f],
             data.kinds[f],
+            wasserstein=wasserstein,
+            jensen_shannon=jensen_shannon,
             psi=psi,
             ks_pvalue=ks_pvalue,
             chi2_pvalue=chi2_pvalue,
             bins=bins,
+            evidence=evidence,
         )
         for f in chosen
     ]

@@ -11,7 +11,7 @@ Every check is one entry of ``tests.checks`` with a ``kind`` and the parameters 
         - kind: invariance
           feature: application_id
         - kind: drift
-          psi: 0.2
+          wasserstein: 0.1
       pytest: [tests/test_model.py]
 """
 
@@ -22,25 +22,28 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlci.configbase import ConfigPath, Strict
+from mlci.results.tests import CheckKind
 
-CheckKind = Literal[
-    "metric",
-    "invariance",
-    "directional",
-    "robustness",
-    "contract",
-    "schema",
-    "missing",
-    "range",
-    "drift",
-]
 ContractPart = Literal["inputs", "outputs", "probabilities", "determinism", "parity"]
 CONTRACT_PARTS: tuple[str, ...] = ("inputs", "outputs", "probabilities", "determinism", "parity")
-DATA_KINDS = frozenset({"schema", "missing", "range", "drift"})
+IntegrityPart = Literal[
+    "leakage", "new_categories", "spellings", "conflicting_labels", "relation_changed", "constant"
+]
+INTEGRITY_PARTS: tuple[str, ...] = (
+    "leakage",
+    "new_categories",
+    "spellings",
+    "conflicting_labels",
+    "relation_changed",
+    "constant",
+)
+DATA_KINDS = frozenset({"schema", "missing", "range", "drift", "multivariate_drift", "integrity"})
 BEHAVIOURAL_KINDS = frozenset({"invariance", "directional", "robustness"})
 
 _COMMON = {"kind", "id", "required"}
 _ROWS = {"slice", "where"}
+# How a check with an interval judges it.
+_INTERVALS = {"evidence", "bootstrap", "confidence", "seed"}
 # The parameters each kind takes (besides kind, id and required).
 PARAMETERS: dict[str, frozenset[str]] = {
     "metric": frozenset({"metric", "min", "max", *_ROWS}),
@@ -58,8 +61,23 @@ PARAMETERS: dict[str, frozenset[str]] = {
     "missing": frozenset({"features", "max_share", "max_increase"}),
     "range": frozenset({"features", "margin", "max_share"}),
     "drift": frozenset(
-        {"features", "psi", "ks_pvalue", "chi2_pvalue", "bins", "min_reference_share"}
+        {
+            "features",
+            "wasserstein",
+            "jensen_shannon",
+            "psi",
+            "ks_pvalue",
+            "chi2_pvalue",
+            "bins",
+            "min_reference_share",
+            *_INTERVALS,
+        }
     ),
+    "multivariate_drift": frozenset({"features", "max_auc", "max_rows", "folds", *_INTERVALS}),
+    "integrity": frozenset(
+        {"checks", "features", "max_share", "max_change", "dominant_share", "bins", *_INTERVALS}
+    ),
+    "trivial_model": frozenset({"metric", "margin", *_INTERVALS}),
 }
 # Parameters a kind cannot do without.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -75,7 +93,7 @@ DEFAULT_TOLERANCE = {
     "contract": 1e-4,
 }
 DEFAULT_MAX_RATE = {"invariance": 0.0, "directional": 0.0, "robustness": 0.05}
-DEFAULT_MAX_SHARE = {"missing": None, "range": 0.01}
+DEFAULT_MAX_SHARE = {"missing": None, "range": 0.01, "integrity": 0.0}
 
 Scalar = str | int | float | bool
 
@@ -84,8 +102,9 @@ class CheckConfig(Strict):
     """One declarative model test or data check."""
 
     kind: CheckKind = Field(
-        description="metric, invariance, directional, robustness, contract (model tests); "
-        "schema, missing, range, drift (data checks against data.reference)."
+        description="metric, invariance, directional, robustness, contract, trivial_model "
+        "(model tests); schema, missing, range, drift, multivariate_drift, integrity (data "
+        "checks against data.reference)."
     )
     id: str | None = Field(
         None,
@@ -139,7 +158,7 @@ class CheckConfig(Strict):
         description="robustness: uniform noise bounded by this many standard deviations of each "
         "feature.",
     )
-    seed: int = Field(0, ge=0, description="Seed of shuffles and noise.")
+    seed: int = Field(0, ge=0, description="Seed of shuffles, noise, sampling and resampling.")
     tolerance: float | None = Field(
         None,
         ge=0,
@@ -161,10 +180,12 @@ class CheckConfig(Strict):
         "binary model; every class for invariance and robustness).",
     )
     # contract
-    checks: list[ContractPart] | None = Field(
+    checks: list[ContractPart | IntegrityPart] | None = Field(
         None,
         min_length=1,
-        description="contract: inputs, outputs, probabilities, determinism, parity (default: all).",
+        description="contract: inputs, outputs, probabilities, determinism, parity; integrity: "
+        "leakage, new_categories, spellings, conflicting_labels, relation_changed, constant "
+        "(default: all).",
     )
     inputs: dict[str, Literal["float", "int", "string", "bool"]] | None = Field(
         None, description="contract: the model inputs expected, name -> type."
@@ -182,7 +203,8 @@ class CheckConfig(Strict):
         le=1,
         description="missing: highest share of missing values per feature (default: the "
         "reference's share plus max_increase); range: highest share of out-of-range values per "
-        "feature (default 0.01).",
+        "feature (default 0.01); integrity: highest share of rows leaked, with a new category "
+        "or with conflicting labels (default 0).",
     )
     max_increase: float = Field(
         0.01,
@@ -193,23 +215,80 @@ class CheckConfig(Strict):
     margin: float = Field(
         0.0,
         ge=0,
-        description="range: widen the reference range by this fraction of its width on each side.",
+        description="range: widen the reference range by this fraction of its width on each "
+        "side; trivial_model: how much better than the trivial model (majority class or mean) "
+        "the candidate must be, in the metric's units.",
+    )
+    wasserstein: float | None = Field(
+        0.1,
+        gt=0,
+        description="drift: highest Wasserstein distance of a numeric feature, in standard "
+        "deviations of the reference (null: not checked).",
+    )
+    jensen_shannon: float | None = Field(
+        0.1,
+        gt=0,
+        le=0.833,
+        description="drift: highest Jensen-Shannon distance (natural log) between the category "
+        "shares of a categorical feature (null: not checked).",
     )
     psi: float | None = Field(
         0.2, gt=0, description="drift: highest population stability index (null: not checked)."
     )
     ks_pvalue: float | None = Field(
-        0.01,
+        None,
         gt=0,
         lt=1,
-        description="drift: lowest Kolmogorov-Smirnov p-value, numeric features (null: not checked).",
+        description="drift: fail numeric features whose Kolmogorov-Smirnov p-value is below this "
+        "(default: the p-value is only reported; with many rows any difference is significant).",
     )
     chi2_pvalue: float | None = Field(
-        0.01,
+        None,
         gt=0,
         lt=1,
-        description="drift: lowest chi-square p-value, categorical features (null: not checked).",
+        description="drift: fail categorical features whose chi-square p-value is below this "
+        "(default: the p-value is only reported).",
     )
+    evidence: Literal["interval", "point"] = Field(
+        "interval",
+        description="drift, multivariate_drift, integrity, trivial_model: judge the whole "
+        "confidence interval (a breach only when all of it is beyond the limit) or the point "
+        "estimate.",
+    )
+    bootstrap: int = Field(
+        500, ge=0, le=100_000, description="Bootstrap replicates of intervals (0: point values)."
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of intervals.")
+    max_auc: float = Field(
+        0.55,
+        gt=0.5,
+        lt=1,
+        description="multivariate_drift: highest ROC AUC of a classifier telling reference rows "
+        "from evaluation rows (0.5: indistinguishable; 0.55: about a tenth of the rows lie "
+        "where the reference has almost none).",
+    )
+    max_rows: int = Field(
+        50_000,
+        ge=100,
+        description="multivariate_drift: rows drawn from each dataset to train the classifier.",
+    )
+    folds: int = Field(3, ge=2, le=10, description="multivariate_drift: cross-validation folds.")
+    max_change: float = Field(
+        0.2,
+        gt=0,
+        le=2,
+        description="integrity (relation_changed): largest change of a feature's predictive "
+        "power for the label (Gini for classifiers, correlation for regressors) between the "
+        "reference and the evaluation data.",
+    )
+    dominant_share: float = Field(
+        0.99,
+        gt=0,
+        le=1,
+        description="integrity (constant): a feature whose most common value covers at least "
+        "this share of the rows is almost constant.",
+    )
+
     bins: int = Field(
         10, ge=2, le=100, description="drift: quantile bins of numeric features for PSI."
     )
@@ -243,15 +322,21 @@ class CheckConfig(Strict):
             raise ValueError("perturb: replace needs a 'value'")
         if self.kind == "invariance" and self.perturb != "shuffle" and self.within is not None:
             raise ValueError("'within' goes with perturb: shuffle")
-        if (
-            self.kind == "drift"
-            and self.psi is None
-            and self.ks_pvalue is None
-            and (self.chi2_pvalue is None)
+        if self.kind == "drift" and all(
+            getattr(self, name) is None
+            for name in ("wasserstein", "jensen_shannon", "psi", "ks_pvalue", "chi2_pvalue")
         ):
             raise ValueError(
-                "a drift check needs at least one of 'psi', 'ks_pvalue', 'chi2_pvalue'"
+                "a drift check needs at least one of 'wasserstein', 'jensen_shannon', 'psi', "
+                "'ks_pvalue', 'chi2_pvalue'"
             )
+        if self.checks is not None:
+            parts = {"contract": CONTRACT_PARTS, "integrity": INTEGRITY_PARTS}[self.kind]
+            for name in self.checks:
+                if name not in parts:
+                    raise ValueError(
+                        f"'{name}' is not a part of the {self.kind} check (parts: {', '.join(parts)})"
+                    )
         return self
 
     def get_tolerance(self) -> float:

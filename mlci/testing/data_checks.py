@@ -1,19 +1,23 @@
 """Data checks between a reference (training) dataset and the evaluation data.
 
 Pure functions over numpy columns: schema, missing values, out-of-range values, and drift per
-feature (population stability index for every feature, Kolmogorov-Smirnov for numeric ones,
-a chi-square test of homogeneity for categorical ones).
+feature, decided by effect size with an interval (normalised Wasserstein distance for numeric
+features, Jensen-Shannon distance for categorical ones, the population stability index for
+both), with the Kolmogorov-Smirnov or chi-square p-value as evidence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mlci.data import missing_mask
+from mlci.testing import drift as distances
+from mlci.testing.drift import Distance
+from mlci.testing.encode import categorical_codes
 from mlci.testing.outcome import MAX_EXAMPLES, Outcome, fmt, verdict
 
 Columns = Mapping[str, np.ndarray]
@@ -250,11 +254,7 @@ def _allowed(allowed: Any) -> str:
 
 def psi_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray, floor: float = 1e-4) -> float:
     """Population stability index: ``sum((c - r) * ln(c / r))`` over bin shares, floored."""
-    ref = np.asarray(ref_counts, dtype=np.float64)
-    cur = np.asarray(cur_counts, dtype=np.float64)
-    r = np.maximum(ref / max(ref.sum(), 1.0), floor)
-    c = np.maximum(cur / max(cur.sum(), 1.0), floor)
-    return float(np.sum((c - r) * np.log(c / r)))
+    return float(distances.psi(ref_counts, cur_counts, floor))
 
 
 def quantile_edges(reference: np.ndarray, bins: int) -> np.ndarray:
@@ -263,9 +263,21 @@ def quantile_edges(reference: np.ndarray, bins: int) -> np.ndarray:
     return np.unique(qs)
 
 
+# Up to this many rows scipy's ks_2samp gives the exact p-value; above it, the asymptotic one
+# that scipy would use too, computed from the sorted samples mlci already has.
+EXACT_KS_ROWS = 10_000
+# The distance each kind of feature is judged by, and its name in messages.
+DISTANCE = {"numeric": "wasserstein", "categorical": "jensen_shannon"}
+DISTANCE_NAME = {
+    "wasserstein": "normalised Wasserstein distance",
+    "jensen_shannon": "Jensen-Shannon distance",
+    "psi": "PSI",
+}
+
+
 @dataclass(frozen=True)
 class Drift:
-    """Drift statistics of one feature."""
+    """Drift statistics of one feature: distances with intervals, and a test's p-value."""
 
     kind: str  # numeric or categorical
     psi: float
@@ -273,20 +285,32 @@ class Drift:
     statistic: float
     p_value: float
     bins: list[dict[str, Any]]  # label, reference_share, current_share, contribution
+    distances: dict[str, Distance] = field(default_factory=dict)
 
 
-def numeric_drift(reference: np.ndarray, current: np.ndarray, bins: int, floor: float) -> Drift:
-    """PSI over the reference's quantile bins and the two-sample Kolmogorov-Smirnov test."""
+def numeric_drift(
+    reference: np.ndarray,
+    current: np.ndarray,
+    bins: int,
+    floor: float,
+    *,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Drift:
+    """Normalised Wasserstein distance, PSI over the reference's quantile bins, and the
+    two-sample Kolmogorov-Smirnov test."""
     from scipy.stats import ks_2samp
 
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
-    ref = ref[np.isfinite(ref)]
-    cur = cur[np.isfinite(cur)]
+    # Sorted once: the distances, the bins and the test all read sorted samples fast.
+    ref = np.sort(ref[np.isfinite(ref)])
+    cur = np.sort(cur[np.isfinite(cur)])
     edges = quantile_edges(ref, bins)
     k = len(edges) + 1
-    ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=k)
-    cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=k)
+    ref_counts = np.bincount(distances.sorted_bins(ref, edges), minlength=k)
+    cur_counts = np.bincount(distances.sorted_bins(cur, edges), minlength=k)
     labels = []
     bounds = [-np.inf, *edges.tolist(), np.inf]
     for i in range(k):
@@ -296,38 +320,59 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray, bins: int, floor: 
             if i == 0
             else (f">= {fmt(lo)}" if i == k - 1 else f"[{fmt(lo)}, {fmt(hi)})")
         )
-    ks = ks_2samp(ref, cur)
+    area, statistic = distances.wasserstein_and_ks(ref, cur)
+    if max(len(ref), len(cur)) <= EXACT_KS_ROWS:
+        ks = ks_2samp(ref, cur)
+        statistic, p_value = float(ks.statistic), float(ks.pvalue)
+    else:
+        p_value = distances.ks_p_value(statistic, len(ref), len(cur))
+    w, p = distances.numeric_distances(
+        ref, cur, edges, floor=floor, n_boot=n_boot, confidence=confidence, seed=seed, area=area
+    )
     return Drift(
         "numeric",
-        psi_from_counts(ref_counts, cur_counts, floor),
+        p.value,
         "ks",
-        float(ks.statistic),
-        float(ks.pvalue),
+        statistic,
+        p_value,
         _bin_table(labels, ref_counts, cur_counts, floor),
+        {"wasserstein": w, "psi": p},
     )
 
 
-def categorical_drift(reference: np.ndarray, current: np.ndarray, floor: float) -> Drift:
-    """PSI over categories and the chi-square test of homogeneity of the two samples."""
+def categorical_drift(
+    reference: np.ndarray,
+    current: np.ndarray,
+    floor: float,
+    *,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Drift:
+    """Jensen-Shannon distance and PSI over categories, and the chi-square test of homogeneity
+    of the two samples."""
     from scipy.stats import chi2_contingency
 
-    ref = _text(reference[~missing_mask(reference)])
-    cur = _text(current[~missing_mask(current)])
-    cats, codes = np.unique(np.concatenate([ref, cur]).astype(str), return_inverse=True)
-    ref_counts = np.bincount(codes[: len(ref)], minlength=len(cats))
-    cur_counts = np.bincount(codes[len(ref) :], minlength=len(cats))
-    if len(cats) < 2 or not len(ref) or not len(cur):
+    (ref_codes, cur_codes), cats = categorical_codes(reference, current)
+    k = len(cats)
+    ref_counts = np.bincount(ref_codes[ref_codes >= 0], minlength=k)
+    cur_counts = np.bincount(cur_codes[cur_codes >= 0], minlength=k)
+    if k < 2 or not ref_counts.sum() or not cur_counts.sum():
         statistic, p_value = 0.0, 1.0
     else:
         result = chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
         statistic, p_value = float(result[0]), float(result[1])
+    js, p = distances.categorical_distances(
+        ref_codes, cur_codes, k, floor=floor, n_boot=n_boot, confidence=confidence, seed=seed
+    )
     return Drift(
         "categorical",
-        psi_from_counts(ref_counts, cur_counts, floor),
+        p.value,
         "chi2",
         statistic,
         p_value,
-        _bin_table([str(c) for c in cats], ref_counts, cur_counts, floor),
+        _bin_table(cats, ref_counts, cur_counts, floor),
+        {"jensen_shannon": js, "psi": p},
     )
 
 
@@ -349,62 +394,124 @@ def _bin_table(
     ]
 
 
+def _shown(d: Distance) -> str:
+    text = f"{d.value:.3g}"
+    if d.ci_low is not None and d.ci_high is not None:
+        text += f" [{d.ci_low:.3g}, {d.ci_high:.3g}]"
+    return text
+
+
 def check_drift(
     feature: str,
     reference: np.ndarray,
     current: np.ndarray,
     kind: str,
     *,
+    wasserstein: float | None = 0.1,
+    jensen_shannon: float | None = 0.1,
     psi: float | None = 0.2,
-    ks_pvalue: float | None = 0.01,
-    chi2_pvalue: float | None = 0.01,
+    ks_pvalue: float | None = None,
+    chi2_pvalue: float | None = None,
     bins: int = 10,
     floor: float = 1e-4,
+    evidence: str = "interval",
+    n_boot: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> Outcome:
-    """Drift of one feature: fails when PSI exceeds ``psi`` or the test's p-value is below its limit."""
+    """Drift of one feature, decided by effect size.
+
+    A distance breaches its threshold when its whole interval lies above it (``evidence:
+    interval``) or its value does (``point``); a test's p-value breaches when below its limit
+    (off by default: it is reported as evidence). Any breach fails the check.
+    """
     if kind == "numeric":
-        drift = numeric_drift(reference, current, bins, floor)
+        drift = numeric_drift(
+            reference, current, bins, floor, n_boot=n_boot, confidence=confidence, seed=seed
+        )
         p_limit = ks_pvalue
         test_name = "Kolmogorov-Smirnov"
+        main, main_limit = "wasserstein", wasserstein
     else:
-        drift = categorical_drift(reference, current, floor)
+        drift = categorical_drift(
+            reference, current, floor, n_boot=n_boot, confidence=confidence, seed=seed
+        )
         p_limit = chi2_pvalue
         test_name = "chi-square"
+        main, main_limit = "jensen_shannon", jensen_shannon
     breaches: list[str] = []
+    unsure: list[str] = []
+    within: list[str] = []
     # The statistic that failed is the one reported as observed against its threshold.
     pairs: list[tuple[float, float]] = []
-    if psi is not None and drift.psi > psi:
-        breaches.append(f"PSI {drift.psi:.3g} > {fmt(psi)}")
-        pairs.append((drift.psi, psi))
+    for name, limit in ((main, main_limit), ("psi", psi)):
+        if limit is None:
+            continue
+        d = drift.distances[name]
+        low, high = d.bounds(evidence)
+        shown = f"{DISTANCE_NAME[name]} {_shown(d)}"
+        if low > limit:
+            breaches.append(f"{shown} > {fmt(limit)}")
+            pairs.append((d.value, limit))
+        elif high > limit:
+            unsure.append(f"{shown} straddles {fmt(limit)}")
+        else:
+            within.append(f"{shown} within {fmt(limit)}")
+    evidence_p = f"{test_name} p = {drift.p_value:.3g} (statistic {drift.statistic:.3g})"
     if p_limit is not None and drift.p_value < p_limit:
         breaches.append(
             f"{test_name} p = {drift.p_value:.3g} < {fmt(p_limit)} (statistic {drift.statistic:.3g})"
         )
         pairs.append((drift.p_value, p_limit))
-        if psi is not None and drift.psi <= psi:
-            breaches.append(f"PSI {drift.psi:.3g} within {fmt(psi)}")
     top = sorted(
         drift.bins, key=lambda b: abs(b["current_share"] - b["reference_share"]), reverse=True
     )
+    decision = "drift" if breaches else "inconclusive" if unsure else "no drift"
     details: dict[str, Any] = {
         "examples": top[:MAX_EXAMPLES],
         "count": sum(1 for b in drift.bins if b["contribution"] > 0.01),
+        "decision": decision,
+        "evidence": evidence,
+        "distance": main,
+        main: _distance(drift.distances[main]),
         "psi": drift.psi,
+        "psi_interval": _distance(drift.distances["psi"]),
         "test": drift.test,
         "statistic": drift.statistic,
         "p_value": drift.p_value,
-        "thresholds": {"psi": psi, "p_value": p_limit},
+        "thresholds": {main: main_limit, "psi": psi, "p_value": p_limit},
         "bins": drift.bins,
     }
-    observed, threshold = (
-        pairs[0] if pairs else ((drift.psi, psi) if psi is not None else (drift.p_value, p_limit))
-    )
+    observed: float
+    threshold: float | None
+    if pairs:
+        observed, threshold = pairs[0]
+    elif main_limit is not None:
+        observed, threshold = drift.distances[main].value, main_limit
+    elif psi is not None:
+        observed, threshold = drift.psi, psi
+    else:
+        observed, threshold = drift.p_value, p_limit
     if breaches:
         b = top[0]
+        rest = [*unsure, *within]
+        if p_limit is None or drift.p_value >= p_limit:
+            rest.append(evidence_p)
         message = (
-            f"'{feature}' drifted: {'; '.join(breaches)}; largest shift in {b['bin']}: "
-            f"{b['reference_share']:.1%} of reference rows, {b['current_share']:.1%} now"
+            f"'{feature}' drifted: {'; '.join(breaches)}"
+            + (f" ({'; '.join(rest)})" if rest else "")
+            + f"; largest shift in {b['bin']}: {b['reference_share']:.1%} of reference rows, "
+            f"{b['current_share']:.1%} now"
         )
         return Outcome("failed", message, observed, threshold, details)
-    message = f"'{feature}' is stable: PSI {drift.psi:.3g}, {test_name} p = {drift.p_value:.3g}"
-    return Outcome("passed", message, observed, threshold, details)
+    parts = [*unsure, *within, evidence_p]
+    lead = (
+        f"'{feature}' may have drifted, but not beyond the thresholds on this evidence"
+        if unsure
+        else f"'{feature}' is stable"
+    )
+    return Outcome("passed", f"{lead}: {'; '.join(parts)}", observed, threshold, details)
+
+
+def _distance(d: Distance) -> dict[str, float | None]:
+    return {"value": d.value, "ci_low": d.ci_low, "ci_high": d.ci_high}

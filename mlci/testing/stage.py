@@ -37,6 +37,7 @@ from mlci.testing import perturb
 from mlci.testing.config import CONTRACT_PARTS, DATA_KINDS, CheckConfig, TestsConfig
 from mlci.testing.junit import read_cases, to_xml
 from mlci.testing.outcome import Outcome, fmt
+from mlci.testing.runners import EXTRA_CHECKS
 
 JUNIT_NAME = "junit.xml"
 
@@ -133,7 +134,9 @@ class Runner:
 
     def run_check(self, i: int, check: CheckConfig) -> Iterator[tuple[str, Outcome, float]]:
         kind = check.kind
-        if kind in ("schema", "missing", "range", "drift"):
+        if kind in EXTRA_CHECKS:
+            yield from EXTRA_CHECKS[kind](self, i, check)
+        elif kind in ("schema", "missing", "range", "drift"):
             yield from self.data_check(i, check)
         elif kind == "contract":
             yield from self.contract(i, check)
@@ -580,11 +583,17 @@ class Runner:
                         ref_columns[f],
                         self.data.columns[f],
                         kind_now,
+                        wasserstein=check.wasserstein,
+                        jensen_shannon=check.jensen_shannon,
                         psi=check.psi,
                         ks_pvalue=check.ks_pvalue,
                         chi2_pvalue=check.chi2_pvalue,
                         bins=check.bins,
                         floor=check.min_reference_share,
+                        evidence=check.evidence,
+                        n_boot=check.bootstrap,
+                        confidence=check.confidence,
+                        seed=check.seed,
                     ),
                 )
                 yield f"{prefix}:{f}", outcome, took

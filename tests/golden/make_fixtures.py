@@ -13,7 +13,7 @@ from typing import Any
 
 from mlci.gate.config import GateConfig
 from mlci.gate.rules import evaluate_gate
-from mlci.results import dumps
+from mlci.results import Results, dumps
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
@@ -407,9 +407,228 @@ def fixtures() -> dict[str, dict[str, Any]]:
 
     gate = GateConfig.model_validate(GATE)
     for doc in (promote, hold, block):
-        doc["gate"] = evaluate_gate(doc, gate)
+        doc["gate"] = evaluate_gate(Results.model_validate(doc), gate).model_dump(mode="json")
         doc["stages"]["gate"] = {"status": "ran", "reason": None, "duration_s": 0.0}
-    return {"promote": promote, "hold": hold, "block": block, "nogate": nogate}
+    return {
+        "promote": promote,
+        "hold": hold,
+        "block": block,
+        "nogate": nogate,
+        "checks": checks_document(block),
+    }
+
+
+def test_result(
+    test_id: str,
+    kind: str,
+    status: str,
+    message: str,
+    observed: Any,
+    threshold: Any,
+    **details: Any,
+) -> dict[str, Any]:
+    return {
+        "id": test_id,
+        "kind": kind,
+        "status": status,
+        "message": message,
+        "observed": observed,
+        "threshold": threshold,
+        "duration_s": 0.1,
+        "required": True,
+        "details": {"examples": [], "count": 0, **details},
+    }
+
+
+def drift_result(
+    feature: str, distance: str, value: float, half: float, p: float
+) -> dict[str, Any]:
+    drifted = value - half > 0.1
+    psi = estimate(value * 0.8, half)
+    return test_result(
+        f"drift:{feature}",
+        "drift",
+        "failed" if drifted else "passed",
+        f"'{feature}' drifted" if drifted else f"'{feature}' is stable",
+        value,
+        0.1,
+        decision="drift" if drifted else "no drift",
+        evidence="interval",
+        distance=distance,
+        **{distance: estimate(value, half)},
+        psi=psi["value"],
+        psi_interval=psi,
+        test="ks" if distance == "wasserstein" else "chi2",
+        statistic=0.05,
+        p_value=p,
+        thresholds={distance: 0.1, "psi": 0.2, "p_value": None},
+    )
+
+
+def data_check_results() -> list[dict[str, Any]]:
+    parts = [
+        "leakage",
+        "new_categories",
+        "spellings",
+        "conflicting_labels",
+        "relation_changed",
+        "constant",
+    ]
+    return [
+        drift_result("income", "wasserstein", 0.31, 0.02, 1e-40),
+        drift_result("age", "wasserstein", 0.012, 0.004, 0.003),
+        drift_result("region", "jensen_shannon", 0.02, 0.006, 1e-5),
+        test_result(
+            "multivariate_drift",
+            "multivariate_drift",
+            "failed",
+            "a classifier tells evaluation rows from reference rows: ROC AUC 0.640 [0.632, 0.648] > 0.55",
+            0.64,
+            0.55,
+            auc=estimate(0.64, 0.008),
+            reference_rows=5000,
+            current_rows=20000,
+            folds=3,
+            drivers=[
+                {"feature": "income", "auc_drop": 0.11},
+                {"feature": "region", "auc_drop": 0.004},
+                {"feature": "age", "auc_drop": -0.001},
+            ],
+        ),
+        *[
+            test_result(
+                f"integrity:{part}",
+                "integrity",
+                "failed" if part in ("leakage", "spellings") else "passed",
+                "40 of 20,000 evaluation rows (0.20%) also occur in the reference data"
+                if part == "leakage"
+                else "1 category is spelled several ways; 'region' has 'North ', 'north'"
+                if part == "spellings"
+                else f"{part.replace('_', ' ')}: nothing found",
+                0.002 if part == "leakage" else 0,
+                0,
+            )
+            for part in parts
+        ],
+        test_result(
+            "trivial_model",
+            "trivial_model",
+            "passed",
+            "the candidate beats the trivial model by more than 0: roc_auc 0.912 against 0.5",
+            0.412,
+            0.0,
+        ),
+    ]
+
+
+def fairness_section() -> dict[str, Any]:
+    def rates(sr: float, tpr: float, fpr: float) -> dict[str, Any]:
+        return {
+            "selection_rate": estimate(sr, 0.02),
+            "tpr": estimate(tpr, 0.03),
+            "fpr": estimate(fpr, 0.02),
+        }
+
+    def disparity(diff: float, ratio: float, base_diff: float, base_ratio: float) -> dict[str, Any]:
+        return {
+            "difference": estimate(diff, 0.03),
+            "ratio": estimate(ratio, 0.04),
+            "baseline_difference": estimate(base_diff, 0.03),
+            "baseline_ratio": estimate(base_ratio, 0.04),
+            "difference_delta": estimate(diff - base_diff, 0.035),
+            "ratio_delta": estimate(ratio - base_ratio, 0.045),
+        }
+
+    groups = [
+        ("north", 5200, 0.31, 0.72, 0.12),
+        ("south", 4800, 0.18, 0.55, 0.07),
+        ("east", 90, 0.2, 0.5, 0.1),
+    ]
+    return {
+        "positive_class": 1,
+        "min_group_size": 100,
+        "rates": ["selection_rate", "tpr", "fpr"],
+        "features": [
+            {
+                "feature": "region",
+                "definition": "region = each of its 3 values",
+                "groups": [
+                    {
+                        "group": g,
+                        "size": n,
+                        "status": "evaluated" if n >= 100 else "too_small",
+                        "candidate": rates(sr, tpr, fpr),
+                        "baseline": rates(sr - 0.05, tpr - 0.04, fpr - 0.01),
+                    }
+                    for g, n, sr, tpr, fpr in groups
+                ],
+                "disparities": {
+                    "selection_rate": disparity(0.13, 0.58, 0.08, 0.72),
+                    "tpr": disparity(0.17, 0.76, 0.1, 0.84),
+                    "fpr": disparity(0.05, 0.58, 0.04, 0.62),
+                    "demographic_parity": disparity(0.13, 0.58, 0.08, 0.72),
+                    "equalized_odds": disparity(0.17, 0.58, 0.1, 0.62),
+                },
+            }
+        ],
+    }
+
+
+def importance_section() -> dict[str, Any]:
+    rows = [
+        ("income", 0.081, 0.0, "more"),
+        ("age", 0.032, 0.041, "less"),
+        ("region", 0.004, 0.003, "no detectable difference"),
+    ]
+    return {
+        "method": "permutation",
+        "metric": "roc_auc",
+        "repeats": 5,
+        "rows": 20000,
+        "features": [
+            {
+                "feature": f,
+                "candidate": estimate(c, 0.004),
+                "baseline": estimate(b, 0.004)
+                if b
+                else {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0},
+                "delta": estimate(c - b, 0.005),
+                "reliance": r,
+            }
+            for f, c, b, r in rows
+        ],
+    }
+
+
+def checks_document(block: dict[str, Any]) -> dict[str, Any]:
+    """The block document with every data check, fairness and importance."""
+    doc = copy.deepcopy(block)
+    doc.pop("gate")
+    results = [*doc["tests"]["results"], *data_check_results()]
+    doc["tests"]["results"] = results
+    doc["tests"]["summary"] = {
+        "total": len(results),
+        "passed": sum(r["status"] == "passed" for r in results),
+        "failed": sum(r["status"] == "failed" for r in results),
+        "error": 0,
+        "skipped": sum(r["status"] == "skipped" for r in results),
+    }
+    doc["evaluation"]["fairness"] = fairness_section()
+    doc["evaluation"]["importance"] = importance_section()
+    rules = [
+        *GATE["rules"],
+        {
+            "kind": "fairness",
+            "feature": "region",
+            "metric": "equalized_odds",
+            "max_difference": 0.1,
+        },
+        {"kind": "fairness", "metric": "demographic_parity", "min_ratio": 0.5, "required": False},
+    ]
+    doc["gate"] = evaluate_gate(
+        Results.model_validate(doc), GateConfig.model_validate({"rules": rules})
+    ).model_dump(mode="json")
+    return doc
 
 
 CARD = {
@@ -443,7 +662,7 @@ CARD = {
 def main() -> None:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for name, doc in fixtures().items():
-        (FIXTURES / f"{name}.json").write_text(dumps(copy.deepcopy(doc)))
+        (FIXTURES / f"{name}.json").write_text(dumps(Results.model_validate(copy.deepcopy(doc))))
     (FIXTURES / "card.json").write_text(json.dumps(CARD, indent=2) + "\n")
 
 
