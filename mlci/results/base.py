@@ -51,3 +51,15 @@ class Open(BaseModel):
     """Evidence whose fields vary by kind (a test's examples, a rule's observations)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Estimate(Section):
+    """A metric value and its confidence interval (null where undefined)."""
+
+    value: Number
+    ci_low: Number
+    ci_high: Number
+
+    @property
+    def has_interval(self) -> bool:
+        return self.value is not None and self.ci_low is not None and self.ci_high is not None

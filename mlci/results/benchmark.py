@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlci.results.base import Count, Number, Seconds, Section
-from mlci.results.evaluation import Estimate
+from mlci.results.base import Count, Estimate, Number, Seconds, Section
 
 Device = Literal["cpu", "cuda", "tensorrt"]
 LatencyVerdict = Literal["faster", "slower", "no detectable difference", "inconclusive"]

@@ -7,21 +7,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlci.models.interface import Task
-from mlci.results.base import Count, Label, Number, Section
+from mlci.results.base import Count, Estimate, Label, Number, Section
+from mlci.results.fairness import Fairness
+from mlci.results.importance import Importance
 
 Verdict = Literal["better", "worse", "no detectable difference", "undefined"]
-
-
-class Estimate(Section):
-    """A metric value and its confidence interval (null where undefined)."""
-
-    value: Number
-    ci_low: Number
-    ci_high: Number
-
-    @property
-    def has_interval(self) -> bool:
-        return self.value is not None and self.ci_low is not None and self.ci_high is not None
 
 
 class Delta(Estimate):
@@ -134,8 +124,6 @@ class Calibration(Section):
 
 
 # The optional sub-sections are built from Estimate, so they are imported once it exists.
-from mlci.results.fairness import Fairness  # noqa: E402
-from mlci.results.importance import Importance  # noqa: E402
 
 
 class Evaluation(Section):

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlci.results.base import Count, Label, Section
-from mlci.results.evaluation import Estimate
+from mlci.results.base import Count, Estimate, Label, Section
 
 # The rates compared between groups, and the summaries fairlearn reports.
 RateName = Literal["selection_rate", "tpr", "fpr"]

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlci.results.base import Count, Section
-from mlci.results.evaluation import Estimate
+from mlci.results.base import Count, Estimate, Section
 
 Reliance = Literal["more", "less", "no detectable difference", "undefined"]
 
