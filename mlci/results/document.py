@@ -25,6 +25,7 @@ from mlci.results.evaluation import Evaluation
 from mlci.results.gate import Gate
 from mlci.results.image import Image
 from mlci.results.tests import ModelTests
+from mlci.results.watch import Watch
 
 SCHEMA_VERSION = "1.1"
 StageStatus = Literal["ran", "skipped", "failed"]
@@ -82,7 +83,9 @@ class StageOutcome(Section):
 
 
 # The sections stages write, in the order readers expect them.
-SECTIONS = ("conversion", "evaluation", "tests", "benchmark", "image", "gate", "card", "canary")
+SECTIONS = (
+    "conversion", "evaluation", "tests", "benchmark", "image", "gate", "card", "canary", "watch",
+)  # fmt: skip
 
 
 class Results(Section):
@@ -105,6 +108,7 @@ class Results(Section):
     gate: Gate | None = None
     card: Card | None = None
     canary: Canary | None = None
+    watch: Watch | None = None
 
     def with_section(self, name: str, value: Section | None) -> Results:
         return self.model_copy(update={name: value})
