@@ -23,22 +23,30 @@ from mlci.serve.sampling import SampleOptions
 def requests_for(
     columns: Mapping[str, np.ndarray], ids: Sequence[Any], inputs: Sequence[dict[str, Any]]
 ) -> list[bytes]:
-    """One JSON request body per row, typed as the model's metadata says."""
+    """JSON request bodies typed as the model's metadata says: consecutive rows with the same
+    id (``ids`` has one per row) go in one request."""
     bodies = []
-    for i, request_id in enumerate(ids):
+    start = 0
+    n = len(ids)
+    while start < n:
+        stop = start + 1
+        while stop < n and ids[stop] == ids[start]:
+            stop += 1
         tensors = []
         for spec in inputs:
-            value = columns[spec["name"]][i]
+            values = columns[spec["name"]][start:stop]
             if spec["datatype"] == "BYTES":
-                data: Any = [str(value)]
+                data: list[Any] = [str(v) for v in values]
             elif spec["datatype"].startswith(("INT", "UINT")):
-                data = [int(value)]
+                data = [int(v) for v in values]
             else:
-                data = [float(value)]
+                data = [float(v) for v in values]
             tensors.append(
-                {"name": spec["name"], "datatype": spec["datatype"], "shape": [1, 1], "data": data}
-            )
-        bodies.append(json.dumps({"id": str(request_id), "inputs": tensors}).encode())
+                {"name": spec["name"], "datatype": spec["datatype"], "shape": [stop - start, 1],
+                 "data": data}
+            )  # fmt: skip
+        bodies.append(json.dumps({"id": str(ids[start]), "inputs": tensors}).encode())
+        start = stop
     return bodies
 
 

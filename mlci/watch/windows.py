@@ -26,6 +26,12 @@ def iso(time_us: int) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_us(time_us: int) -> str:
+    """An ISO 8601 UTC time with microseconds (window keys must not collide)."""
+    when = dt.datetime.fromtimestamp(time_us // 1_000_000, dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{time_us % 1_000_000:06d}Z"
+
+
 def split(time_us: np.ndarray, rows_per_window: int | None) -> list[Slot]:
     """Windows in time order: every UTC day with rows, or consecutive runs of rows.
 
@@ -53,7 +59,7 @@ def split(time_us: np.ndarray, rows_per_window: int | None) -> list[Slot]:
         b = min(times.size, a + rows_per_window)
         slots.append(
             Slot(
-                key=f"{iso(int(times[a]))}+{rows_per_window}",
+                key=f"{iso_us(int(times[a]))}+{rows_per_window}",
                 start_us=int(times[a]),
                 end_us=int(times[b - 1]),
                 rows=order[a:b],
