@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -197,8 +198,10 @@ def test_files_rotate_by_size_and_the_oldest_go(runner: ModelRunner, tmp_path: P
     sampler = _sampler(runner, tmp_path, file_bytes=1, max_bytes=3000)
     for i in range(12):
         sampler(_inference(runner, 2, i, request_id=None))  # type: ignore[arg-type]
-        sampler.close() if i == 11 else None
-    stats = sampler.stats()
+        deadline = time.monotonic() + 10
+        while sampler.stats().rows_written < 2 * (i + 1) and time.monotonic() < deadline:
+            time.sleep(0.01)  # one batch, so one file, per request
+    stats = sampler.close()
     files = find_files(tmp_path / "s")
     assert stats.files_finished >= 2 and stats.files_removed >= 1
     assert sum(p.stat().st_size for p in files) <= 3000 + max(p.stat().st_size for p in files)
