@@ -32,6 +32,7 @@ from mlci.sources.config import SignaturePolicyConfig
 from mlci.suggest import did_you_mean
 from mlci.supply.config import ImageConfig
 from mlci.testing.config import TestsConfig
+from mlci.watch.config import WatchConfig
 
 CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
 StageName = Literal[
@@ -326,6 +327,9 @@ class Config(Strict):
         None, description="The serving image: base, registry, push, SBOM and signing."
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
+    watch: WatchConfig | None = Field(
+        None, description="Production watch: drift and performance on live traffic (mlci watch)."
+    )
     paths: PathsConfig = Field(default_factory=PathsConfig)
     stages: list[StageName] = Field(
         default_factory=lambda: list(get_args(StageName)),

@@ -14,7 +14,8 @@ from typing import Any
 
 from mlci.errors import InputError
 from mlci.results import Results
-from mlci.results.evaluation import Estimate, Evaluation, SliceResult
+from mlci.results.base import Estimate
+from mlci.results.evaluation import Evaluation, SliceResult
 from mlci.results.tests import ModelTestResult
 
 VERDICT_MARK = {

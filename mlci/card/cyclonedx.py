@@ -15,7 +15,7 @@ from typing import Any
 from mlci.card.model import CardView
 from mlci.errors import MlciError
 from mlci.report import number
-from mlci.results.evaluation import Estimate
+from mlci.results.base import Estimate
 from mlci.results.fairness import Fairness
 
 # Serial numbers are derived from the content, so the same results give the same BOM.

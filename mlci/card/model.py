@@ -8,8 +8,9 @@ from pathlib import Path
 from mlci.card.config import CardConfig, Risk
 from mlci.hashing import sha256_file
 from mlci.results import ModelInput, ModelRecord, Results
+from mlci.results.base import Estimate
 from mlci.results.benchmark import DeviceChoice, Fingerprint, Scenario
-from mlci.results.evaluation import Delta, Estimate, SliceResult
+from mlci.results.evaluation import Delta, SliceResult
 from mlci.results.fairness import Fairness
 from mlci.results.gate import Gate
 from mlci.results.image import Image, Signature

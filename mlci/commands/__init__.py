@@ -21,12 +21,13 @@ from mlci.commands import (
     init,
     promote,
     supply,
+    watch,
 )
 from mlci.commands._base import EXIT_CODES, Parser
 from mlci.errors import MlciError
 
 # In the order `mlci --help` lists them.
-MODULES = (init, check, documents, convert, github, image, supply, promote, extras)
+MODULES = (init, check, documents, convert, github, image, supply, promote, extras, watch)
 
 
 def build_parser() -> Parser:

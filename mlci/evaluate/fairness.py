@@ -23,8 +23,7 @@ import numpy as np
 from mlci.evaluate.bootstrap import BucketBootstrap, percentile_interval
 from mlci.evaluate.config import FAIRNESS_METRICS, SensitiveFeature
 from mlci.results import fairness as R
-from mlci.results.base import jsonable
-from mlci.results.evaluation import Estimate
+from mlci.results.base import Estimate, jsonable
 
 if TYPE_CHECKING:
     from mlci.evaluate.evaluator import Outputs

@@ -22,7 +22,7 @@ from mlci.evaluate.evaluator import Evaluator, Outputs
 from mlci.evaluate.metrics import METRICS
 from mlci.models.interface import Predictions
 from mlci.results import importance as R
-from mlci.results.evaluation import Estimate
+from mlci.results.base import Estimate
 
 if TYPE_CHECKING:
     from mlci.models.interface import Model

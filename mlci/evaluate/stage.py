@@ -22,6 +22,7 @@ from mlci.evaluate.sliceline import (
     slice_mask,
 )
 from mlci.models.interface import Task
+from mlci.results import base as RB
 from mlci.results import evaluation as R
 from mlci.stages import ModelContext, Progress
 
@@ -151,9 +152,9 @@ def _found_definition(s: FoundSlice, data: Dataset) -> str:
     return " and ".join(parts)
 
 
-def estimate_table(estimates: dict[str, Estimate]) -> dict[str, R.Estimate]:
+def estimate_table(estimates: dict[str, Estimate]) -> dict[str, RB.Estimate]:
     return {
-        k: R.Estimate(value=e.value, ci_low=e.ci_low, ci_high=e.ci_high)
+        k: RB.Estimate(value=e.value, ci_low=e.ci_low, ci_high=e.ci_high)
         for k, e in estimates.items()
     }
 

@@ -21,7 +21,8 @@ from pydantic import JsonValue
 
 from mlci.gate.config import GateConfig, GateRule
 from mlci.results import Results
-from mlci.results.evaluation import Delta, Estimate
+from mlci.results.base import Estimate
+from mlci.results.evaluation import Delta
 from mlci.results.gate import (
     RULE_STATUSES,
     Decision,

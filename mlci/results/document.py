@@ -27,6 +27,7 @@ from mlci.results.image import Image
 from mlci.results.promotion import Promotion
 from mlci.results.source import SourceRecord
 from mlci.results.tests import ModelTests
+from mlci.results.watch import Watch
 
 SCHEMA_VERSION = "1.1"
 StageStatus = Literal["ran", "skipped", "failed"]
@@ -95,6 +96,7 @@ SECTIONS = (
     "card",
     "canary",
     "promotion",
+    "watch",
 )
 
 
@@ -119,6 +121,7 @@ class Results(Section):
     card: Card | None = None
     canary: Canary | None = None
     promotion: Promotion | None = None
+    watch: Watch | None = None
 
     def with_section(self, name: str, value: Section | None) -> Results:
         return self.model_copy(update={name: value})

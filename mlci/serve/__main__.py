@@ -7,6 +7,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlci.serve.sampling import SampleOptions
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -20,6 +24,100 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _sample_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "traffic sample",
+        "Write a sample of requests and answers (one JSON record per row) for `mlci watch`. "
+        "Written after each answer has gone out, from a background thread; when its queue is "
+        "full a request is dropped and counted, never waited for. No input is written unless "
+        "--sample-columns names it.",
+    )
+    group.add_argument(
+        "--sample-dir", type=Path, metavar="DIR", help="turn sampling on: write here"
+    )
+    group.add_argument(
+        "--sample-fraction",
+        type=_positive(float),
+        default=1.0,
+        metavar="F",
+        help="share of requests to keep, in (0, 1] (default: 1)",
+    )
+    group.add_argument(
+        "--sample-rate",
+        type=_positive(float),
+        default=None,
+        metavar="R",
+        help="keep at most R requests per second (default: no limit)",
+    )
+    group.add_argument(
+        "--sample-columns",
+        default=None,
+        metavar="NAMES",
+        help="inputs to write, separated by commas, or 'all' (default: none: only ids, times "
+        "and outputs; name the inputs that are not personal data)",
+    )
+    group.add_argument(
+        "--sample-exclude",
+        default="",
+        metavar="NAMES",
+        help="inputs never to write, separated by commas (with --sample-columns all: every "
+        "input but these)",
+    )
+    group.add_argument(
+        "--sample-format",
+        choices=["jsonl", "parquet"],
+        default="jsonl",
+        help="JSON Lines (default; needs nothing) or Parquet (needs pyarrow)",
+    )
+    group.add_argument(
+        "--sample-file-mb",
+        type=_positive(float),
+        default=64.0,
+        metavar="MB",
+        help="finish a file at this size (default: 64)",
+    )
+    group.add_argument(
+        "--sample-max-mb",
+        type=_positive(float),
+        default=1024.0,
+        metavar="MB",
+        help="keep at most this much in finished files; the oldest are removed (default: 1024)",
+    )
+    group.add_argument(
+        "--sample-rotate-seconds",
+        type=_positive(float),
+        default=3600.0,
+        metavar="S",
+        help="finish a file at this age, so mlci watch sees it (default: 3600)",
+    )
+    group.add_argument(
+        "--sample-queue",
+        type=_positive(int),
+        default=10_000,
+        metavar="N",
+        help="requests waiting to be written; more are dropped and counted (default: 10000)",
+    )
+
+
+def _sample_options(args: argparse.Namespace) -> SampleOptions | None:
+    from mlci.serve.sampling import SampleOptions, parse_columns
+
+    if args.sample_dir is None:
+        return None
+    return SampleOptions(
+        directory=args.sample_dir,
+        fraction=args.sample_fraction,
+        rate=args.sample_rate,
+        columns=parse_columns(args.sample_columns),
+        exclude=parse_columns(args.sample_exclude) or (),
+        format=args.sample_format,
+        file_bytes=int(args.sample_file_mb * 1024 * 1024),
+        max_bytes=int(args.sample_max_mb * 1024 * 1024),
+        rotate_seconds=args.sample_rotate_seconds,
+        queue_size=int(args.sample_queue),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,9 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="largest request body in MiB; larger ones get 413 (default: 64)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    _sample_arguments(parser)
     args = parser.parse_args(argv)
 
     from mlci.serve.model import ModelLoadError, ModelRunner
+    from mlci.serve.sampling import SampleError
     from mlci.serve.server import ServeOptions, serve
 
     try:
@@ -93,9 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         request_timeout=args.request_timeout,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         access_log=args.access_log,
+        sampling=_sample_options(args),
     )
     try:
         return serve(runner, options)
+    except SampleError as exc:
+        print(f"mlci.serve: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(
             f"mlci.serve: error: cannot listen on {args.host}:{args.port} ({exc})", file=sys.stderr

@@ -42,6 +42,7 @@ import uvicorn
 from mlci.serve.app import MAX_BODY_BYTES, InferenceApp, Observer
 from mlci.serve.http import guarded_protocol
 from mlci.serve.model import ModelRunner
+from mlci.serve.sampling import SampleOptions, TrafficSampler
 
 REQUEST_TIMEOUT = 30.0
 # Longer than the idle timeout of common load balancers (60 s), so that the balancer, not
@@ -61,6 +62,7 @@ class ServeOptions:
     request_timeout: float = REQUEST_TIMEOUT  # first byte to last byte of a request
     max_body_bytes: int = MAX_BODY_BYTES
     access_log: bool = False
+    sampling: SampleOptions | None = None  # write a sample of the traffic (mlci watch reads it)
 
 
 def available_cpus(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -136,13 +138,24 @@ class InferenceServer:
         """Bind the socket (OSError when it cannot) and prepare the server."""
         self.runner = runner
         self.options = options
-        self.socket = _bind(options.host, options.port)
+        # SampleError before anything is bound or started
+        self.sampler = None if options.sampling is None else _sampler(runner, options.sampling)
+        try:
+            self.socket = _bind(options.host, options.port)
+        except OSError:
+            if self.sampler is not None:
+                self.sampler.close()
+            raise
         self.executor = ThreadPoolExecutor(
             options.threads or available_cpus(), thread_name_prefix="mlci-serve"
         )
+        if self.sampler is not None:
+            observers = (*observers, self.sampler)
         self.app = InferenceApp(
             runner, self.executor, max_body_bytes=options.max_body_bytes, observers=observers
         )
+        if self.sampler is not None:
+            _count_samples(self.sampler, self.app)
         protocol = guarded_protocol(
             options.request_timeout,
             MAX_HEADER_BYTES,
@@ -182,6 +195,8 @@ class InferenceServer:
             self._server.run(sockets=[self.socket])
         finally:
             self.executor.shutdown(wait=False, cancel_futures=True)
+            if self.sampler is not None:
+                self.sampler.close()  # what was answered before the stop is written
         return self._server.clean
 
     def stop(self) -> None:
@@ -211,6 +226,35 @@ class InferenceServer:
         finally:
             self.stop()
             thread.join(self.options.grace + 10)
+
+
+def _sampler(runner: ModelRunner, options: SampleOptions) -> TrafficSampler:
+    """The traffic sampler for ``runner``; SampleError when the options cannot work."""
+    return TrafficSampler(
+        options,
+        model=runner.name,
+        version=runner.version,
+        model_path=runner.path,
+        inputs=[spec.name for spec in runner.inputs],
+    )
+
+
+def _count_samples(sampler: TrafficSampler, app: InferenceApp) -> None:
+    registry, labels = app.metrics.registry, app.metrics.labels
+    registry.describe(
+        "mlci_serve_sample_rows_total", "counter", "Rows written to the traffic sample."
+    )
+    registry.describe(
+        "mlci_serve_sample_dropped_total",
+        "counter",
+        "Requests the traffic sampler dropped because its queue was full.",
+    )
+    registry.inc("mlci_serve_sample_rows_total", labels, 0)
+    registry.inc("mlci_serve_sample_dropped_total", labels, 0)
+    sampler.on_events(
+        lambda: registry.inc("mlci_serve_sample_dropped_total", labels),
+        lambda rows: registry.inc("mlci_serve_sample_rows_total", labels, rows),
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
