@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from mlci.bench.config import BenchmarkConfig
+from mlci.canary.config import CanaryConfig
 from mlci.card.config import CardConfig
 from mlci.configbase import ConfigPath, Strict, check_inside
 from mlci.errors import ConfigError
@@ -33,7 +34,7 @@ from mlci.testing.config import TestsConfig
 
 CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
 StageName = Literal[
-    "evaluate", "tests", "benchmark", "image", "sbom", "sign", "gate", "card", "attest"
+    "evaluate", "tests", "benchmark", "image", "sbom", "sign", "canary", "gate", "card", "attest"
 ]
 Loc = tuple[str | int, ...]
 
@@ -265,12 +266,16 @@ class Config(Strict):
     image: ImageConfig | None = Field(
         None, description="The serving image: base, registry, push, SBOM and signing."
     )
+    canary: CanaryConfig | None = Field(
+        None, description="Canary analysis: shadow replay, live metrics, the judge."
+    )
     report: ReportConfig = Field(default_factory=ReportConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     stages: list[StageName] = Field(
         default_factory=lambda: list(get_args(StageName)),
         description="Stages `mlci check` runs (always in the order evaluate, tests, benchmark, "
-        "image, sbom, sign, gate, card, attest); one without its section is skipped, saying why.",
+        "image, sbom, sign, canary, gate, card, attest); one without its section is skipped, "
+        "saying why.",
     )
 
     @model_validator(mode="after")

@@ -11,12 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from mlci import __version__
-from mlci.commands import check, convert, documents, github, image, supply
+from mlci.commands import canary, check, convert, documents, github, image, supply
 from mlci.commands._base import EXIT_CODES, Parser
 from mlci.errors import MlciError
 
 # In the order `mlci --help` lists them.
-MODULES = (check, documents, convert, github, image, supply)
+MODULES = (check, documents, convert, github, image, supply, canary)
 
 
 def build_parser() -> Parser:
