@@ -55,7 +55,7 @@ TEMPLATES: dict[str, tuple[str, str, BadDirection, float, float, bool]] = {
         "(rate(mlci_serve_inference_duration_seconds_bucket{ {{target}} }[{{interval}}])))",
         "s",
         "increase",
-        0.2,
+        0.1,
         0.0,
         False,
     ),

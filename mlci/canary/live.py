@@ -14,7 +14,7 @@ together add at most ``1 - c`` to the chance of a wrong roll back (Bonferroni).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlci.canary.config import LiveConfig, render
@@ -99,46 +99,65 @@ def run_live(
     client: Prometheus,
     confidence: float,
     progress: Progress,
-    *,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> LiveSamples:
     """Query every metric for both sides once per interval; stop early when a critical
     metric is clearly harmful."""
     samples = LiveSamples(
         primary={m.spec.name: [] for m in metrics}, canary={m.spec.name: [] for m in metrics}
     )
-    start = clock()
+    start = time.time()
     for metric in metrics:  # refused queries fail now, not after the first interval
         _ask(client, metric, metric.primary_query, start)
         _ask(client, metric, metric.canary_query, start)
-    interim = 1.0 - (1.0 - confidence) / config.iterations
     for iteration in range(1, config.iterations + 1):
         due = start + iteration * config.interval
-        wait = due - clock()
+        wait = due - time.time()
         if wait > 0:
-            sleep(wait)
-        at = clock()
+            time.sleep(wait)
+        at = time.time()
         for metric in metrics:
             name = metric.spec.name
             samples.primary[name].append(_ask(client, metric, metric.primary_query, at))
             samples.canary[name].append(_ask(client, metric, metric.canary_query, at))
         samples.iterations = iteration
         progress(f"live analysis: iteration {iteration} of {config.iterations}")
-        if iteration >= config.min_iterations and iteration < config.iterations:
-            for metric in metrics:
-                name = metric.spec.name
-                if metric.spec.critical and clearly_harmful(
-                    metric.spec, _numbers(samples.primary[name]), _numbers(samples.canary[name]),
-                    interim,
-                ):  # fmt: skip
-                    samples.stop_reason = (
-                        f"critical metric '{name}' was clearly harmful after {iteration} of "
-                        f"{config.iterations} iterations (judged at {interim:.2%} confidence), "
-                        "so the analysis stopped early"
-                    )
-                    return samples
+        samples.stop_reason = early_stop(
+            [m.spec for m in metrics],
+            samples.primary,
+            samples.canary,
+            iteration,
+            config.iterations,
+            config.min_iterations,
+            confidence,
+        )
+        if samples.stop_reason:
+            break
     return samples
+
+
+def early_stop(
+    specs: Sequence[MetricSpec],
+    primary: Mapping[str, Sequence[float | None]],
+    canary: Mapping[str, Sequence[float | None]],
+    iteration: int,
+    iterations: int,
+    min_iterations: int,
+    confidence: float,
+) -> str:
+    """Why the analysis stops after ``iteration`` (empty: it goes on)."""
+    if iteration < min_iterations or iteration >= iterations:
+        return ""
+    interim = 1.0 - (1.0 - confidence) / iterations
+    for spec in specs:
+        if spec.critical and clearly_harmful(
+            spec, _numbers(primary[spec.name]), _numbers(canary[spec.name]), interim
+        ):
+            return (
+                f"critical metric '{spec.name}' was clearly harmful after {iteration} of "
+                f"{iterations} iterations (judged at {interim:.2%} confidence), so the "
+                "analysis stopped early"
+            )
+    return ""
 
 
 def _numbers(values: Sequence[float | None]) -> list[float]:

@@ -76,7 +76,7 @@ class Overrides:
                 error = exc.errors()[0]
                 shown = ", ".join(f"--{role}-{k}" for k in values)
                 message = error["msg"].removeprefix("Value error, ")
-                raise UsageError(f"{shown}: {message}") from None
+                raise UsageError(f"{shown}: {message[0].lower()}{message[1:]}") from None
         return config.model_copy(update=update) if update else config
 
 
