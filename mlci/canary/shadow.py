@@ -33,17 +33,20 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 MAX_FILE_BYTES = 1 << 30
+ROWS_PER_LINE = 1 << 24  # rows of one request in a file that are compared, at most
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The requests to mirror, and the data rows each one carries (None for a file)."""
+    """The requests to mirror, and the data rows each one carries (None for a file, whose
+    requests are told apart by the line they came from)."""
 
     bodies: list[bytes]
     rows: list[np.ndarray] | None
     source: str  # "data" or "file"
     source_path: str
     batch: int
+    lines: list[int] | None = None
 
 
 def plan_from_data(signature: Signature, data: Dataset, config: ShadowConfig, seed: int) -> Plan:
@@ -97,7 +100,8 @@ def plan_from_file(path: Path, config: ShadowConfig) -> Plan:
     if not requests:
         raise InputError(f"{path}: no requests in the file")
     count = config.requests or len(requests)
-    return Plan([requests[i % len(requests)] for i in range(count)], None, "file", str(path), 0)
+    order = [i % len(requests) for i in range(count)]
+    return Plan([requests[i] for i in order], None, "file", str(path), 0, order)
 
 
 def _estimate(triple: tuple[float, float, float]) -> Estimate:
@@ -249,7 +253,6 @@ def compare_answers(
     flip_parts: list[np.ndarray] = []
     diff_parts: list[np.ndarray] = []
     has_flips = True
-    next_row = 0
     for index, *answers in pairs:
         predictions: list[Any] = []
         for role, answer in zip(("primary", "canary"), answers, strict=True):
@@ -271,9 +274,12 @@ def compare_answers(
         rows = len(diffs)
         if plan.rows is not None:
             ids = plan.rows[index][:rows]
-        else:
-            ids = np.arange(next_row, next_row + rows)
-            next_row += rows
+        else:  # the row's place in the file: a line sent again holds the same rows
+            line = plan.lines[index] if plan.lines is not None else index
+            ids = line * ROWS_PER_LINE + np.arange(min(rows, ROWS_PER_LINE))
+            rows = len(ids)
+            flips = None if flips is None else flips[:rows]
+            diffs = diffs[:rows]
         row_ids.append(np.asarray(ids, dtype=np.int64))
         request_ids.append(np.full(rows, index, dtype=np.int64))
         diff_parts.append(diffs)
@@ -323,8 +329,8 @@ def compare_answers(
         groups: list[tuple[str, str, np.ndarray]] = [("all rows", "", np.ones(len(ids), bool))]
         if config.slices and plan.rows is not None:
             groups += [(s.name, s.definition, s.mask[ids]) for s in slices]
-        elif config.slices and slices:
-            note = "requests from a file carry no data rows, so slices were not compared"
+        elif config.slices:
+            note = "requests from a file carry no data rows, so only all rows were compared"
         for name, definition, mask in groups:
             results.append(
                 agreement(
