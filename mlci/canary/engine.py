@@ -24,17 +24,6 @@ Progress = Callable[[str], None]
 LABEL_MODEL_SHA256 = "dev.mlci.model.sha256"
 
 
-@dataclass(frozen=True)
-class Started:
-    """A running container of an image, reachable on loopback."""
-
-    url: str
-    image: str
-    digest: str | None
-    model_sha256: str | None
-    container: str
-
-
 def image_digest(reference: str, attrs: dict[str, Any]) -> str | None:
     """The manifest digest of an image: from the reference, else from the engine's
     ``RepoDigests`` (preferring the reference's own repository)."""
@@ -72,29 +61,47 @@ def wait_ready(url: str, timeout: float, alive: Callable[[], bool] = lambda: Tru
     raise StageFailed(f"{url}: not ready after {timeout:g}s ({last})")
 
 
-@contextmanager
-def started(
-    image: str, port: int, role: str, progress: Progress, ready_timeout: float = 120.0
-) -> Iterator[Started]:
-    """Run ``image`` for the duration of the block; StageFailed when it cannot serve."""
+@dataclass(frozen=True)
+class Inspected:
+    """What the engine knows of an image before it runs."""
+
+    image: str
+    digest: str | None
+    model_sha256: str | None
+
+
+def inspect(image: str, role: str, progress: Progress) -> Inspected:
+    """Find ``image`` in the engine at DOCKER_HOST (pulling it when absent)."""
+    import docker.errors
+
     from mlci.supply.docker_build import client_from_env
 
     client = client_from_env(timeout=120)
-    import docker.errors
-
     try:
-        found = client.images.get(image)
-    except docker.errors.ImageNotFound:
-        progress(f"pulling {image}")
         try:
+            found = client.images.get(image)
+        except docker.errors.ImageNotFound:
+            progress(f"pulling {image}")
             found = client.images.pull(image)
-        except docker.errors.APIError as exc:
-            raise StageFailed(
-                f"canary.{role}.image: cannot pull {image} ({_reason(exc)})"
-            ) from None
     except docker.errors.APIError as exc:
         raise StageFailed(f"canary.{role}.image: {image}: {_reason(exc)}") from None
+    finally:
+        client.close()
     attrs = found.attrs
+    return Inspected(image, image_digest(image, attrs), _labels(attrs).get(LABEL_MODEL_SHA256))
+
+
+@contextmanager
+def started(
+    image: str, port: int, role: str, progress: Progress, ready_timeout: float = 120.0
+) -> Iterator[str]:
+    """Run ``image`` for the duration of the block and yield its URL on loopback; the
+    container is removed afterwards. StageFailed when it cannot serve."""
+    import docker.errors
+
+    from mlci.supply.docker_build import client_from_env
+
+    client = client_from_env(timeout=120)
     name = f"mlci-canary-{role}-{secrets.token_hex(4)}"
     progress(f"starting {image} as {name}")
     try:
@@ -102,10 +109,10 @@ def started(
             image, detach=True, name=name, ports={f"{port}/tcp": ("127.0.0.1", None)}
         )
     except docker.errors.APIError as exc:
+        client.close()
         raise StageFailed(f"canary.{role}.image: cannot start {image} ({_reason(exc)})") from None
     try:
-        host_port = _host_port(container, port)
-        url = f"http://127.0.0.1:{host_port}"
+        url = f"http://127.0.0.1:{_host_port(container, port)}"
 
         def alive() -> bool:
             container.reload()
@@ -118,13 +125,7 @@ def started(
             raise StageFailed(
                 f"canary.{role}.image: {image}: {exc.message}; logs: {logs}"
             ) from None
-        yield Started(
-            url=url,
-            image=image,
-            digest=image_digest(image, attrs),
-            model_sha256=_labels(attrs).get(LABEL_MODEL_SHA256),
-            container=name,
-        )
+        yield url
     finally:
         try:
             container.remove(force=True)

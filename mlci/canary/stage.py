@@ -130,28 +130,35 @@ def analyse(
     judgements: list[MetricJudgement] = []
     shadow = None
     if config.shadow is not None:
+        from mlci.canary.engine import inspect, started
+
+        images = {
+            role: inspect(endpoint.image, role, progress)
+            for role in ROLES
+            if (endpoint := getattr(config, role)).image is not None
+        }
+        for role, found in images.items():
+            endpoint = getattr(config, role)
+            sides[role] = sides[role].model_copy(
+                update={
+                    "digest": endpoint.digest or found.digest,
+                    "model_sha256": found.model_sha256,
+                }
+            )
+        # refuse another image before starting anything
+        _check_digest(binding, sides["canary"].digest, f"image {config.canary.image}")
+        _check_model(binding, sides["canary"].model_sha256, str(config.canary.image))
         with ExitStack() as stack:
             urls: dict[str, str] = {}
             for role in ROLES:
-                endpoint: EndpointConfig = getattr(config, role)
-                if endpoint.image is not None:
-                    from mlci.canary.engine import started
-
-                    running = stack.enter_context(
-                        started(endpoint.image, endpoint.port, role, progress)
-                    )
-                    urls[role] = running.url
-                    sides[role] = sides[role].model_copy(
-                        update={
-                            "url": running.url,
-                            "digest": endpoint.digest or running.digest,
-                            "model_sha256": running.model_sha256,
-                        }
-                    )
-                else:
+                endpoint = getattr(config, role)
+                if endpoint.image is None:
                     urls[role] = endpoint.url or ""
-            _check_digest(binding, sides["canary"].digest, f"image {config.canary.image}")
-            _check_model(binding, sides["canary"].model_sha256, str(config.canary.image))
+                    continue
+                urls[role] = stack.enter_context(
+                    started(endpoint.image, endpoint.port, role, progress)
+                )
+                sides[role] = sides[role].model_copy(update={"url": urls[role]})
             outcome = _shadow(loaded, config, model, data, urls, progress)
         shadow = outcome.section
         if outcome.primary_latency or outcome.canary_latency:
