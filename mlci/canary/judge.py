@@ -84,9 +84,11 @@ def show(value: float | None, unit: str) -> str:
     return f"{value:.4g}{' ' + unit if unit else ''}"
 
 
-def _signed(value: float, unit: str) -> str:
-    text = show(abs(value), unit)
-    return ("+" if value >= 0 else "-") + text
+def show_signed(value: float | None, unit: str) -> str:
+    """A change in its unit, with its sign."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return ("+" if value >= 0 else "-") + show(abs(value), unit)
 
 
 def allowed_shift(spec: MetricSpec, primary_median: float) -> float:
@@ -150,7 +152,7 @@ def judge_metric(
     classification = classify(test.estimate, test.p_value, allowed, confidence)
     harmful = is_harmful(spec.bad, classification)
     relative = test.estimate / abs(median) if median != 0 else None
-    shift = _signed(test.estimate, spec.unit)
+    shift = show_signed(test.estimate, spec.unit)
     if relative is not None:
         shift += f" ({relative:+.1%})"
     interval = f"[{show(test.ci_low, spec.unit)}, {show(test.ci_high, spec.unit)}]"
