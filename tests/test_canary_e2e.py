@@ -455,3 +455,40 @@ def test_unreachable_prometheus_fails_the_run(fleet: Fleet) -> None:
     code, section, output = canary_json(config)
     assert code == 1, output
     assert "cannot be reached" in output and section == {}
+
+
+def test_the_canary_action_writes_the_decision_to_its_outputs(fleet: Fleet, tmp_path: Path) -> None:
+    from test_github_actions import _fake_mlci, _run_step
+
+    config = write_config(fleet, "action", shadow(fleet, "2", "    requests: 500\n"))
+    outputs = tmp_path / "github-output"
+    outputs.write_text("")
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_ACTION_PATH": str(ROOT / "actions" / "canary"),
+        "GITHUB_OUTPUT": str(outputs),
+        "MLCI_BIN": str(_fake_mlci(tmp_path)),
+        "MLCI_INPUT_CONFIG": str(config),
+        "MLCI_INPUT_RESULTS": "",
+        "MLCI_INPUT_WEIGHT": "25",
+        "MLCI_INPUT_CANARY_URL": "",
+        "MLCI_INPUT_PRIMARY_URL": "",
+        "MLCI_INPUT_CANARY_DIGEST": "sha256:" + "ab" * 32,
+        "MLCI_INPUT_FAIL_ON": "rollback",
+        "MLCI_INPUT_OUT": str(tmp_path / "canary.json"),
+    }
+    action = ROOT / "actions" / "canary" / "action.yml"
+    result = _run_step(action, "Judge the canary", env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    from mlci.github.workflow import parse_file_commands
+
+    written = parse_file_commands(outputs.read_text())
+    assert written["decision"] == "promote" and written["next-weight"] == "50"
+    assert written["exit-code"] == "0" and float(written["score"]) == 100
+    section = json.loads((tmp_path / "canary.json").read_text())
+    assert section["canary"]["digest"] == "sha256:" + "ab" * 32 and section["weight"] == 25
+    # an input that looks like an option is still a value
+    env["MLCI_INPUT_WEIGHT"] = "--help"
+    result = _run_step(action, "Judge the canary", env, tmp_path)
+    assert result.returncode == 2
+    assert "argument --weight: invalid float value: '--help'" in result.stderr

@@ -62,6 +62,7 @@ def test_actionlint_on_workflows_and_local_actions(tmp_path: Path) -> None:
         {"uses": "./actions/check", "with": {"config": ".", "out": "mlci-out"}},
         {"uses": "./actions/comment", "with": {"results": "mlci-out"}},
         {"uses": "./actions/publish", "with": {"results": "mlci-out", "exit-zero": "true"}},
+        {"uses": "./actions/canary", "with": {"results": "mlci-out/results.json", "weight": "10"}},
     ]
     selftest = {
         "name": "selftest",
@@ -107,8 +108,10 @@ def test_zizmor_finds_nothing() -> None:
 def test_zizmor_pedantic_finds_nothing_in_the_github_integration() -> None:
     mine = [ROOT / "action.yml", ROOT / "workflows/pull-request.yml"]
     mine += [ROOT / "workflows/comment-from-fork.yml"]
+    mine += [ROOT / "workflows/canary.yml"]
     mine += [
-        ROOT / f"actions/{stage}/action.yml" for stage in ("setup", "check", "comment", "publish")
+        ROOT / f"actions/{stage}/action.yml"
+        for stage in ("setup", "check", "comment", "publish", "canary")
     ]
     zizmor(mine, "--persona=pedantic")
 
