@@ -492,3 +492,19 @@ def test_the_canary_action_writes_the_decision_to_its_outputs(fleet: Fleet, tmp_
     result = _run_step(action, "Judge the canary", env, tmp_path)
     assert result.returncode == 2
     assert "argument --weight: invalid float value: '--help'" in result.stderr
+
+
+def test_mlci_check_runs_the_canary_stage_before_the_gate(fleet: Fleet, tmp_path: Path) -> None:
+    config = write_config(fleet, "check", shadow(fleet, "2", "    requests: 500\n"), gate=True)
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        ["check", "-q", "-c", str(config), "--only", "evaluate,canary,gate", "-o", str(out)]
+    )
+    assert code == 0, stderr
+    document = json.loads((out / "results.json").read_text())
+    assert list(document["stages"]) == ["evaluate", "canary", "gate"]
+    assert document["canary"]["decision"] == "promote"
+    assert document["canary"]["model_sha256"] == document["model"]["sha256"]
+    assert document["gate"]["rules"][0]["status"] == "pass"
+    assert "canary: PROMOTE (next weight 10%)" in stdout
+    assert "### Canary: ✅ promote" in (out / "comment.md").read_text()

@@ -10,7 +10,7 @@
   of two;
 * a bootstrap interval for a ratio of sums over clusters (requests).
 
-Up to a million pairs, order statistics of the pairwise differences come from sorting them;
+Up to a million pairs, order statistics of the pairwise differences come from partitioning them;
 beyond, they are never materialised but found by bisection over the floats with a count of
 pairs below a value (exact, in the same floating arithmetic as ``y - x``), so ten thousand
 samples a side take milliseconds and no memory to speak of.
@@ -97,21 +97,23 @@ def count_le(primary: np.ndarray, canary: np.ndarray, d: float) -> int:
     """How many pairs have ``canary_j - primary_i <= d`` (``primary`` sorted ascending).
 
     For a fixed j, ``canary_j - x`` is non-increasing in x in floating point too (rounding is
-    monotone), so the pairs that qualify are a suffix of ``primary``: a vectorised binary
-    search finds where each suffix starts.
+    monotone), so the pairs that qualify are a suffix of ``primary``. A binary search on
+    ``x >= canary_j - d`` finds where each suffix starts up to rounding; the few values
+    within rounding of that boundary are then judged by the subtraction itself.
     """
     m = len(primary)
-    lo = np.zeros(len(canary), dtype=np.int64)
-    hi = np.full(len(canary), m, dtype=np.int64)
-    while True:
-        active = lo < hi
-        if not active.any():
+    start = np.searchsorted(primary, canary - d, side="left")
+    while True:  # values before the start that qualify after all
+        back = (start > 0) & ((canary - primary[np.maximum(start - 1, 0)]) <= d)
+        if not back.any():
             break
-        mid = (lo + hi) // 2
-        ok = (canary - primary[np.minimum(mid, m - 1)]) <= d
-        hi = np.where(active & ok, mid, hi)
-        lo = np.where(active & ~ok, mid + 1, lo)
-    return int((m - lo).sum())
+        start = np.where(back, start - 1, start)
+    while True:  # values from the start on that do not
+        ahead = (start < m) & ((canary - primary[np.minimum(start, m - 1)]) > d)
+        if not ahead.any():
+            break
+        start = np.where(ahead, start + 1, start)
+    return int((m - start).sum())
 
 
 def kth_difference(primary: np.ndarray, canary: np.ndarray, k: int) -> float:
@@ -142,7 +144,9 @@ def order_statistics(primary: np.ndarray, canary: np.ndarray, ks: list[int]) -> 
     """The k-th smallest (1-based) of ``canary_j - primary_i`` for each k (``primary``
     sorted ascending)."""
     if len(primary) * len(canary) <= MATERIALISE_MAX:
-        differences = np.sort((canary[:, None] - primary[None, :]).ravel())
+        differences = np.partition(
+            (canary[:, None] - primary[None, :]).ravel(), [k - 1 for k in ks]
+        )
         return [float(differences[k - 1]) for k in ks]
     return [kth_difference(primary, canary, k) for k in ks]
 
