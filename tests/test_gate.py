@@ -174,7 +174,8 @@ def test_supply_chain_and_canary() -> None:
         one(unsigned, {"kind": "supply_chain", "signed": False, "sbom": False})["status"] == "pass"
     )
     assert one(fixture("hold"), {"kind": "supply_chain"})["status"] == "missing"
-    assert one(doc, {"kind": "canary"})["status"] == "missing"
+    assert one(fixture("hold"), {"kind": "canary"})["status"] == "missing"
+    assert one(doc, {"kind": "canary"})["status"] == "pass"
     judged = {"digest": doc["image"]["digest"]}
     for decision, status in (("promote", "pass"), ("hold", "inconclusive"), ("rollback", "fail")):
         canary = {"decision": decision, "canary": judged}
