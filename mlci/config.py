@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from mlci.bench.config import BenchmarkConfig
+from mlci.canary.config import CanaryConfig
 from mlci.card.config import CardConfig
 from mlci.configbase import ConfigPath, Strict, check_inside
 from mlci.errors import ConfigError
@@ -36,7 +37,7 @@ from mlci.watch.config import WatchConfig
 
 CONFIG_NAMES = ("mlci.yaml", "mlci.yml")
 StageName = Literal[
-    "evaluate", "tests", "benchmark", "image", "sbom", "sign", "gate", "card", "attest"
+    "evaluate", "tests", "benchmark", "image", "sbom", "sign", "canary", "gate", "card", "attest"
 ]
 Loc = tuple[str | int, ...]
 
@@ -326,6 +327,9 @@ class Config(Strict):
     image: ImageConfig | None = Field(
         None, description="The serving image: base, registry, push, SBOM and signing."
     )
+    canary: CanaryConfig | None = Field(
+        None, description="Canary analysis: shadow replay, live metrics, the judge."
+    )
     report: ReportConfig = Field(default_factory=ReportConfig)
     watch: WatchConfig | None = Field(
         None, description="Production watch: drift and performance on live traffic (mlci watch)."
@@ -334,7 +338,8 @@ class Config(Strict):
     stages: list[StageName] = Field(
         default_factory=lambda: list(get_args(StageName)),
         description="Stages `mlci check` runs (always in the order evaluate, tests, benchmark, "
-        "image, sbom, sign, gate, card, attest); one without its section is skipped, saying why.",
+        "image, sbom, sign, canary, gate, card, attest); one without its section is skipped, "
+        "saying why.",
     )
 
     @model_validator(mode="after")

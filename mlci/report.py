@@ -110,8 +110,24 @@ def environment(templates: Path | None = None) -> Any:
         status=lambda s: STATUS_MARK.get(s, s),
         decision=lambda d: DECISION_MARK.get(d, ""),
         thousands=lambda n: f"{n:,}",
+        canary_value=canary_value,
+        canary_shift=canary_shift,
     )
     return env
+
+
+def canary_value(value: float | None, unit: str) -> str:
+    """A canary metric's value in its unit (ms for seconds, percent for ratios)."""
+    from mlci.canary.judge import show
+
+    return show(value, unit)
+
+
+def canary_shift(value: float | None, unit: str) -> str:
+    """A canary metric's change in its unit, signed."""
+    from mlci.canary.judge import show_signed
+
+    return show_signed(value, unit)
 
 
 def render_template(template: str, document: Results, templates: Path | None, **extra: Any) -> str:
@@ -316,6 +332,10 @@ def headlines(document: Results) -> list[str]:
             + (f" pushed to {image.reference}" if image.pushed else f" in {image.output}")
             + (f"; signed by {', '.join(signed_by)}" if signed_by else "")
         )
+    canary = document.canary
+    if canary:
+        weight = "" if canary.next_weight is None else f" (next weight {canary.next_weight:g}%)"
+        lines.append(f"canary: {canary.decision.upper()}{weight}: {canary.reason}")
     for name, stage in document.stages.items():
         # A stage skipped only because one it needs was skipped adds nothing to that reason.
         if stage.status != "ran" and not (stage.reason or "").startswith("needs the "):

@@ -60,6 +60,7 @@ STAGES: dict[str, Stage] = {
         Stage("image", "image", "mlci.supply.stage:build", (), "build (and push) the image"),
         Stage("sbom", "image", "mlci.supply.stage:sbom", ("image",), "the image's SBOM"),
         Stage("sign", "image", "mlci.supply.stage:sign", ("image",), "sign image and SBOM"),
+        Stage("canary", "canary", "mlci.canary.stage:run", (), "shadow replay, live metrics"),
         Stage("gate", "gate", "mlci.gate.stage:run", (), "the promotion decision"),
         Stage("card", "card", "mlci.card.stage:run", (), "the model card"),
         Stage("attest", "image", "mlci.supply.stage:attest", ("sign",), "sign the decision"),

@@ -174,11 +174,16 @@ def test_supply_chain_and_canary() -> None:
         one(unsigned, {"kind": "supply_chain", "signed": False, "sbom": False})["status"] == "pass"
     )
     assert one(fixture("hold"), {"kind": "supply_chain"})["status"] == "missing"
-    assert one(doc, {"kind": "canary"})["status"] == "missing"
+    assert one(fixture("hold"), {"kind": "canary"})["status"] == "missing"
+    assert one(doc, {"kind": "canary"})["status"] == "pass"
+    judged = {"digest": doc["image"]["digest"]}
     for decision, status in (("promote", "pass"), ("hold", "inconclusive"), ("rollback", "fail")):
-        assert (
-            one({**doc, "canary": {"decision": decision}}, {"kind": "canary"})["status"] == status
-        )
+        canary = {"decision": decision, "canary": judged}
+        assert one({**doc, "canary": canary}, {"kind": "canary"})["status"] == status
+    # evidence about another image, or an image it does not name, is no evidence
+    for other in ({"digest": "sha256:" + "0" * 64}, {}):
+        canary = {"decision": "promote", "canary": other}
+        assert one({**doc, "canary": canary}, {"kind": "canary"})["status"] == "missing"
 
 
 def rule(status: str, required: bool = True, id: str = "r") -> RuleResult:

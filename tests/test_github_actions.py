@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 TEMPLATES = sorted((ROOT / "workflows").glob("*.yml"))
 OWN = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 STUBS = sorted((ROOT / "tests" / "action_stubs").glob("*/action.yml"))
-STAGES = {"setup", "promote", "watch", "test", "evaluate", "benchmark", "build", "sbom", "sign", "verify", "card",
+STAGES = {"setup", "promote", "watch", "canary", "test", "evaluate", "benchmark", "build", "sbom", "sign", "verify", "card",
           "gate", "comment", "publish"}  # fmt: skip
 PINNED = re.compile(r"^\s*(?:-\s*)?uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+\s*$")
 PLACEHOLDER = re.compile(
@@ -61,7 +61,7 @@ def test_one_action_per_stage_and_every_workflow() -> None:
     assert {p.parent.name for p in ACTIONS[1:]} == STAGES
     assert {p.name for p in TEMPLATES} == {
         "pull-request.yml", "comment-from-fork.yml", "trusted-run.yml", "gpu-benchmark.yml",
-        "release.yml", "drift.yml", "promote.yml", "watch.yml",
+        "release.yml", "drift.yml", "promote.yml", "watch.yml", "canary.yml",
     }  # fmt: skip
     assert {p.name for p in OWN} == {"ci.yml", "selftest.yml"}
 

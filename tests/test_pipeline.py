@@ -152,6 +152,7 @@ def test_check_runs_every_stage_in_one_run(
         "image": "ran",
         "sbom": "ran",
         "sign": "ran",
+        "canary": "skipped",
         "gate": "ran",
         "card": "ran",
         "attest": "ran",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from mlci import __version__
 from mlci.commands import (
+    canary,
     check,
     convert,
     documents,
@@ -27,7 +28,7 @@ from mlci.commands._base import EXIT_CODES, Parser
 from mlci.errors import MlciError
 
 # In the order `mlci --help` lists them.
-MODULES = (init, check, documents, convert, github, image, supply, promote, extras, watch)
+MODULES = (init, check, documents, convert, github, image, supply, promote, extras, watch, canary)
 
 
 def build_parser() -> Parser:

@@ -16,7 +16,7 @@ from mlci.commands._base import (
     templates_arg,
 )
 
-STAGE_LIST = "evaluate, tests, benchmark, image, sbom, sign, gate, card, attest"
+STAGE_LIST = "evaluate, tests, benchmark, image, sbom, sign, canary, gate, card, attest"
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:

@@ -403,15 +403,46 @@ def _canary(doc: Results, rule: GateRule) -> Outcome:
     canary = doc.canary
     threshold: dict[str, JsonValue] = {"decision": "promote"}
     if canary is None:
-        return Outcome("missing", None, threshold, "no canary analysis has run.")
+        return Outcome("missing", None, threshold, doc.stage_reason("canary", "canary"))
+    judged = canary.canary.digest
+    observed: dict[str, JsonValue] = {
+        "decision": canary.decision,
+        "score": canary.score,
+        "weight": canary.weight,
+        "digest": judged,
+    }
+    # Evidence about another image (or an unknown one) is no evidence about this candidate.
+    image = doc.image.digest if doc.image is not None else None
+    if image is not None and judged != image:
+        if judged is None:
+            why = "does not say which image it judged"
+        else:
+            why = f"judged image {judged[:19]}"
+        return Outcome(
+            "missing",
+            observed,
+            threshold,
+            f"the canary analysis {why}, not this candidate's image {image[:19]}.",
+        )
+    model = doc.model.sha256
+    if model is not None and canary.model_sha256 is not None and canary.model_sha256 != model:
+        return Outcome(
+            "missing",
+            observed,
+            threshold,
+            f"the canary analysis is about model {canary.model_sha256[:12]}, not this "
+            f"candidate ({model[:12]}).",
+        )
     status: RuleStatus = {"promote": "pass", "rollback": "fail"}.get(
         canary.decision, "inconclusive"
     )  # type: ignore[assignment]
+    at = f" at {canary.weight:g}% of traffic" if canary.weight else ""
+    reason = canary.reason or f"{canary.decision}."
     return Outcome(
         status,
-        {"decision": canary.decision},
+        observed,
         threshold,
-        f"the canary analysis decided {canary.decision}: {canary.reason}",
+        f"the canary analysis{at} says: {reason[0].lower()}{reason[1:]}",
     )
 
 

@@ -343,6 +343,103 @@ GATE = {
 }
 
 
+def canary_section() -> dict[str, Any]:
+    """A canary at 10% of traffic judged by mlci's own judge on fixed samples."""
+    from mlci.canary.judge import MetricSpec, decide, judge_metric
+    from mlci.results.canary import Shadow
+
+    errors = MetricSpec(
+        "error rate", "live", tolerance=0.0, tolerance_abs=0.01, critical=True, unit="ratio",
+        query="(sum(rate(mlci_serve_inference_errors_total{ {{target}} }[{{interval}}])) or "
+        "vector(0)) / sum(rate(mlci_serve_inference_requests_total{ {{target}} }[{{interval}}]))",
+    )  # fmt: skip
+    p99 = MetricSpec("p99 latency", "live", tolerance=0.1, unit="s")
+    shadow_latency = MetricSpec("shadow latency", "shadow", tolerance=0.2, unit="s")
+    judgements = [
+        judge_metric(
+            errors,
+            [0.004, 0.006, 0.005, 0.003, 0.0052, 0.0041, 0.0062, 0.0049, 0.0038, 0.0055],
+            [0.0045, 0.007, 0.0031, 0.0058, 0.0049, 0.0063, 0.0035, 0.0044, 0.0051, 0.0047],
+            0.95,
+        ),
+        judge_metric(
+            p99,
+            [0.0201, 0.0213, 0.0198, 0.0224, 0.0207, 0.0219, 0.0202, 0.0211, 0.0196, 0.0208],
+            [0.0209, 0.0221, 0.0203, 0.0217, 0.0214, 0.0226, 0.0199, 0.0212, 0.0205, 0.0218],
+            0.95,
+        ),
+        judge_metric(
+            shadow_latency,
+            [0.00112, 0.00108, 0.00121, 0.00115, 0.00109, 0.00117, 0.00111, 0.00113],
+            [0.00114, 0.00111, 0.00118, 0.00119, 0.00107, 0.00116, 0.00112, 0.00115],
+            0.95,
+            keep_samples=False,
+        ),
+    ]
+    side = {
+        "requests": 5000,
+        "errors": 0,
+        "error_rate": {"value": 0.0, "ci_low": 0.0, "ci_high": 0.000768},
+    }
+    agreement = [
+        ("all rows", "", 5000, 31, (0.0062, 0.00437, 0.00879), (0.0081, 0.0074, 0.0088), "pass"),
+        ("region=north", "region == 'north'", 1290, 9, (0.00698, 0.00368, 0.01321), (0.0093, 0.0079, 0.0108), "pass"),
+        ("channel=broker", "channel == 'broker'", 640, 11, (0.01719, 0.00963, 0.03047), (0.0122, 0.0098, 0.0147), "inconclusive"),
+    ]  # fmt: skip
+    shadow = Shadow.model_validate(
+        {
+            "source": "data", "source_path": "data/eval.csv", "requests": 5000, "rows": 5000,
+            "batch": 1, "rate": 200.0, "concurrency": 4, "duration_s": 25.2, "throughput": 198.4,
+            "primary": side, "canary": side,
+            "error_rate_delta": {"value": 0.0, "ci_low": -0.000768, "ci_high": 0.000768},
+            "max_error_increase": 0.01, "errors_status": "pass",
+            "errors_explanation": "errors: canary 0 and primary 0 of 5,000 requests, a change of "
+            "0.00% [-0.08%, 0.08%] against the 1.00% allowed: within it.",
+            "agreement": [
+                {
+                    "name": name, "definition": definition, "rows": rows, "label_flips": flips,
+                    "flip_rate": dict(zip(("value", "ci_low", "ci_high"), rate, strict=True)),
+                    "mean_abs_diff": dict(zip(("value", "ci_low", "ci_high"), mad, strict=True)),
+                    "max_abs_diff": 0.21, "status": status,
+                    "explanation": f"{'all rows' if name == 'all rows' else repr(name).join(('slice ', ''))}: "
+                    f"{flips} of {rows:,} labels flipped ({rate[0]:.2%} [{rate[1]:.2%}, {rate[2]:.2%}], "
+                    f"allowed 2.00%); mean absolute difference {mad[0]:.4g} [{mad[1]:.4g}, {mad[2]:.4g}] "
+                    f"(allowed 0.02): "
+                    + ("within the limits." if status == "pass" else "too few rows to rule out a "
+                       "difference beyond the limits."),
+                }
+                for name, definition, rows, flips, rate, mad, status in agreement
+            ],
+        }
+    )  # fmt: skip
+    verdict = decide(
+        judgements, shadow, pass_score=95, marginal_score=75, weight=10, steps=[10, 25, 50, 100]
+    )
+    return {
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+        "reasons": verdict.reasons,
+        "weight": 10.0,
+        "next_weight": verdict.next_weight,
+        "score": verdict.score,
+        "confidence": 0.95,
+        "model_sha256": MODEL_SHA,
+        "primary": {"url": "http://credit-default-primary:8080", "digest": "sha256:" + "f1" * 32,
+                    "model": "credit-default", "version": "1"},
+        "canary": {"url": "http://credit-default-canary:8080", "digest": IMAGE_DIGEST,
+                   "model": "credit-default", "version": "2"},
+        "metrics": [j.model_dump(mode="json") for j in judgements],
+        "shadow": shadow.model_dump(mode="json"),
+        "live": {
+            "prometheus": "http://prometheus:9090",
+            "primary_target": 'model="credit-default",version="1"',
+            "canary_target": 'model="credit-default",version="2"',
+            "interval_s": 60.0, "iterations_planned": 10, "iterations_run": 10,
+        },
+        "duration_s": 626.4,
+    }  # fmt: skip
+
+
 def fixtures() -> dict[str, dict[str, Any]]:
     good_slices = [
         a_slice("region=north", "declared", 5200, 0.005, 0.015, False),
@@ -370,6 +467,8 @@ def fixtures() -> dict[str, dict[str, Any]]:
         ],
         "sbom": {"path": "sbom.cdx.json", "attached": True},
     }
+    promote["canary"] = canary_section()
+    promote["stages"]["canary"] = {"status": "ran", "reason": None, "duration_s": 626.4}
 
     hold = base_document()
     hold["evaluation"] = evaluation(good_slices)
