@@ -457,9 +457,39 @@ def test_unreachable_prometheus_fails_the_run(fleet: Fleet) -> None:
     assert "cannot be reached" in output and section == {}
 
 
-def test_the_canary_action_writes_the_decision_to_its_outputs(fleet: Fleet, tmp_path: Path) -> None:
-    from test_github_actions import _fake_mlci, _run_step
+def _step_script(action: Path, name: str) -> str:
+    """The run script of one step of a composite action."""
+    import yaml
 
+    steps = yaml.safe_load(action.read_text())["runs"]["steps"]
+    (step,) = [s for s in steps if s.get("name") == name]
+    return str(step["run"])
+
+
+def _mlci_program(folder: Path) -> Path:
+    """An `mlci` executable running this checkout's command line."""
+    import stat
+
+    script = folder / "bin" / "mlci"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom mlci.commands import main\nsys.exit(main())\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def _run_step(action: Path, name: str, env: dict[str, str], cwd: Path) -> Any:
+    return subprocess.run(
+        ["bash", "-e", "-c", _step_script(action, name)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_canary_action_writes_the_decision_to_its_outputs(fleet: Fleet, tmp_path: Path) -> None:
     config = write_config(fleet, "action", shadow(fleet, "2", "    requests: 500\n"))
     outputs = tmp_path / "github-output"
     outputs.write_text("")
@@ -467,7 +497,7 @@ def test_the_canary_action_writes_the_decision_to_its_outputs(fleet: Fleet, tmp_
         "PATH": os.environ["PATH"],
         "GITHUB_ACTION_PATH": str(ROOT / "actions" / "canary"),
         "GITHUB_OUTPUT": str(outputs),
-        "MLCI_BIN": str(_fake_mlci(tmp_path)),
+        "MLCI_BIN": str(_mlci_program(tmp_path)),
         "MLCI_INPUT_CONFIG": str(config),
         "MLCI_INPUT_RESULTS": "",
         "MLCI_INPUT_WEIGHT": "25",

@@ -140,7 +140,7 @@ def test_check_runs_the_chosen_stages_and_fail_on_never(project: Any, tmp_path: 
     assert main([*args, "--only", "evaluate,gate"]) == 1
     stages = json.loads((out / "results.json").read_text())["stages"]
     assert list(stages) == ["evaluate", "gate"]
-    skip = "evaluate,benchmark,image,sbom,sign,card,attest"
+    skip = "evaluate,benchmark,image,sbom,sign,canary,card,attest"
     assert main([*args, "--skip", skip, "--fail-on", "never"]) == 0
     document = json.loads((out / "results.json").read_text())
     assert list(document["stages"]) == ["tests", "gate"]
