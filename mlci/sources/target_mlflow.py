@@ -132,9 +132,20 @@ class MlflowTarget(Target):
                 raise Lost(
                     f"{self.name}: {self._winner(entry.seq)} was recorded first; nothing changed"
                 )
-            registry.call(
-                self.name, lambda: self.mlflow.set_registered_model_tag(name, key, entry.dumps())
-            )
+            try:
+                registry.call(
+                    self.name,
+                    lambda: self.mlflow.set_registered_model_tag(name, key, entry.dumps()),
+                )
+            except registry.MlflowError:
+                # Two writers of one new tag: the server refuses one of them (a unique
+                # constraint on SQLite or PostgreSQL). The other's claim stands.
+                if self._owner(key) not in (None, entry.nonce):
+                    raise Lost(
+                        f"{self.name}: {self._winner(entry.seq)} was recorded first; "
+                        "nothing changed"
+                    ) from None
+                raise
             settle()
             if self._owner(key) != entry.nonce:
                 raise Lost(
