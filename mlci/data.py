@@ -32,6 +32,7 @@ class Dataset:
     features: tuple[str, ...]
     id: str | None = None
     weight: str | None = None
+    group: str | None = None
 
     @property
     def rows(self) -> int:
@@ -110,12 +111,13 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
             )
 
     require(("data", "target"), cfg.target)
-    for field in ("id", "weight"):
+    for field in ("id", "weight", "group"):
         value = getattr(cfg, field)
         if value is not None:
             require(("data", field), value)
     reserved = {c for c in (cfg.target, cfg.id, cfg.weight) if c is not None}
     if cfg.features is not None:
+        # A cluster column may be a feature when named; by default it is not one.
         for i, feature in enumerate(cfg.features):
             require(("data", "features", i), feature)
             if feature in reserved:
@@ -125,7 +127,7 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
                 )
         features = tuple(cfg.features)
     else:
-        features = tuple(n for n in names if n not in reserved)
+        features = tuple(n for n in names if n not in reserved and n != cfg.group)
     if table.num_rows == 0:
         raise DataError(f"{display}: no rows to evaluate", tip="check the file and data.path")
     if not features:
@@ -139,6 +141,8 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
     _check_target(columns[cfg.target], kinds[cfg.target], cfg.target, display)
     if cfg.weight is not None:
         _check_weight(columns[cfg.weight], kinds[cfg.weight], cfg.weight, display)
+    if cfg.group is not None:
+        _check_group(columns[cfg.group], cfg.group, display)
     return Dataset(
         path=cfg.path,
         display=display,
@@ -150,6 +154,7 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
         features=features,
         id=cfg.id,
         weight=cfg.weight,
+        group=cfg.group,
     )
 
 
@@ -192,3 +197,13 @@ def _check_weight(values: np.ndarray, kind: ColumnKind, name: str, display: str)
         )
     if not (values > 0).any():
         raise DataError(f"{display}: weight column '{name}' is zero everywhere")
+
+
+def _check_group(values: np.ndarray, name: str, display: str) -> None:
+    missing = missing_mask(values)
+    if missing.any():
+        raise DataError(
+            f"{display}: group column '{name}' is missing in {int(missing.sum())} rows "
+            f"(first at data row {int(missing.argmax()) + 1})",
+            tip="give every row its cluster (a row of its own can use its id)",
+        )

@@ -11,9 +11,10 @@ import numpy as np
 from mlci.config import EvaluationConfig, LoadedConfig
 from mlci.data import Dataset
 from mlci.evaluate import slicing
-from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs
+from mlci.evaluate.bootstrap import N_BUCKETS
+from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs, interval_kind
 from mlci.evaluate.metrics import METRICS, check_metric_names, default_metrics
-from mlci.evaluate.significance import benjamini_hochberg, slice_significance
+from mlci.evaluate.significance import slice_significance
 from mlci.evaluate.sliceline import (
     FoundSlice,
     bin_numeric,
@@ -21,6 +22,7 @@ from mlci.evaluate.sliceline import (
     find_slices,
     slice_mask,
 )
+from mlci.evaluate.stats import flag_worse
 from mlci.models.interface import Task
 from mlci.stages import ModelContext, Progress
 
@@ -238,12 +240,14 @@ def evaluate_model(
         )
     weight = data.columns[data.weight] if data.weight else None
     n_classes = len(classes) if classes is not None else None
+    unit, unit_column = resampling_unit(data)
     evaluator = Evaluator(
         task,
         y_true,
         metrics=metrics,
         n_classes=n_classes,
         weight=weight,
+        keys=None if unit_column is None else data.columns[unit_column],
         n_boot=cfg.bootstrap,
         confidence=cfg.confidence,
         seed=cfg.seed,
@@ -288,6 +292,8 @@ def evaluate_model(
         "primary_metric": primary,
         "confidence": cfg.confidence,
         "interval_method": "poisson-bootstrap" if cfg.bootstrap else "none",
+        "interval_kinds": {m: interval_kind(m) for m in metrics} if cfg.bootstrap else None,
+        "resampling": {"unit": unit, "column": unit_column, "buckets": N_BUCKETS},
         "bootstrap": cfg.bootstrap,
         "seed": cfg.seed,
         "fdr": cfg.fdr,
@@ -300,6 +306,15 @@ def evaluate_model(
         "discovery": discovery,
         "calibration": calibration(task, y_true, candidate, baseline, weight),
     }
+
+
+def resampling_unit(data: Dataset) -> tuple[str, str | None]:
+    """What the bootstrap resamples: clusters (data.group), rows by id (data.id), or rows."""
+    if data.group is not None:
+        return "group", data.group
+    if data.id is not None:
+        return "id", data.id
+    return "row", None
 
 
 CALIBRATION_BINS = 10
@@ -413,7 +428,6 @@ def _evaluate_slices(
 
     errors = row_errors(task, y_true, candidate)
     tests = slice_significance(errors, [slices[i].mask for i in big], fdr=cfg.fdr)
-    p_worse: list[float] = []
     for i, test in zip(big, tests, strict=True):
         mask = slices[i].mask
         record = records[i]
@@ -430,8 +444,6 @@ def _evaluate_slices(
             "q_value": test.q_value,
             "significant": test.significant,
         }
-        if baseline is not None:
-            p_worse.append(_p_worse(record["delta"][primary], METRICS[primary].higher_is_better))
     if baseline is None:
         for i in big:
             vs_rest = records[i]["vs_rest"]
@@ -445,24 +457,20 @@ def _evaluate_slices(
             )
         return records
     # Many slices are compared at once: control the false discovery rate across them.
-    q_values, rejected = benjamini_hochberg(np.asarray(p_worse, dtype=float), cfg.fdr)
-    for i, q, reject in zip(big, q_values, rejected, strict=True):
-        delta = records[i]["delta"][primary]
-        worse = delta["verdict"] == "worse"
+    deltas = [records[i]["delta"][primary] for i in big]
+    q_values, flagged = flag_worse(
+        [d["value"] for d in deltas],
+        [d["p_value"] for d in deltas],
+        [d["verdict"] == "worse" for d in deltas],
+        METRICS[primary].higher_is_better,
+        cfg.fdr,
+    )
+    for i, q, flag, delta in zip(big, q_values, flagged, deltas, strict=True):
         records[i]["q_value"] = float(q)
-        records[i]["flagged"] = bool(worse and reject)
-        if records[i]["flagged"]:
+        records[i]["flagged"] = bool(flag)
+        if flag:
             records[i]["reason"] = (
                 f"{primary} {delta['value']:+.3g} against the baseline "
                 f"[{delta['ci_low']:+.3g}, {delta['ci_high']:+.3g}], q = {q:.2g}"
             )
     return records
-
-
-def _p_worse(delta: dict[str, Any], higher_is_better: bool) -> float:
-    """One-sided p-value for "the candidate is worse here": slices only matter that way."""
-    p, value = delta["p_value"], delta["value"]
-    if p is None or value is None or value != value:
-        return 1.0
-    worse_side = value < 0 if higher_is_better else value > 0
-    return p / 2 if worse_side else 1.0 - p / 2
