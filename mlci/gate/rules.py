@@ -4,8 +4,15 @@ Every rule ends in one of four statuses:
 
 * ``pass``: the evidence clears the threshold;
 * ``fail``: the evidence misses it;
-* ``inconclusive``: the evidence exists but cannot tell (an interval straddles the threshold);
+* ``inconclusive``: the evidence exists but cannot tell (an interval straddles the threshold,
+  or a rule that judges an interval finds none: ``evaluation.bootstrap: 0``);
 * ``missing``: the evidence is absent (a stage was skipped or never ran).
+
+When an interval straddles the threshold, the explanation (and the decision's reason) says
+about how many rows would resolve it: interval widths shrink as one over the square root of
+the rows, so ``n * (w / d) ** 2`` rows bring the interval's half-width ``w`` on the
+threshold's side within the distance ``d`` between the estimate and the threshold, if the
+estimate held (:func:`rows_to_resolve`).
 
 The decision follows from the required rules only: **block** when one fails, **hold** when one
 is inconclusive or missing, **promote** otherwise. Advisory rules are reported, never decisive.
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,14 +68,93 @@ def _higher_is_better(metric: str) -> bool:
 
 
 def _bounds(entry: dict[str, Any], evidence: str) -> tuple[float, float] | None:
-    """(low, high) of an estimate; the point twice when judging by the point estimate."""
+    """(low, high) of an estimate; the point twice when judging by the point estimate.
+
+    None when the value is undefined, or when the rule judges the interval and there is
+    none: a missing interval is never read as a zero-width one.
+    """
     value = entry.get("value")
     if value is None:
         return None
-    low, high = entry.get("ci_low"), entry.get("ci_high")
-    if evidence == "point" or low is None or high is None:
+    if evidence == "point":
         return value, value
+    low, high = entry.get("ci_low"), entry.get("ci_high")
+    if low is None or high is None:
+        return None
     return min(low, high), max(low, high)
+
+
+def _no_interval(entry: dict[str, Any], evidence: str) -> bool:
+    """A rule that judges intervals meets an estimate that has a value but no interval."""
+    return (
+        evidence == "interval"
+        and entry.get("value") is not None
+        and (entry.get("ci_low") is None or entry.get("ci_high") is None)
+    )
+
+
+NO_INTERVAL_TIP = (
+    "there is no interval to judge (evaluation.bootstrap: 0, or too few bootstrap replicates "
+    "were defined); set evaluation.bootstrap, or evidence: point to judge the estimate alone"
+)
+
+# Beyond this many times the rows evaluated, say so rather than give a figure.
+MAX_ROWS_FACTOR = 100
+
+
+def rows_to_resolve(
+    rows: int | None, value: float, low: float, high: float, threshold: float
+) -> int | None:
+    """About how many rows would make an interval that straddles ``threshold`` clear it.
+
+    Interval widths shrink as 1 / sqrt(rows). With the estimate ``value`` above the
+    threshold, the lower half-width ``value - low`` must shrink to ``value - threshold``;
+    below it, the upper half-width to ``threshold - value``. So ``rows * (half / distance)^2``
+    rows resolve it, one way or the other, if the estimate held. None when unknown (no row
+    count, or an estimate on the threshold itself, which no amount of data resolves).
+    """
+    if not rows or rows <= 0:
+        return None
+    if value > threshold:
+        half, distance = value - low, value - threshold
+    elif value < threshold:
+        half, distance = high - value, threshold - value
+    else:
+        return None
+    if distance <= 0 or half <= distance:
+        return None
+    return int(math.ceil(rows * (half / distance) ** 2))
+
+
+def _resolve_text(rows: int | None, needed: int | None, unit: str = "rows") -> str:
+    if rows is None:
+        return ""
+    if needed is None:
+        return " No amount of data resolves an estimate that sits on the threshold."
+    if needed > MAX_ROWS_FACTOR * rows:
+        return (
+            f" Resolving it would take more than {MAX_ROWS_FACTOR} times the {rows:,} {unit} "
+            "evaluated: the estimate is too close to the threshold."
+        )
+    return (
+        f" About {_round_rows(needed):,} {unit} (now {rows:,}) would resolve it, if the "
+        "estimate held."
+    )
+
+
+def _round_rows(n: int) -> int:
+    """Two significant figures: the figure is an estimate."""
+    digits = max(0, len(str(n)) - 2)
+    return int(round(n, -digits))
+
+
+def _rows(doc: Document, found_slice: dict[str, Any] | None) -> int | None:
+    """Rows behind an estimate: the slice's size, else the evaluation data's rows."""
+    if found_slice is not None:
+        size = found_slice.get("size")
+        return int(size) if isinstance(size, int) else None
+    rows = (doc.get("data") or {}).get("rows")
+    return int(rows) if isinstance(rows, int) else None
 
 
 def _metric(doc: Document, rule: GateRule) -> Outcome:
@@ -79,6 +166,7 @@ def _metric(doc: Document, rule: GateRule) -> Outcome:
     where = "overall"
     subject = f"overall {metric}"
     table = ev["metrics"]["candidate"]
+    found = None
     if rule.slice is not None:
         found = next((s for s in ev["slices"] if s["name"] == rule.slice), None)
         if found is None:
@@ -99,7 +187,14 @@ def _metric(doc: Document, rule: GateRule) -> Outcome:
     if entry is None:
         return Outcome("missing", None, threshold, f"no value of {metric} was computed {where}.")
     bounds = _bounds(entry, rule.evidence)
-    observed = {k: entry.get(k) for k in ("value", "ci_low", "ci_high")}
+    observed: dict[str, Any] = {k: entry.get(k) for k in ("value", "ci_low", "ci_high")}
+    if _no_interval(entry, rule.evidence):
+        return Outcome(
+            "inconclusive",
+            observed,
+            threshold,
+            f"{subject} is {_num(entry['value'])}, but {NO_INTERVAL_TIP}.",
+        )
     if bounds is None:
         return Outcome(
             "missing", observed, threshold, f"the value of {metric} is undefined {where}."
@@ -128,11 +223,18 @@ def _metric(doc: Document, rule: GateRule) -> Outcome:
         "fail": "misses",
         "inconclusive": "straddles",
     }[status]
+    more = ""
+    straddled = [t for t in (rule.min, rule.max) if t is not None and low < t < high]
+    if status == "inconclusive" and straddled:
+        rows = _rows(doc, found)
+        needed = rows_to_resolve(rows, entry["value"], low, high, straddled[0])
+        observed.update(rows=rows, rows_needed=needed)
+        more = _resolve_text(rows, needed, "rows" if found is None else "rows in the slice")
     return Outcome(
         status,
         observed,
         threshold,
-        f"{subject} is {shown}, which {verb} the requirement of {wanted}.",
+        f"{subject} is {shown}, which {verb} the requirement of {wanted}.{more}",
     )
 
 
@@ -156,7 +258,14 @@ def _non_inferiority(doc: Document, rule: GateRule) -> Outcome:
     entry = deltas.get(metric)
     if entry is None:
         return Outcome("missing", None, threshold, f"the baseline comparison has no {metric}.")
-    observed = {k: entry.get(k) for k in ("value", "ci_low", "ci_high")}
+    observed: dict[str, Any] = {k: entry.get(k) for k in ("value", "ci_low", "ci_high")}
+    if _no_interval(entry, rule.evidence):
+        return Outcome(
+            "inconclusive",
+            observed,
+            threshold,
+            f"the {metric} delta is {_num(entry['value'])}, but {NO_INTERVAL_TIP}.",
+        )
     bounds = _bounds(entry, rule.evidence)
     if bounds is None:
         return Outcome("missing", observed, threshold, f"the {metric} delta is undefined.")
@@ -164,20 +273,29 @@ def _non_inferiority(doc: Document, rule: GateRule) -> Outcome:
     sign = 1.0 if _higher_is_better(metric) else -1.0
     low, high = sorted((sign * bounds[0], sign * bounds[1]))
     shown = _interval(entry) if rule.evidence == "interval" else _num(entry["value"])
+    rows = _rows(doc, None)
+    bar = 0.0 if rule.superiority else -margin
     if rule.superiority:
         status = "pass" if low > 0 else "fail" if high <= 0 or high < -margin else "inconclusive"
+    else:
+        status = "pass" if low > -margin else "fail" if high < -margin else "inconclusive"
+    more = ""
+    if status == "inconclusive" and rule.evidence == "interval":
+        needed = rows_to_resolve(rows, sign * entry["value"], low, high, bar)
+        observed.update(rows=rows, rows_needed=needed)
+        more = _resolve_text(rows, needed)
+    if rule.superiority:
         text = {
             "pass": f"the {metric} delta {shown} shows the candidate better than the baseline.",
             "fail": f"the {metric} delta {shown} shows the candidate no better than the baseline.",
-            "inconclusive": f"the {metric} delta {shown} cannot tell whether the candidate is better.",
+            "inconclusive": f"the {metric} delta {shown} cannot tell whether the candidate is better.{more}",
         }[status]
         return Outcome(status, observed, threshold, text)
-    status = "pass" if low > -margin else "fail" if high < -margin else "inconclusive"
     side = "lower" if sign > 0 else "upper"
     text = {
         "pass": f"the {metric} delta {shown} stays within the margin of {_num(margin)}.",
         "fail": f"the {metric} delta {shown} is worse than the baseline by more than the margin of {_num(margin)}.",
-        "inconclusive": f"the {side} end of the {metric} delta {shown} crosses the margin of {_num(margin)}, so non-inferiority is not shown.",
+        "inconclusive": f"the {side} end of the {metric} delta {shown} crosses the margin of {_num(margin)}, so non-inferiority is not shown.{more}",
     }[status]
     return Outcome(status, observed, threshold, text)
 
@@ -192,21 +310,24 @@ def _slices(doc: Document, rule: GateRule) -> Outcome:
         return Outcome("missing", None, threshold, "there is no baseline to compare slices with.")
     metric = rule.metric or ev["primary_metric"]
     sign = 1.0 if _higher_is_better(metric) else -1.0
-    worst: tuple[int, str, float, dict[str, Any]] | None = None
+    worst: tuple[int, str, float, dict[str, Any], dict[str, Any]] | None = None
     counted = 0
     for s in ev["slices"]:
         if not s["flagged"] or (rule.source != "any" and s["source"] != rule.source):
             continue
         entry = (s.get("delta") or {}).get(metric)
-        bounds = None if entry is None else _bounds(entry, rule.evidence)
-        if bounds is None:
+        if entry is None or entry.get("value") is None:
             continue
         counted += 1
-        low, high = sorted((sign * bounds[0], sign * bounds[1]))
-        status = "fail" if high < -margin else "inconclusive" if low < -margin else "pass"
+        bounds = _bounds(entry, rule.evidence)
+        if bounds is None:  # flagged, but no interval to judge its size by
+            low, status = -math.inf, "inconclusive"
+        else:
+            low, high = sorted((sign * bounds[0], sign * bounds[1]))
+            status = "fail" if high < -margin else "inconclusive" if low < -margin else "pass"
         key = (SEVERITY[status], -low)
         if worst is None or key > (worst[0], -worst[2]):
-            worst = (SEVERITY[status], s["name"], low, entry)
+            worst = (SEVERITY[status], s["name"], low, entry, s)
     if worst is None:
         return Outcome(
             "pass",
@@ -215,12 +336,24 @@ def _slices(doc: Document, rule: GateRule) -> Outcome:
             f"no slice is flagged as significantly worse than the baseline on {metric}.",
         )
     status = next(k for k, v in SEVERITY.items() if v == worst[0])
-    _, name, _, entry = worst
-    observed = {"slice": name, **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")}}
+    _, name, _, entry, found = worst
+    observed: dict[str, Any] = {
+        "slice": name,
+        **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")},
+    }
     shown = _interval(entry)
+    more = ""
+    if status == "inconclusive" and _no_interval(entry, rule.evidence):
+        more = f" But {NO_INTERVAL_TIP}."
+    elif status == "inconclusive" and rule.evidence == "interval":
+        rows = _rows(doc, found)
+        low, high = sorted((sign * entry["ci_low"], sign * entry["ci_high"]))
+        needed = rows_to_resolve(rows, sign * entry["value"], low, high, -margin)
+        observed.update(rows=rows, rows_needed=needed)
+        more = _resolve_text(rows, needed, "rows in the slice")
     text = {
         "fail": f"{counted} flagged slice(s); '{name}' has a {metric} delta of {shown}, beyond the margin of {_num(margin)}.",
-        "inconclusive": f"{counted} flagged slice(s); '{name}' ({metric} delta {shown}) may be worse than the margin of {_num(margin)}.",
+        "inconclusive": f"{counted} flagged slice(s); '{name}' ({metric} delta {shown}) may be worse than the margin of {_num(margin)}.{more}",
         "pass": f"{counted} flagged slice(s), none worse on {metric} than the margin of {_num(margin)}; the worst is '{name}' ({shown}).",
     }[status]
     return Outcome(status, observed, threshold, text)
@@ -250,7 +383,16 @@ def _latency(doc: Document, rule: GateRule) -> Outcome:
         if rule.budget_ms is not None:
             entry = ((s.get("candidate") or {}).get("latency_ms") or {}).get(stat)
             bounds = None if not entry else _bounds(entry, rule.evidence)
-            if bounds is None:
+            if entry and _no_interval(entry, rule.evidence):
+                found.append(
+                    (
+                        "inconclusive",
+                        {"scenario": s["name"], "latency_ms": entry},
+                        f"the {stat} latency in '{s['name']}' is {_num(entry['value'])} ms with "
+                        "no interval to judge against the budget.",
+                    )
+                )
+            elif bounds is None:
                 found.append(("missing", None, f"scenario '{s['name']}' measured no {stat}."))
             else:
                 low, high = bounds
@@ -285,6 +427,16 @@ def _latency(doc: Document, rule: GateRule) -> Outcome:
             ratio = comparison["ratio"]
             bounds = _bounds(ratio, rule.evidence)
             limit = 1.0 + rule.max_regression
+            if _no_interval(ratio, rule.evidence):
+                found.append(
+                    (
+                        "inconclusive",
+                        {"scenario": s["name"], "ratio": ratio},
+                        f"the {stat} latency in '{s['name']}' is {_num(ratio['value'])}x the "
+                        "baseline's with no interval to judge the slowdown by.",
+                    )
+                )
+                continue
             if bounds is None:
                 found.append(("missing", None, f"the {stat} ratio in '{s['name']}' is undefined."))
                 continue
@@ -432,7 +584,13 @@ def decide(rules: Sequence[dict[str, Any]]) -> tuple[str, str]:
         first = unsure[0]
         why = "is inconclusive" if first["status"] == "inconclusive" else "lacks evidence"
         more = f" (and {len(unsure) - 1} more)" if len(unsure) > 1 else ""
-        return "hold", f"Required rule '{first['id']}' {why}{more}."
+        observed = first.get("observed")
+        needed = observed.get("rows_needed") if isinstance(observed, dict) else None
+        rows = observed.get("rows") if isinstance(observed, dict) else None
+        data = ""
+        if needed and rows and needed <= MAX_ROWS_FACTOR * rows:
+            data = f": about {_round_rows(needed):,} rows (now {rows:,}) would resolve it"
+        return "hold", f"Required rule '{first['id']}' {why}{data}{more}."
     advisory = sum(r["status"] != "pass" for r in rules if not r["required"])
     note = f"; {advisory} advisory rule(s) did not pass" if advisory else ""
     return "promote", f"All {len(required)} required rule(s) passed{note}."
