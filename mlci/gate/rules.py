@@ -473,6 +473,10 @@ def _tests(doc: Document, rule: GateRule) -> Outcome:
         chosen.extend(r for r in results if r.get("kind") in rule.kinds and r not in chosen)
     if not rule.names and not rule.kinds:
         chosen = [r for r in results if r.get("required", True)]
+    # A check that cannot apply to this model (parity of an ONNX-only model, probabilities of
+    # a regressor) is not missing evidence.
+    inapplicable = [r for r in chosen if _not_applicable(r)]
+    chosen = [r for r in chosen if not _not_applicable(r)]
     failed = [r for r in chosen if r["status"] in ("failed", "error")]
     skipped = [r for r in chosen if r["status"] == "skipped"]
     observed = {
@@ -480,6 +484,7 @@ def _tests(doc: Document, rule: GateRule) -> Outcome:
         "passed": sum(r["status"] == "passed" for r in chosen),
         "failed": len(failed),
         "skipped": len(skipped),
+        "not_applicable": len(inapplicable),
         "absent": absent,
     }
     if failed:
@@ -498,6 +503,12 @@ def _tests(doc: Document, rule: GateRule) -> Outcome:
     if not chosen:
         return Outcome("missing", observed, threshold, "no test matches the rule.")
     return Outcome("pass", observed, threshold, f"all {len(chosen)} selected test(s) passed.")
+
+
+def _not_applicable(result: dict[str, Any]) -> bool:
+    return (
+        result["status"] == "skipped" and (result.get("details") or {}).get("applicable") is False
+    )
 
 
 def _supply_chain(doc: Document, rule: GateRule) -> Outcome:
