@@ -315,6 +315,7 @@ def run_scenario(
         block_seconds=cfg.block_seconds,
         warmup_queries=cfg.warmup.queries,
         warmup_seconds=cfg.warmup.seconds,
+        settle_queries=cfg.warmup.per_block,
     )
     seed = cfg.seed + 1000 * index + batch
     targets = [Target("candidate", cand.calls(batch))]
@@ -325,9 +326,7 @@ def run_scenario(
     )
     started = time.perf_counter_ns()
     outcome = interleave(targets, plan, runner, seed)
-    weights = (
-        stats.round_weights(outcome.rounds, cfg.bootstrap, seed) if outcome.rounds >= 2 else None
-    )
+    weights = stats.resampling(outcome.rounds, cfg.bootstrap, seed) if outcome.rounds >= 2 else None
     metrics = sc.reported_metrics()
     models: dict[str, Any] = {}
     for target in targets:
@@ -392,7 +391,11 @@ def run_scenario(
         "min_queries_rule": why,
         "min_duration_s": sc.min_duration,
         "time_budget_s": sc.time_budget,
-        "warmup": {"queries": cfg.warmup.queries, "seconds": cfg.warmup.seconds},
+        "warmup": {
+            "queries": cfg.warmup.queries,
+            "seconds": cfg.warmup.seconds,
+            "per_block": cfg.warmup.per_block,
+        },
         "blocks": {
             "queries": cfg.block_queries,
             "seconds": cfg.block_seconds,
