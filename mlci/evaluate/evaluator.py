@@ -246,16 +246,17 @@ class Evaluator:
         return Comparison(
             candidate=self._estimates(vc, rc),
             baseline=self._estimates(vb, rb),
-            delta=self._deltas(vc, rc, vb, rb),
+            delta=self.deltas(vc, rc, vb, rb),
         )
 
-    def _deltas(
+    def deltas(
         self,
         vc: dict[str, float],
         rc: Resampled | None,
         vb: dict[str, float],
         rb: Resampled | None,
     ) -> dict[str, Estimate]:
+        """Paired deltas from both models' values and resamples (see :meth:`resampled`)."""
         result: dict[str, Estimate] = {}
         for name in self.metrics:
             delta = float(vc[name] - vb[name])
