@@ -90,7 +90,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
         x = x * _MUL1
         x = x ^ (x >> np.uint64(27))
         x = x * _MUL2
-        return x ^ (x >> np.uint64(31))
+        out: np.ndarray = x ^ (x >> np.uint64(31))
+        return out
 
 
 def _hash_words(words: np.ndarray, salt: np.uint64) -> np.ndarray:
@@ -161,7 +162,8 @@ class BucketBootstrap:
 
     def assign(self, keys: np.ndarray) -> np.ndarray:
         """The bucket of each unit key (rows of one cluster share a key, hence a bucket)."""
-        return (unit_hash(keys, self.seed) % np.uint64(self.n_buckets)).astype(np.intp)
+        buckets: np.ndarray = unit_hash(keys, self.seed) % np.uint64(self.n_buckets)
+        return buckets.astype(np.intp)
 
     def resample(self, bucket_stats: np.ndarray) -> np.ndarray:
         """Replicate statistics ``W @ bucket_stats``: (n_buckets, ...) -> (n_boot, ...)."""
@@ -172,13 +174,15 @@ class BucketBootstrap:
             product = self.weights[:, used] @ flat[used]
         else:
             product = self.weights @ flat
-        return product.reshape(self.n_boot, *bucket_stats.shape[1:])
+        out: np.ndarray = product.reshape(self.n_boot, *bucket_stats.shape[1:])
+        return out
 
 
 def leave_one_out(bucket_stats: np.ndarray, used: np.ndarray) -> np.ndarray:
     """Statistics of all buckets but one, for each bucket in ``used``: the jackknife."""
     total = bucket_stats.sum(axis=0)
-    return total[None, ...] - np.take(bucket_stats, used, axis=0)
+    out: np.ndarray = total[None, ...] - np.take(bucket_stats, used, axis=0)
+    return out
 
 
 def acceleration(jackknife: np.ndarray) -> float:

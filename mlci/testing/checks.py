@@ -502,7 +502,8 @@ def within(a: np.ndarray, b: np.ndarray, tolerance: float) -> np.ndarray:
     values, whose float32 rounding alone grows with their size.
     """
     gap = np.abs(a - b)
-    return np.all(gap <= tolerance * np.maximum(1.0, np.abs(b)), axis=1)
+    close: np.ndarray = np.all(gap <= tolerance * np.maximum(1.0, np.abs(b)), axis=1)
+    return close
 
 
 def contract_determinism(
