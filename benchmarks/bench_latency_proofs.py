@@ -384,6 +384,7 @@ def judged(sections: list[dict]) -> dict:
         "rate_judged_slower": slower_runs / max(1, len(sections)),
         "verdicts_by_metric": by_metric,
         "median_ratio_by_metric": {m: statistics.median(v) for m, v in ratios.items()},
+        "runs_with_ratio_above_1_by_metric": {m: sum(r > 1 for r in v) for m, v in ratios.items()},
         "median_interval_width_by_metric": widths,
         "queries_per_model_median": statistics.median(
             sc["candidate"]["queries"] for s in sections for sc in s["scenarios"]
