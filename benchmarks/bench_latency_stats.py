@@ -14,8 +14,15 @@ taken in turn) and judged by ``compare()`` twice on the same data:
 - mlci: batches of rounds as long as the estimated autocorrelation time of the rounds'
   paired differences.
 
-Noise model, per query in time order: log latency = AR(1) process (standard deviation 10%,
-correlation time ``tau`` queries) + independent noise (5%) + rare spikes (2% of queries).
+Noise model, per query: log latency = AR(1) process (standard deviation 10%, correlation
+time ``tau`` queries) + independent noise (5%) + rare spikes (2% of queries), in one of two
+ways:
+
+- shared: one time line that both models run in, block after block (the machine's load);
+  interleaving cancels most of it;
+- separate: each model drifts on its own (its own process state); only resampling can
+  account for it.
+
 With one session per model the bootstrap alone makes the interval; with five, each session
 has its own offset (standard deviation 2%), as where a session lands in memory moves its
 latency, and the t interval over session pairs joins it. 100 rounds per run (1,000 queries
@@ -58,10 +65,14 @@ def latencies(rng: np.random.Generator, n: int, tau: float) -> np.ndarray:
 
 
 def interleaved(
-    rng: np.random.Generator, tau: float, sessions: int
+    rng: np.random.Generator, tau: float, sessions: int, shared: bool
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-    """An A/A run: both models draw from the same stream, in the benchmark's block order."""
+    """An A/A run in the benchmark's block order, from one shared time line or two."""
     stream = latencies(rng, ROUNDS * 2 * BLOCK, tau)
+    own = {
+        "c": latencies(rng, ROUNDS * BLOCK, tau) if not shared else None,
+        "b": latencies(rng, ROUNDS * BLOCK, tau) if not shared else None,
+    }
     spread = SESSION_SD if sessions > 1 else 0.0
     offset_c = np.exp(spread * rng.standard_normal(sessions))
     offset_b = np.exp(spread * rng.standard_normal(sessions))
@@ -76,7 +87,8 @@ def interleaved(
         order = ("c", "b") if (k % 2 == 0) != flip else ("b", "c")
         session = k % sessions
         for who in order:
-            block = stream[at : at + BLOCK]
+            mine = own[who]
+            block = stream[at : at + BLOCK] if mine is None else mine[k * BLOCK : (k + 1) * BLOCK]
             at += BLOCK
             if who == "c":
                 candidate.append(block * offset_c[session])
@@ -104,23 +116,27 @@ def main() -> None:
         "--tau",
         type=float,
         nargs="+",
-        default=[0.0, 20.0, 50.0],
+        default=[0.0, 10.0, 30.0, 100.0],
         help="correlation times in queries (0: independent)",
     )
-    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1])
+    parser.add_argument("--noise", nargs="+", default=["shared", "separate"])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds per run")
     args = parser.parse_args()
+    globals()["ROUNDS"] = args.rounds
     print(
         f"A/A, {args.trials} trials per row, {ROUNDS} rounds of {BLOCK}-query blocks; share "
         'judged "slower" (95% intervals: at most 2.5% promised)\n'
     )
     print(
-        "| sessions | correlation time | tolerance | p50 before | p50 mlci | p99 before "
-        "| p99 mlci | median batch (rounds) |"
+        "| noise | sessions | correlation time | tolerance | p50 before | p50 mlci "
+        "| p99 before | p99 mlci | median batch (rounds) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     started = time.perf_counter()
-    for sessions, tau in ((s, t) for s in args.sessions for t in args.tau):
-        rng = np.random.default_rng([args.seed, sessions, int(tau * 10)])
+    runs = [(n, s, t) for n in args.noise for s in args.sessions for t in args.tau]
+    for noise, sessions, tau in runs:
+        rng = np.random.default_rng([args.seed, len(noise), sessions, int(tau * 10)])
         slower = {
             (m, how, tol): 0
             for m in METRICS
@@ -129,25 +145,28 @@ def main() -> None:
         }
         batches = []
         for t in range(args.trials):
-            cand, base, groups = interleaved(rng, tau, sessions)
+            cand, base, groups = interleaved(rng, tau, sessions, noise == "shared")
             resampled = stats.resampling(ROUNDS, REPLICATES, t)
             paired = stats.log_block_means(cand) - stats.log_block_means(base)
             batches.append(stats.batch_length(paired, ROUNDS)[0])
             for how, weights in (("before", resampled.weights(1)), ("mlci", resampled)):
-                zero = dict.fromkeys(METRICS, 0.0)
                 by_session = groups if sessions > 1 else None
-                for c in stats.compare(cand, base, METRICS, zero, 0.95, weights, groups=by_session):
-                    low, high = c.ratio.ci_low, c.ratio.ci_high
-                    for tol, tolerance in (("zero", 0.0), ("readme", README_TOLERANCE[c.metric])):
-                        judged = stats.verdict(low, high, tolerance)
-                        slower[(c.metric, how, tol)] += judged == stats.SLOWER
+                for tol, tolerances in (
+                    ("zero", dict.fromkeys(METRICS, 0.0)),
+                    ("readme", README_TOLERANCE),
+                ):
+                    for c in stats.compare(
+                        cand, base, METRICS, tolerances, 0.95, weights, groups=by_session
+                    ):
+                        slower[(c.metric, how, tol)] += c.verdict == stats.SLOWER
         n = args.trials
         label = "independent" if tau == 0 else f"{tau:g} queries ({tau / BLOCK:g} blocks)"
 
         for tol, shown in (("zero", "0"), ("readme", "p50 5%, p99 10%")):
             cells = [rate(slower[(m, how, tol)], n) for m in METRICS for how in ("before", "mlci")]
             batch = np.median(batches)
-            print(f"| {sessions} | {label} | {shown} | " + " | ".join(cells) + f" | {batch:g} |")
+            head = f"| {noise} | {sessions} | {label} | {shown} | "
+            print(head + " | ".join(cells) + f" | {batch:g} |")
     print(f"\n({time.perf_counter() - started:.0f} s)")
 
 
