@@ -1,6 +1,6 @@
 """Do mlci's intervals and p-values mean what they say? Simulations with a known truth.
 
-    python benchmarks/bench_intervals.py                      # every study (about 15 minutes)
+    python benchmarks/bench_intervals.py                      # every study (about an hour on 2 busy cores)
     python benchmarks/bench_intervals.py coverage --trials 400
     python benchmarks/bench_intervals.py clusters pvalues
 

@@ -1,6 +1,7 @@
 """How often does the latency comparison call an identical model "slower"? A/A simulations.
 
-    python benchmarks/bench_latency_stats.py                 # about 5 minutes
+    python benchmarks/bench_latency_stats.py                 # about 30 minutes on 2 busy cores
+    python benchmarks/bench_latency_stats.py --rounds 400 --noise separate --tau 30 100
     python benchmarks/bench_latency_stats.py --trials 300
 
 The comparison in ``mlci/bench/compare.py`` promises that an identical candidate is judged
@@ -147,7 +148,7 @@ def main() -> None:
         for t in range(args.trials):
             cand, base, groups = interleaved(rng, tau, sessions, noise == "shared")
             resampled = stats.resampling(ROUNDS, REPLICATES, t)
-            paired = stats.log_block_means(cand) - stats.log_block_means(base)
+            paired = stats.log_block_medians(cand) - stats.log_block_medians(base)
             batches.append(stats.batch_length(paired, ROUNDS)[0])
             for how, weights in (("before", resampled.weights(1)), ("mlci", resampled)):
                 by_session = groups if sessions > 1 else None

@@ -1,7 +1,7 @@
 """Can mlci flag a clearly worse slice among 200, without flagging equal ones? Simulations.
 
-    python benchmarks/bench_slice_flags.py                  # about 5 minutes
-    python benchmarks/bench_slice_flags.py --trials 20 --slices 60
+    python benchmarks/bench_slice_flags.py                  # 5 bad, 5 mild (30 min, busy 2 cores)
+    python benchmarks/bench_slice_flags.py --trials 30 --bad 1 --mild 4 --rows 300   # one bad
 
 Each trial draws a binary dataset of ``slices x rows`` rows split into equal slices. The
 baseline and the candidate see the same signal through independent noise of the same level,

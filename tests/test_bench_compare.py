@@ -196,7 +196,7 @@ def test_noise_correlated_beyond_what_the_run_resolves_is_inconclusive() -> None
     walk = np.cumsum(rng.normal(0, 0.05, rounds))
     base = [np.exp(rng.normal(0, 0.01, 20)) for _ in range(rounds)]
     cand = [np.exp(w + rng.normal(0, 0.01, 20)) for w in walk]
-    paired = stats.log_block_means(cand) - stats.log_block_means(base)
+    paired = stats.log_block_medians(cand) - stats.log_block_medians(base)
     assert stats.batch_length(paired, rounds)[1] >= stats.UNRESOLVED
     for c in stats.compare(
         cand,

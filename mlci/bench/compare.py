@@ -12,10 +12,10 @@ Noise can also be correlated *across* rounds: a disturbance lasting several bloc
 model whose latency drifts on its own, makes neighbouring rounds' paired differences
 correlated, and resampling rounds as if they were independent then gives intervals too
 narrow (simulated A/A runs of 100 rounds judged 10% to 32% "slower" at tolerance 0 where at
-most 2.5% were promised). So the unit of resampling adapts to the data. When the lag-1
-autocorrelation of the rounds' paired log differences is significant (above 2 / sqrt(n)),
-their integrated autocorrelation time ``tau`` (Geyer's initial positive sequence estimator)
-sets the batch: ``1 + BATCH_FACTOR (tau - 1)`` consecutive rounds (even, so a batch holds
+most 2.5% were promised). So the unit of resampling adapts to the data. When the
+lag-1 autocorrelation of the rounds' paired differences (of block median log latencies) is
+significant (above 2 / sqrt(n)), their integrated autocorrelation time ``tau`` (Geyer's
+initial positive sequence estimator) sets the batch: ``1 + BATCH_FACTOR (tau - 1)`` consecutive rounds (even, so a batch holds
 both orders of a pair), resampled as wholes; batch means of a correlated series are nearly
 independent once batches span a few correlation times. Every interval is widened by
 ``sqrt(k / (k - 1))`` and Student's t over the normal quantile for ``k`` resampled units. A
@@ -230,14 +230,18 @@ def batch_length(series: np.ndarray, rounds: int) -> tuple[int, float]:
     return cap, math.sqrt(wanted / cap)
 
 
-def log_block_means(blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean log latency of each block (NaN for an empty one): the series batches come from."""
+def log_block_medians(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """Median log latency of each block (NaN for an empty one): the series batches come from.
+
+    The median, not the mean: the rare very slow query would hide the correlation of the
+    block levels behind noise of its own.
+    """
     out = np.full(len(blocks), np.nan)
     for k, block in enumerate(blocks):
         b = np.asarray(block, dtype=np.float64)
         b = b[b > 0]
         if len(b):
-            out[k] = float(np.mean(np.log(b)))
+            out[k] = float(np.median(np.log(b)))
     return out
 
 
@@ -361,7 +365,7 @@ def summarize(
     boot = None
     units, residual = rounds, 1.0
     if weights is not None and rounds >= 2:
-        round_w, units, residual = _replicates(weights, log_block_means(blocks), rounds)
+        round_w, units, residual = _replicates(weights, log_block_medians(blocks), rounds)
         boot = bootstrap_statistics(blocks, metrics, round_w)
     per_group = _by_group(blocks, groups)
     result = {}
@@ -427,7 +431,7 @@ def compare(
     boot_c = boot_b = None
     units, residual = rounds, 1.0
     if weights is not None and rounds >= 2 and len(all_c) and len(all_b):
-        paired = log_block_means(candidate) - log_block_means(baseline)
+        paired = log_block_medians(candidate) - log_block_medians(baseline)
         round_w, units, residual = _replicates(weights, paired, rounds)
         boot_c = bootstrap_statistics(candidate, metrics, round_w)
         boot_b = bootstrap_statistics(baseline, metrics, round_w)
