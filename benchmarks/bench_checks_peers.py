@@ -278,7 +278,6 @@ def job_mlci_fairness(folder: Path) -> dict[str, Any]:
     from mlci.evaluate.fairness import feature_fairness, groups_of
 
     cur = read(folder, "current")
-    n = len(cur["churn"])
     started = time.perf_counter()
     groups = groups_of(cur["sex"], "categorical", SensitiveFeature(feature="sex"))
     out = feature_fairness(
@@ -290,7 +289,7 @@ def job_mlci_fairness(folder: Path) -> dict[str, Any]:
         weight=None,
         metrics=["selection_rate", "tpr", "fpr"],
         min_group_size=1,
-        boot=BucketBootstrap(n, 1000, seed=0),
+        boot=BucketBootstrap(1000, seed=0),
         confidence=0.95,
     )
     dp = out.disparities["demographic_parity"].difference

@@ -58,9 +58,15 @@ class DataConfig(Strict):
     target: str = Field(description="Column holding the true label or value.")
     id: str | None = Field(None, description="Column identifying each row (never a feature).")
     weight: str | None = Field(None, description="Column of non-negative sample weights.")
+    group: str | None = Field(
+        None,
+        description="Column of clusters whose rows are correlated (a user, a session): the "
+        "bootstrap resamples whole clusters, so intervals account for the correlation.",
+    )
     features: list[str] | None = Field(
         None,
-        description="Columns the model reads; default: every column but target, id and weight.",
+        description="Columns the model reads; default: every column but target, id, weight "
+        "and group.",
     )
     reference: ConfigPath | None = Field(
         None,

@@ -33,8 +33,16 @@ class Dataset:
     features: tuple[str, ...]
     id: str | None = None
     weight: str | None = None
+    group: str | None = None
     # ``file:line:col: data.features`` when mlci.yaml lists the features (None: every column).
     features_declared_at: str | None = None
+
+    @property
+    def unit_keys(self) -> np.ndarray:
+        """Each row's bootstrap resampling unit: its cluster (group), else its id, else its
+        position. Rows with one key are resampled together."""
+        column = self.group or self.id
+        return np.arange(self.rows) if column is None else self.columns[column]
 
     @property
     def rows(self) -> int:
@@ -257,17 +265,18 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
             )
 
     require(("data", "target"), cfg.target)
-    for field in ("id", "weight"):
+    for field in ("id", "weight", "group"):
         value = getattr(cfg, field)
         if value is not None:
             require(("data", field), value)
     reserved = {c for c in (cfg.target, cfg.id, cfg.weight) if c is not None}
     if cfg.features is not None:
+        # A cluster column may be a feature when named; by default it is not one.
         for i, feature in enumerate(cfg.features):
             require(("data", "features", i), feature)
         features = tuple(cfg.features)
     else:
-        features = tuple(n for n in names if n not in reserved)
+        features = tuple(n for n in names if n not in reserved and n != cfg.group)
     if table.num_rows == 0:
         raise DataError(f"{display}: no rows to evaluate", tip="check the file and data.path")
     if table.num_rows < MIN_ROWS:
@@ -292,6 +301,8 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
                 f"{display}: feature column '{feature}' is missing in every row",
                 tip="fill the column, or leave it out with data.features",
             )
+    if cfg.group is not None:
+        _check_group(columns[cfg.group], cfg.group, display)
     return Dataset(
         path=cfg.path,
         display=display,
@@ -303,6 +314,7 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
         features=features,
         id=cfg.id,
         weight=cfg.weight,
+        group=cfg.group,
         features_declared_at=None if cfg.features is None else loaded.where(("data", "features")),
     )
 
@@ -346,3 +358,13 @@ def _check_weight(values: np.ndarray, kind: ColumnKind, name: str, display: str)
         )
     if not (values > 0).any():
         raise DataError(f"{display}: weight column '{name}' is zero everywhere")
+
+
+def _check_group(values: np.ndarray, name: str, display: str) -> None:
+    missing = missing_mask(values)
+    if missing.any():
+        raise DataError(
+            f"{display}: group column '{name}' is missing in {int(missing.sum())} rows "
+            f"(first at data row {int(missing.argmax()) + 1})",
+            tip="give every row its cluster (a row of its own can use its id)",
+        )

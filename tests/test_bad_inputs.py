@@ -576,6 +576,14 @@ CORPUS: dict[str, Case] = {
         both(edit_config("  id: id\n", "  id: id\n  weight: age\n"), set_cell(1, "age", "-3")),
         r"weight column 'age' has 1 negative",
     ),
+    "unknown group column": case(
+        edit_config("  id: id\n", "  id: id\n  group: regoin\n"),
+        r"data\.group: no column 'regoin' in .*eval\.csv \(did you mean 'region'\?\)",
+    ),
+    "missing cluster of a row": case(
+        both(edit_config("  id: id\n", "  id: id\n  group: tenure\n"), set_cell(3, "tenure", "")),
+        r"group column 'tenure' is missing in 1 rows \(first at data row 3\)",
+    ),
     "text weights": case(
         edit_config("  id: id\n", "  id: id\n  weight: region\n"),
         r"weight column 'region' must be numeric, found text",

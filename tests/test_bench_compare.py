@@ -36,7 +36,7 @@ def test_verdict_rule(low: float | None, high: float, tolerance: float, expected
 def test_identical_samples_show_no_detectable_difference() -> None:
     rng = np.random.default_rng(1)
     base = blocks_of(rng, 20, 50)
-    weights = stats.round_weights(20, 500, seed=0)
+    weights = stats.resampling(20, 500, seed=0)
     result = stats.compare(
         base,
         [b.copy() for b in base],
@@ -56,7 +56,7 @@ def test_shifted_samples_are_slower_or_faster() -> None:
     base = blocks_of(rng, 20, 100)
     slow = blocks_of(rng, 20, 100, scale=1.5)
     fast = blocks_of(rng, 20, 100, scale=0.6)
-    weights = stats.round_weights(20, 500, seed=0)
+    weights = stats.resampling(20, 500, seed=0)
     tol = {"p50": 0.1, "p99": 0.1}
     assert [c.verdict for c in stats.compare(slow, base, ["p50", "p99"], tol, 0.95, weights)] == [
         "slower"
@@ -74,7 +74,7 @@ def test_interval_straddling_the_tolerance_is_inconclusive() -> None:
     # around a 10% slowdown, which the 10% tolerance sits inside.
     base = [np.full(30, 1.0) * rng.lognormal(0, 0.05) for _ in range(12)]
     cand = [np.full(30, 1.1) * rng.lognormal(0, 0.05) for _ in range(12)]
-    weights = stats.round_weights(12, 1000, seed=0)
+    weights = stats.resampling(12, 1000, seed=0)
     (c,) = stats.compare(cand, base, ["p50"], {"p50": 0.1}, 0.95, weights)
     assert c.ratio.ci_low < 1.1 < c.ratio.ci_high
     assert c.verdict == "inconclusive"
@@ -84,7 +84,7 @@ def test_too_few_samples_forces_inconclusive() -> None:
     rng = np.random.default_rng(4)
     base = blocks_of(rng, 10, 50)
     slow = blocks_of(rng, 10, 50, scale=2.0)
-    weights = stats.round_weights(10, 300, seed=0)
+    weights = stats.resampling(10, 300, seed=0)
     (c,) = stats.compare(slow, base, ["p50"], {"p50": 0.1}, 0.95, weights, enough=False)
     assert c.ratio.value > 1.5 and c.verdict == "inconclusive"
     (single,) = stats.compare(slow[:1], base[:1], ["p50"], {"p50": 0.1}, 0.95, None)
@@ -127,10 +127,83 @@ def test_order_statistic_interval_uses_binomial_ranks() -> None:
 def test_summary_intervals_contain_the_estimates() -> None:
     rng = np.random.default_rng(6)
     blocks = blocks_of(rng, 20, 100)
-    weights = stats.round_weights(20, 400, seed=1)
+    weights = stats.resampling(20, 400, seed=1)
     summary = stats.summarize(blocks, ["p50", "p99", "p99.9", "mean"], 0.95, weights)
     for metric in ("p50", "p99", "mean"):
         est = summary[metric]
         assert est.ci_low <= est.value <= est.ci_high
     assert summary["p99.9"].ci_high is None  # 2,000 queries cannot bound p99.9 from above
     assert stats.summarize([np.zeros(0)], ["p50"], 0.95, None)["p50"].value is None
+
+
+def test_autocorrelation_time_of_independent_and_ar1_series() -> None:
+    rng = np.random.default_rng(7)
+    assert stats.autocorrelation_time(rng.standard_normal(4000)) < 1.2
+    # AR(1) with coefficient phi: tau = (1 + phi) / (1 - phi).
+    for phi in (0.5, 0.8):
+        x = np.empty(20_000)
+        x[0] = 0.0
+        shocks = rng.standard_normal(len(x))
+        for i in range(1, len(x)):
+            x[i] = phi * x[i - 1] + shocks[i]
+        tau = stats.autocorrelation_time(x)
+        assert tau == pytest.approx((1 + phi) / (1 - phi), rel=0.15), phi
+    # Never below 1: anti-correlation must not narrow an interval.
+    alternating = np.tile([1.0, -1.0], 500) + 0.01 * rng.standard_normal(1000)
+    assert stats.autocorrelation_time(alternating) == 1.0
+    assert stats.autocorrelation_time(np.ones(50)) == 1.0
+    assert stats.autocorrelation_time(np.arange(5.0)) == 1.0
+
+
+def test_batches_follow_the_correlation_and_keep_round_pairs_together() -> None:
+    rng = np.random.default_rng(8)
+    assert stats.batch_length(rng.standard_normal(200), 200)[0] in (1, 2)
+    # A moving average over 8 rounds: tau = 8, batches of about BATCH_FACTOR x 8 rounds.
+    x = np.convolve(rng.standard_normal(407), np.ones(8) / 8, mode="valid")[:400]
+    batch, residual = stats.batch_length(x, 400)
+    assert 12 <= batch <= 50 and batch % 2 == 0 and residual == 1.0
+    # Capped at rounds / MIN_BATCHES, the remaining correlation widens the interval.
+    batch, residual = stats.batch_length(np.cumsum(rng.standard_normal(40)), 40)
+    assert batch == 4 and residual > 1.0  # 40 // MIN_BATCHES, made even
+    weights = stats.resampling(10, 500, seed=3).weights(4)
+    assert weights.shape == (500, 10)
+    # Rounds of one batch share a count; 3 batches (4 + 4 + 2 rounds) are drawn 3 times.
+    assert np.all(weights[:, 0:4] == weights[:, [0]]) and np.all(weights[:, 8:] == weights[:, [8]])
+    assert np.all(weights[:, [0, 4, 8]].sum(axis=1) == 3)
+
+
+def test_correlated_rounds_widen_the_interval() -> None:
+    # Paired differences that drift over several rounds: resampling rounds as independent
+    # understates the spread; batches of rounds do not.
+    rng = np.random.default_rng(9)
+    rounds = 80
+    drift = np.repeat(rng.normal(0, 0.05, rounds // 8), 8)
+    base = [np.exp(rng.normal(0, 0.02, 20)) for _ in range(rounds)]
+    cand = [b * np.exp(d + rng.normal(0, 0.02, 20)) for b, d in zip(base, drift, strict=True)]
+    resampled = stats.resampling(rounds, 1000, seed=1)
+    (adaptive,) = stats.compare(cand, base, ["p50"], {"p50": 0.0}, 0.95, resampled)
+    (independent,) = stats.compare(cand, base, ["p50"], {"p50": 0.0}, 0.95, resampled.weights(1))
+    width = np.log(adaptive.ratio.ci_high / adaptive.ratio.ci_low)
+    narrow = np.log(independent.ratio.ci_high / independent.ratio.ci_low)
+    assert width > 1.5 * narrow
+
+
+def test_noise_correlated_beyond_what_the_run_resolves_is_inconclusive() -> None:
+    # The candidate drifts on its own like a random walk: the paired differences stay
+    # correlated for longer than an eighth of the run, so no verdict can rest on them.
+    rng = np.random.default_rng(10)
+    rounds = 40
+    walk = np.cumsum(rng.normal(0, 0.05, rounds))
+    base = [np.exp(rng.normal(0, 0.01, 20)) for _ in range(rounds)]
+    cand = [np.exp(w + rng.normal(0, 0.01, 20)) for w in walk]
+    paired = stats.log_block_medians(cand) - stats.log_block_medians(base)
+    assert stats.batch_length(paired, rounds)[1] >= stats.UNRESOLVED
+    for c in stats.compare(
+        cand,
+        base,
+        ["p50", "mean"],
+        {"p50": 0.0, "mean": 0.0},
+        0.95,
+        stats.resampling(rounds, 500, seed=2),
+    ):
+        assert c.verdict == "inconclusive"

@@ -293,3 +293,38 @@ def test_schema_rejects_a_malformed_section(benched: tuple[int, dict[str, Any], 
     results["benchmark"]["scenarios"][0]["candidate"]["latency_ms"]["p50"]["extra"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema()).validate(results)
+
+
+def test_every_block_starts_with_settling_queries_that_are_not_recorded() -> None:
+    # The first queries after switching model or session find cold caches; they run but are
+    # not recorded, so the percentiles describe the model rather than the harness.
+    from mlci.bench.scenarios import Plan, Target, back_to_back_runner, interleave
+
+    log: list[tuple[str, int]] = []
+
+    def sessions(label: str) -> list[list[Any]]:
+        return [[(lambda s=s: log.append((label, s)))] for s in range(3)]
+
+    targets = [Target("candidate", sessions("c")), Target("baseline", sessions("b"))]
+    plan = Plan(
+        min_queries=1,
+        min_duration_s=0.0,
+        time_budget_s=10.0,
+        min_blocks=6,
+        block_queries=5,
+        block_seconds=1.0,
+        warmup_queries=2,
+        warmup_seconds=0.0,
+        settle_queries=3,
+    )
+    outcome = interleave(targets, plan, back_to_back_runner, seed=1)
+    assert outcome.rounds == 6
+    for target, label in zip(targets, "cb", strict=True):
+        assert [len(b) for b in target.blocks] == [5] * 6
+        assert target.groups == [0, 1, 2, 0, 1, 2]
+        calls = [s for who, s in log if who == label]
+        # Warm-up of every session, then per block 3 settling and 5 recorded queries.
+        assert len(calls) == target.warmup_queries + 6 * (3 + 5)
+        measured = calls[target.warmup_queries :]
+        for k in range(6):
+            assert measured[8 * k : 8 * k + 8] == [k % 3] * 8

@@ -41,7 +41,7 @@ def summary(
     n_boot: int = 0,
 ) -> FeatureFairness:
     groups = groups_of(group, "categorical", SensitiveFeature(feature="g"))
-    boot = BucketBootstrap(len(y), n_boot, seed=0) if n_boot else None
+    boot = BucketBootstrap(n_boot, seed=0) if n_boot else None
     return feature_fairness(
         "g",
         groups,
@@ -121,7 +121,7 @@ def test_rate_intervals_cover_the_truth() -> None:
             weight=None,
             metrics=["selection_rate"],
             min_group_size=1,
-            boot=BucketBootstrap(n, 300, seed=k),
+            boot=BucketBootstrap(300, seed=k),
             confidence=0.95,
         )
         est = next(g for g in out.groups if g.group == "c").candidate["selection_rate"]

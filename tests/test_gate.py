@@ -12,7 +12,7 @@ from documents import dump, fixture, plain, typed
 
 from mlci.commands import main
 from mlci.gate.config import GateConfig
-from mlci.gate.rules import binding_digest, decide, evaluate_gate
+from mlci.gate.rules import binding_digest, decide, evaluate_gate, rows_to_resolve
 from mlci.results.gate import RuleResult
 from project import Project
 
@@ -79,6 +79,102 @@ def test_point_evidence_ignores_the_interval() -> None:
         one(doc, {"kind": "non_inferiority", "margin": 0.01, "evidence": "point"})["status"]
         == "pass"
     )
+
+
+def without_intervals(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as evaluation.bootstrap: 0 writes it: values, no intervals."""
+    ev = doc["evaluation"]
+    tables = [ev["metrics"]["candidate"], ev["metrics"]["baseline"], ev["metrics"]["delta"]]
+    for s in ev["slices"]:
+        tables += [s["metrics"]["candidate"], s["metrics"]["baseline"], s["delta"]]
+    for table in tables:
+        for entry in (table or {}).values():
+            entry.update(ci_low=None, ci_high=None)
+            if "p_value" in entry:
+                entry.update(p_value=None, verdict="undefined")
+    return doc
+
+
+def test_a_rule_that_judges_an_interval_is_inconclusive_without_one() -> None:
+    # With bootstrap: 0 a delta of -0.072 has no interval; judged as if its interval were the
+    # point, a margin of 0.1 would promote it. Without an interval nothing is shown.
+    doc = without_intervals(with_delta(-0.072, -0.1, -0.05))
+    rule = {"kind": "non_inferiority", "margin": 0.1}
+    result = one(doc, rule)
+    assert result["status"] == "inconclusive"
+    assert "no interval" in result["explanation"] and "bootstrap" in result["explanation"]
+    assert one(doc, {**rule, "evidence": "point"})["status"] == "pass"
+    for metric_rule in (
+        {"kind": "metric", "metric": "roc_auc", "min": 0.5},
+        {"kind": "metric", "metric": "roc_auc", "max": 0.99},
+        {"kind": "metric", "metric": "roc_auc", "min": 0.5, "slice": "region=north"},
+    ):
+        assert one(doc, metric_rule)["status"] == "inconclusive", metric_rule
+        assert one(doc, {**metric_rule, "evidence": "point"})["status"] == "pass", metric_rule
+    assert one(doc, {"kind": "non_inferiority", "margin": 0.1, "superiority": True})["status"] == (
+        "inconclusive"
+    )
+    section = plain(evaluate_gate(typed(doc), gate(rule)))
+    assert section["decision"] == "hold"
+
+
+def test_a_flagged_slice_without_an_interval_is_inconclusive() -> None:
+    doc = fixture("block")
+    flagged = next(s for s in doc["evaluation"]["slices"] if s["flagged"])
+    flagged["delta"]["roc_auc"].update(ci_low=None, ci_high=None)
+    assert one(doc, {"kind": "slices", "margin": 0.5})["status"] == "inconclusive"
+    assert one(doc, {"kind": "slices", "margin": 0.5, "evidence": "point"})["status"] == "pass"
+
+
+def test_latency_without_an_interval_is_inconclusive() -> None:
+    doc = fixture("promote")
+    scenario = doc["benchmark"]["scenarios"][0]
+    scenario["candidate"]["latency_ms"]["p99"].update(ci_low=None, ci_high=None)
+    result = one(doc, {"kind": "latency", "budget_ms": 50, "scenario": scenario["name"]})
+    assert result["status"] == "inconclusive"
+    doc = fixture("promote")
+    scenario = doc["benchmark"]["scenarios"][0]
+    for c in scenario["comparison"]:
+        c["ratio"].update(ci_low=None, ci_high=None)
+    rule = {"kind": "latency", "max_regression": 5.0, "scenario": scenario["name"]}
+    assert one(doc, rule)["status"] == "inconclusive"
+    assert one(doc, {**rule, "evidence": "point"})["status"] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("rows", "value", "low", "high", "threshold", "expected"),
+    [
+        (5000, 0.0, -0.02, 0.02, -0.01, 20_000),  # half-width 0.02 must reach 0.01: 4x
+        (5000, 0.0, -0.015, 0.015, -0.01, 11_250),
+        (5000, -0.02, -0.03, -0.005, -0.01, 11_250),  # below: the upper half-width 0.015
+        (1000, 0.8, 0.6, 0.9, 0.8, None),  # on the threshold: no amount of data
+        (None, 0.0, -0.02, 0.02, -0.01, None),
+    ],
+)
+def test_rows_to_resolve(
+    rows: int | None, value: float, low: float, high: float, threshold: float, expected: int | None
+) -> None:
+    assert rows_to_resolve(rows, value, low, high, threshold) == expected
+
+
+def test_a_hold_names_the_rows_that_would_resolve_it() -> None:
+    doc = with_delta(0.0, -0.02, 0.02)
+    doc["data"]["rows"] = 5000
+    result = one(doc, {"kind": "non_inferiority", "margin": 0.01})
+    assert result["status"] == "inconclusive"
+    assert result["observed"]["rows_needed"] == 20_000
+    assert "About 20,000 rows (now 5,000) would resolve it" in result["explanation"]
+    section = plain(evaluate_gate(typed(doc), gate({"kind": "non_inferiority", "margin": 0.01})))
+    assert section["decision"] == "hold"
+    assert "about 20,000 rows (now 5,000) would resolve it" in section["reason"]
+    # A slice's figure counts the slice's rows.
+    slice_rule = {"kind": "metric", "metric": "roc_auc", "min": 0.9, "slice": "region=north"}
+    result = one(fixture("promote"), slice_rule)
+    size = next(
+        s["size"] for s in fixture("promote")["evaluation"]["slices"] if s["name"] == "region=north"
+    )
+    assert result["observed"]["rows"] == size
+    assert "rows in the slice" in result["explanation"]
 
 
 @pytest.mark.parametrize(

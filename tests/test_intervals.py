@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats as sps
 from scipy.stats import norm
 
 from mlci.evaluate import metrics as M
@@ -245,21 +246,78 @@ def test_95_percent_intervals_cover_the_truth(
     assert coverage >= 0.9, coverage
 
 
-def test_bucket_bootstrap_draws() -> None:
-    small = BucketBootstrap(500, 2000, seed=3)
-    assert small.row_level and small.n_buckets == 500
-    np.testing.assert_array_equal(small.buckets(np.array([4, 2])), [4, 2])
-    assert small.weights.mean() == pytest.approx(1.0, abs=0.01)
-    assert small.weights.var() == pytest.approx(1.0, abs=0.02)
-    big = BucketBootstrap(100_000, 50, seed=3, max_buckets=1000)
-    again = BucketBootstrap(100_000, 50, seed=3, max_buckets=1000)
-    assert not big.row_level and big.weights.shape == (50, 1000)
-    np.testing.assert_array_equal(big.buckets(None), again.buckets(None))
-    np.testing.assert_array_equal(big.weights, again.weights)
-    sizes = np.bincount(big.buckets(None), minlength=1000)
-    assert sizes.min() > 50 and sizes.max() < 150
+def test_bucket_bootstrap_weights_depend_on_the_seed_only() -> None:
+    boot = BucketBootstrap(2000, seed=3, n_buckets=500)
+    assert boot.weights.shape == (2000, 500)
+    assert boot.weights.mean() == pytest.approx(1.0, abs=0.01)
+    assert boot.weights.var() == pytest.approx(1.0, abs=0.02)
+    np.testing.assert_array_equal(
+        boot.weights, BucketBootstrap(2000, seed=3, n_buckets=500).weights
+    )
+    assert not np.array_equal(boot.weights, BucketBootstrap(2000, seed=4, n_buckets=500).weights)
     with pytest.raises(ValueError):
-        big.weights[0, 0] = 2.0
+        boot.weights[0, 0] = 2.0
+
+
+def test_a_units_bucket_is_a_function_of_seed_and_key_only() -> None:
+    boot = BucketBootstrap(10, seed=3)
+    ids = np.arange(100_000) * 7 + 11
+    buckets = boot.assign(ids)
+    # Uniform over the buckets (chi-square on 1,000 cells, 100 rows expected in each).
+    counts = np.bincount(buckets, minlength=1000)
+    assert sps.chisquare(counts).pvalue > 1e-4
+    # Any order, any shard: the same key always lands in the same bucket.
+    order = np.random.default_rng(0).permutation(len(ids))
+    np.testing.assert_array_equal(boot.assign(ids[order]), buckets[order])
+    np.testing.assert_array_equal(boot.assign(ids[50_000:]), buckets[50_000:])
+    # An id read as a float, or as text of another width, is the same key.
+    np.testing.assert_array_equal(boot.assign(ids.astype(np.float64)), buckets)
+    text = np.array([f"user-{i}" for i in range(1000)], dtype=object)
+    wide = np.array([f"user-{i}" for i in range(1000)] + ["x" * 40], dtype=object)[:-1]
+    np.testing.assert_array_equal(boot.assign(text), boot.assign(wide))
+    np.testing.assert_array_equal(boot.assign(text[::-1]), boot.assign(text)[::-1])
+    assert sps.chisquare(np.bincount(boot.assign(text), minlength=1000)).pvalue > 1e-4
+    # Another seed hashes differently.
+    assert np.mean(BucketBootstrap(10, seed=4).assign(ids) == buckets) < 0.01
+
+
+def test_intervals_do_not_depend_on_row_order_when_rows_have_ids() -> None:
+    # The weight of a row in every replicate is a function of (seed, id): shuffling the rows
+    # (or splitting them into shards) cannot change an interval.
+    (y, out), _ = CASES["binary"]
+    ids = np.arange(len(y)) * 3 + 1000
+    order = np.random.default_rng(5).permutation(len(y))
+    names = ["accuracy", "roc_auc", "log_loss", "ece"]
+    first = Evaluator("binary", y, metrics=names, keys=ids, n_boot=300, seed=2)
+    again = Evaluator("binary", y[order], metrics=names, keys=ids[order], n_boot=300, seed=2)
+    shuffled = Outputs(labels=out.labels[order], proba=out.proba[order])  # type: ignore[index]
+    a, b = first.estimate(out), again.estimate(shuffled)
+    for name in names:
+        assert a[name].value == pytest.approx(b[name].value, rel=1e-12)
+        assert a[name].ci_low == pytest.approx(b[name].ci_low, rel=1e-9)
+        assert a[name].ci_high == pytest.approx(b[name].ci_high, rel=1e-9)
+
+
+def test_per_bucket_statistics_of_two_shards_add_up() -> None:
+    # What makes sharded evaluation exact: each shard's bucket statistics, computed with its
+    # own rows' keys, sum to the statistics of the whole.
+    (y, out), _ = CASES["multiclass"]
+    boot = BucketBootstrap(5, seed=9)
+    keys = np.arange(len(y))
+    whole = M.confusion_stats(y, out.labels, 4, None, boot.assign(keys), boot.n_buckets)  # type: ignore[arg-type]
+    half = len(y) // 3
+    parts = [
+        M.confusion_stats(y[s], out.labels[s], 4, None, boot.assign(keys[s]), boot.n_buckets)  # type: ignore[index]
+        for s in (slice(0, half), slice(half, None))
+    ]
+    np.testing.assert_array_equal(parts[0] + parts[1], whole)
+
+
+def test_a_cluster_is_resampled_as_a_whole() -> None:
+    groups = np.repeat(np.arange(40), 25)
+    buckets = BucketBootstrap(10, seed=1).assign(groups)
+    for g in range(40):
+        assert len(set(buckets[groups == g])) == 1
 
 
 @settings(max_examples=60, deadline=None)

@@ -150,3 +150,31 @@ def test_align_rejects_labels_the_model_never_predicts() -> None:
     cand = Predictions(labels=np.array([0, 1, 1, 0]), proba=np.full((4, 2), 0.5), classes=(0, 1))
     with pytest.raises(AlignmentError, match="label '2' in 2 rows"):
         align("binary", target, [cand])
+
+
+def test_slice_row_errors_are_what_the_readme_says() -> None:
+    # The README says slice discovery scores a classifier's rows by their log loss,
+    # -log p(true class), and a regressor's by squared error; the code must agree.
+    from pathlib import Path
+
+    from sklearn.metrics import log_loss
+
+    from mlci.evaluate.evaluator import Outputs
+    from mlci.evaluate.stage import row_errors
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    proba = rng.dirichlet([1.0, 1.0, 1.0], 200)
+    errors = row_errors("multiclass", y, Outputs(proba=proba))
+    for i in range(0, 200, 37):
+        assert errors[i] == pytest.approx(log_loss([y[i]], proba[i : i + 1], labels=[0, 1, 2]))
+    assert errors.mean() == pytest.approx(log_loss(y, proba))
+    values = rng.normal(size=200)
+    target = rng.normal(size=200)
+    np.testing.assert_allclose(
+        row_errors("regression", target, Outputs(values=values)), (values - target) ** 2
+    )
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Slices") : readme.index("## Comparison with the baseline")]
+    assert "log loss, `-log p(true class)`" in section
+    assert "1 - p(true class)" not in readme

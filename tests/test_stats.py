@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
+from scipy.stats import norm
 
 from mlci.evaluate.evaluator import Evaluator, Outputs
-from mlci.evaluate.stats import benjamini_hochberg, bootstrap_p_value, mcnemar_exact
+from mlci.evaluate.stats import P_FLOOR, benjamini_hochberg, mcnemar_exact, normal_p_value
 
 
 @settings(max_examples=300, deadline=None)
@@ -90,19 +91,32 @@ def test_benjamini_hochberg_ignores_missing_p_values() -> None:
     assert empty_adjusted.shape == empty_rejected.shape == (0,)
 
 
-def test_bootstrap_p_value() -> None:
-    b = 999
-    assert bootstrap_p_value(np.full(b, 0.3)) == pytest.approx(2 / (b + 1))
-    assert bootstrap_p_value(np.full(b, -0.3)) == pytest.approx(2 / (b + 1))
-    assert bootstrap_p_value(np.zeros(b)) == 1.0
-    assert bootstrap_p_value(np.array([np.nan, np.nan])) is None
-    # 10% of replicates at or below 0: p = 2 * (1 + 100) / (1 + 1000).
-    deltas = np.concatenate([np.full(100, -1.0), np.full(900, 1.0)])
-    assert bootstrap_p_value(deltas) == pytest.approx(2 * 101 / 1001)
+def test_normal_p_value_matches_the_z_test_on_the_bootstrap_standard_error() -> None:
+    rng = np.random.default_rng(0)
+    deltas = rng.normal(0.0, 0.02, 1000)
+    se = float(np.std(deltas, ddof=1))
+    for delta in (0.0, 0.01, -0.03, 0.2):
+        expected = 2 * norm.sf(abs(delta) / se)
+        assert normal_p_value(delta, deltas) == pytest.approx(max(expected, P_FLOOR), rel=1e-12)
+    # NaN replicates (undefined on a resample) are ignored.
     with_nan = np.concatenate([deltas, [np.nan] * 50])
-    assert bootstrap_p_value(with_nan) == bootstrap_p_value(deltas)
-    symmetric = np.random.default_rng(0).standard_normal(10_000)
-    assert bootstrap_p_value(symmetric) > 0.9
+    assert normal_p_value(0.01, with_nan) == normal_p_value(0.01, deltas)
+    assert normal_p_value(0.0, np.zeros(999)) == 1.0
+    assert normal_p_value(0.3, np.full(999, 0.3)) == P_FLOOR
+    assert normal_p_value(0.1, np.array([np.nan, np.nan])) is None
+    assert normal_p_value(float("nan"), deltas) is None
+
+
+def test_p_values_are_not_floored_by_the_number_of_replicates() -> None:
+    # The replicate-counting p-value could never go below 2 / (B + 1) ~ 0.002 for B = 999,
+    # so with 60 slices Benjamini-Hochberg (which needs p <= q / m ~ 0.0008 for the top
+    # slice) could not flag even a clearly worse one. An interval of [-0.27, -0.16] around
+    # -0.2 has a standard error of about 0.028: p ~ 1e-12.
+    deltas = np.random.default_rng(1).normal(-0.2, 0.028, 999)
+    p = normal_p_value(-0.2, deltas)
+    assert p is not None and p < 1e-9
+    _, rejected = benjamini_hochberg([p / 2] + [0.5] * 199, 0.05)
+    assert rejected[0]
 
 
 def test_compare_p_values_are_uniform_under_the_null() -> None:

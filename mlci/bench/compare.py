@@ -8,6 +8,21 @@ queries within a block are not independent. The bootstrap therefore resamples *p
 blocks* (a paired cluster bootstrap), never single queries: its intervals stay honest when
 the machine is noisy, at the price of being wider.
 
+Noise can also be correlated *across* rounds: a disturbance lasting several blocks, or a
+model whose latency drifts on its own, makes neighbouring rounds' paired differences
+correlated, and resampling rounds as if they were independent then gives intervals too
+narrow (simulated A/A runs of 100 rounds judged 10% to 32% "slower" at tolerance 0 where at
+most 2.5% were promised). So the unit of resampling adapts to the data. When the
+lag-1 autocorrelation of the rounds' paired differences (of block median log latencies) is
+significant (above 2 / sqrt(n)), their integrated autocorrelation time ``tau`` (Geyer's
+initial positive sequence estimator) sets the batch: ``1 + BATCH_FACTOR (tau - 1)`` consecutive rounds (even, so a batch holds
+both orders of a pair), resampled as wholes; batch means of a correlated series are nearly
+independent once batches span a few correlation times. Every interval is widened by
+``sqrt(k / (k - 1))`` and Student's t over the normal quantile for ``k`` resampled units. A
+batch is capped at an eighth of the run; a capped batch widens the interval by
+``sqrt(wanted / cap)``, and when it would need twice the cap the comparison is
+``inconclusive``: the run is too short for its noise.
+
 Where a session's weights land in memory also moves its latency by a few percent (measured:
 two sessions of one model on one input differ by up to 2-5% on a shared 2-core machine,
 while two input buffers on one session differ by 0.1%). So each model runs several sessions
@@ -29,7 +44,13 @@ and the tolerated regression ``m`` (``max_regression``):
   within the tolerance.
 
 When the models are identical, ``lo > 1 + m`` happens with probability at most
-``(1 - confidence) / 2`` (for ``m >= 0``), which bounds the false-alarm rate.
+``(1 - confidence) / 2`` (for ``m >= 0``), which bounds the false-alarm rate, under one
+condition: the noise must decorrelate well within the run. Noise shared by both models
+(the machine's load) is cancelled by the alternating order and holds the bound at any
+correlation time simulated; noise of each model's own, correlated over a block, holds it
+too, but correlated over 3 to 10 blocks in a run of 100 rounds it is exceeded (about 6%),
+and longer runs (more rounds: ``min_blocks``, ``min_duration``) restore it
+(``benchmarks/bench_latency_stats.py``).
 """
 
 from __future__ import annotations
@@ -49,6 +70,14 @@ INCONCLUSIVE = "inconclusive"
 
 # Replicates per chunk x samples: bounds the bootstrap's memory to a few tens of megabytes.
 _CHUNK_CELLS = 2_000_000
+# Fewest batches the bootstrap resamples: caps the batch length at rounds / MIN_BATCHES.
+MIN_BATCHES = 8
+# Batches span this many autocorrelation times: neighbouring batch means of a series are
+# still correlated when batches are only as long as its correlation time.
+BATCH_FACTOR = 3.0
+# A residual widening this large (batches would need twice the longest allowed) leaves the
+# comparison inconclusive.
+UNRESOLVED = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -118,13 +147,112 @@ def order_statistic_interval(
     return low, high
 
 
-def round_weights(rounds: int, replicates: int, seed: int) -> np.ndarray:
-    """Bootstrap counts: how often each round (pair of blocks) appears in each replicate."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, rounds, size=(replicates, rounds))
-    weights = np.zeros((replicates, rounds), dtype=np.float64)
-    np.add.at(weights, (np.arange(replicates)[:, None], picks), 1.0)
-    return weights
+@dataclass(frozen=True)
+class Resampling:
+    """How the rounds are resampled: ``replicates`` draws, seeded; batches chosen from the data."""
+
+    rounds: int
+    replicates: int
+    seed: int
+
+    def weights(self, batch: int) -> np.ndarray:
+        """Bootstrap counts per round: each batch of ``batch`` consecutive rounds is drawn
+        as a whole (with replacement, as many batches as there are), and every round gets its
+        batch's count."""
+        batches = -(-self.rounds // batch)
+        rng = np.random.default_rng(self.seed)
+        picks = rng.integers(0, batches, size=(self.replicates, batches))
+        counts = np.zeros((self.replicates, batches), dtype=np.float64)
+        np.add.at(counts, (np.arange(self.replicates)[:, None], picks), 1.0)
+        return np.repeat(counts, batch, axis=1)[:, : self.rounds]
+
+
+def resampling(rounds: int, replicates: int, seed: int) -> Resampling:
+    """The bootstrap of ``rounds`` rounds (pairs of blocks) with ``replicates`` replicates."""
+    return Resampling(rounds, replicates, seed)
+
+
+def _autocorrelations(series: np.ndarray) -> np.ndarray:
+    """Sample autocorrelations at lags 0 .. n/2 of the finite values (empty below 8 values)."""
+    x = np.asarray(series, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 8:
+        return np.zeros(0)
+    x = x - x.mean()
+    variance = float(x @ x) / n
+    if variance <= 0:
+        return np.zeros(0)
+    size = 1 << (2 * n - 1).bit_length()
+    spectrum = np.fft.rfft(x, size)
+    acf: np.ndarray = np.fft.irfft(spectrum * np.conj(spectrum), size)[: n // 2] / (n * variance)
+    return acf
+
+
+def autocorrelation_time(series: np.ndarray) -> float:
+    """Integrated autocorrelation time of a series (1 for independent values, never below).
+
+    Geyer's initial positive sequence estimator: the sum of autocorrelations, taken in
+    adjacent pairs while a pair's sum stays positive (Geyer 1992, "Practical Markov chain
+    Monte Carlo").
+    """
+    acf = _autocorrelations(series)
+    tau = -1.0
+    for m in range(len(acf) // 2):
+        pair = acf[2 * m] + acf[2 * m + 1]
+        if pair <= 0:
+            break
+        tau += 2.0 * pair
+    return max(1.0, tau)
+
+
+def batch_length(series: np.ndarray, rounds: int) -> tuple[int, float]:
+    """Rounds per resampled batch for a per-round series, and the residual widening factor.
+
+    One round unless the lag-1 autocorrelation is significant (above 2 / sqrt(n): an
+    estimate from n values is that noisy, and short independent runs must not be widened
+    for nothing); then ``BATCH_FACTOR`` autocorrelation times (even, so a batch holds whole
+    pairs of rounds). Capped at ``rounds / MIN_BATCHES``; a capped batch leaves correlation
+    the bootstrap cannot see, and the residual factor ``sqrt(wanted / cap)`` says how much.
+    """
+    acf = _autocorrelations(series)
+    if len(acf) < 2 or acf[1] <= 2.0 / math.sqrt(2 * len(acf)):
+        return 1, 1.0
+    tau = autocorrelation_time(series)
+    wanted = 1 + math.ceil(BATCH_FACTOR * (tau - 1.0) - 1e-9)
+    if wanted > 1 and wanted % 2:
+        wanted += 1
+    cap = max(1, rounds // MIN_BATCHES)
+    if cap > 1 and cap % 2:
+        cap -= 1
+    if wanted <= cap:
+        return wanted, 1.0
+    return cap, math.sqrt(wanted / cap)
+
+
+def log_block_medians(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """Median log latency of each block (NaN for an empty one): the series batches come from.
+
+    The median, not the mean: the rare very slow query would hide the correlation of the
+    block levels behind noise of its own.
+    """
+    out = np.full(len(blocks), np.nan)
+    for k, block in enumerate(blocks):
+        b = np.asarray(block, dtype=np.float64)
+        b = b[b > 0]
+        if len(b):
+            out[k] = float(np.median(np.log(b)))
+    return out
+
+
+def _replicates(
+    resampled: Resampling | np.ndarray, series: np.ndarray, rounds: int
+) -> tuple[np.ndarray, int, float]:
+    """Round weights, the number of resampled units, and the residual widening factor."""
+    if isinstance(resampled, np.ndarray):
+        return resampled, rounds, 1.0
+    batch, residual = batch_length(series, rounds)
+    return resampled.weights(batch), -(-rounds // batch), residual
 
 
 def bootstrap_statistics(
@@ -155,20 +283,40 @@ def bootstrap_statistics(
 
 
 def _percentile_interval(
-    samples: np.ndarray, center: float, confidence: float, rounds: int, log: bool
+    samples: np.ndarray,
+    center: float,
+    confidence: float,
+    units: int,
+    log: bool,
+    residual: float = 1.0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval, widened by sqrt(k / (k - 1)) for ``k`` resampled rounds."""
+    """Percentile bootstrap interval, widened by sqrt(k / (k - 1)) for ``k`` resampled units
+    (and by ``residual`` for correlation longer than the longest batch)."""
     alpha = 1 - confidence
     transform = np.log if log else (lambda x: x)
     finite = samples[np.isfinite(samples) & (samples > 0 if log else True)]
     low, high = np.quantile(transform(finite), [alpha / 2, 1 - alpha / 2])
     mid = float(transform(center))
-    inflate = math.sqrt(rounds / (rounds - 1)) if rounds > 1 else 1.0
+    inflate = _small_sample(units, confidence) * residual
     low = mid - (mid - low) * inflate
     high = mid + (high - mid) * inflate
     if log:
         return math.exp(low), math.exp(high)
     return float(low), float(high)
+
+
+def _small_sample(units: int, confidence: float) -> float:
+    """Widening for ``units`` resampled units: the bootstrap's variance (divided by k, not
+    k - 1) and Student's t quantile with k - 1 degrees of freedom over the normal one, which
+    matters when a run holds only a few batches."""
+    if units < 2:
+        return 1.0
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    level = 1 - (1 - confidence) / 2
+    t_ratio = float(student_t.ppf(level, units - 1) / norm.ppf(level))
+    return math.sqrt(units / (units - 1)) * t_ratio
 
 
 def _t_half_width(values: Sequence[float], confidence: float) -> float | None:
@@ -200,7 +348,7 @@ def summarize(
     blocks: Sequence[np.ndarray],
     metrics: Sequence[str],
     confidence: float,
-    weights: np.ndarray | None,
+    weights: Resampling | np.ndarray | None,
     groups: Sequence[int] | None = None,
 ) -> dict[str, Estimate]:
     """Each metric with an interval.
@@ -214,11 +362,11 @@ def summarize(
     if len(values) == 0:
         return {m: Estimate(None, None, None) for m in metrics}
     rounds = len(blocks)
-    boot = (
-        bootstrap_statistics(blocks, metrics, weights)
-        if weights is not None and rounds >= 2
-        else None
-    )
+    boot = None
+    units, residual = rounds, 1.0
+    if weights is not None and rounds >= 2:
+        round_w, units, residual = _replicates(weights, log_block_medians(blocks), rounds)
+        boot = bootstrap_statistics(blocks, metrics, round_w)
     per_group = _by_group(blocks, groups)
     result = {}
     for m in metrics:
@@ -236,7 +384,9 @@ def summarize(
             else:
                 highs.append(high)
         if boot is not None:
-            b_low, b_high = _percentile_interval(boot[m], value, confidence, rounds, log=False)
+            b_low, b_high = _percentile_interval(
+                boot[m], value, confidence, units, log=False, residual=residual
+            )
             lows.append(b_low)
             highs.append(b_high)
         if value > 0:
@@ -260,7 +410,7 @@ def compare(
     metrics: Sequence[str],
     tolerances: dict[str, float],
     confidence: float,
-    weights: np.ndarray | None,
+    weights: Resampling | np.ndarray | None,
     enough: bool = True,
     groups: Sequence[int] | None = None,
 ) -> list[Comparison]:
@@ -279,9 +429,12 @@ def compare(
     all_b = np.concatenate([np.asarray(b, dtype=np.float64) for b in baseline])
     rounds = len(candidate)
     boot_c = boot_b = None
+    units, residual = rounds, 1.0
     if weights is not None and rounds >= 2 and len(all_c) and len(all_b):
-        boot_c = bootstrap_statistics(candidate, metrics, weights)
-        boot_b = bootstrap_statistics(baseline, metrics, weights)
+        paired = log_block_medians(candidate) - log_block_medians(baseline)
+        round_w, units, residual = _replicates(weights, paired, rounds)
+        boot_c = bootstrap_statistics(candidate, metrics, round_w)
+        boot_b = bootstrap_statistics(baseline, metrics, round_w)
     groups_c = _by_group(candidate, groups)
     groups_b = _by_group(baseline, groups)
     out = []
@@ -297,7 +450,9 @@ def compare(
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = boot_c[m] / boot_b[m]
-        low, high = _percentile_interval(ratios, ratio, confidence, rounds, log=True)
+        low, high = _percentile_interval(
+            ratios, ratio, confidence, units, log=True, residual=residual
+        )
         logs = [
             math.log(statistic(c, m) / statistic(b, m))
             for c, b in zip(groups_c, groups_b, strict=True)
@@ -307,7 +462,10 @@ def compare(
         if half is not None:
             low = min(low, ratio * math.exp(-half))
             high = max(high, ratio * math.exp(half))
-        judged = verdict(low, high, tolerance) if enough else INCONCLUSIVE
+        # Noise correlated over twice what the run can resolve (see batch_length): the
+        # interval is little more than a guess, so no verdict rests on it.
+        resolved = residual < UNRESOLVED
+        judged = verdict(low, high, tolerance) if enough and resolved else INCONCLUSIVE
         out.append(Comparison(m, Estimate(ratio, low, high), tolerance, judged))
     return out
 

@@ -84,6 +84,14 @@ class WarmupConfig(Strict):
     seconds: Annotated[float, BeforeValidator(_duration), Field(ge=0)] = Field(
         0.2, description="Shortest warm-up per model (shared by its sessions)."
     )
+    per_block: int = Field(
+        4,
+        ge=0,
+        le=10_000,
+        description="Queries run and discarded at the start of every block. The models (and "
+        "their sessions) take turns, and the first queries after a switch find cold caches: "
+        "recorded, they would make the p99 describe the harness rather than the model.",
+    )
 
 
 class ThreadsConfig(Strict):

@@ -7,6 +7,14 @@ or the reverse, at random), so neither model always runs first. The run ends onc
 (after warm-up) has lasted ``min_duration`` seconds and ``min_blocks`` rounds have run; if the
 ``time_budget`` (warm-up included) runs out first, it ends with status ``not_enough_samples``
 and says what was missing. Each round uses the next of every model's sessions.
+
+Every block starts with ``settle_queries`` queries that are run and not recorded. Switching
+to the other model, and to another session, leaves the caches holding the previous
+session's weights and buffers: measured on a 16 us model with five sessions per model, the
+first query after a switch took 4 times the steady latency and the next three up to 12%
+more, which made the reported p99 1.5 to 2 times that of a plain loop over ``session.run``
+(``benchmarks/bench_latency_proofs.py harness``). In production a model serves query after
+query on one session; the settled blocks describe that, not the harness.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ class Plan:
     block_seconds: float
     warmup_queries: int
     warmup_seconds: float
+    settle_queries: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,10 @@ def _interleave(
         per_block = max(1, min(block_ns, max(left, 0) // max(len(targets), 1)))
         for target in order:
             target.active = rounds % len(target.sessions)
+            if plan.settle_queries:
+                _, target.cursor = timing.back_to_back(
+                    target.calls, target.cursor, plan.settle_queries, per_block
+                )
             latencies, wall = runner(target, plan.block_queries, per_block)
             target.blocks.append(latencies.astype(np.float64) / 1e6)
             target.groups.append(target.active)

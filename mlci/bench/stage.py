@@ -318,6 +318,7 @@ def run_scenario(
         block_seconds=cfg.block_seconds,
         warmup_queries=cfg.warmup.queries,
         warmup_seconds=cfg.warmup.seconds,
+        settle_queries=cfg.warmup.per_block,
     )
     seed = cfg.seed + 1000 * index + batch
     targets = [Target("candidate", cand.calls(batch))]
@@ -328,9 +329,7 @@ def run_scenario(
     )
     started = time.perf_counter_ns()
     outcome = interleave(targets, plan, runner, seed)
-    weights = (
-        stats.round_weights(outcome.rounds, cfg.bootstrap, seed) if outcome.rounds >= 2 else None
-    )
+    weights = stats.resampling(outcome.rounds, cfg.bootstrap, seed) if outcome.rounds >= 2 else None
     metrics = sc.reported_metrics()
     models: dict[str, Any] = {}
     for target in targets:
@@ -395,7 +394,11 @@ def run_scenario(
         "min_queries_rule": why,
         "min_duration_s": sc.min_duration,
         "time_budget_s": sc.time_budget,
-        "warmup": {"queries": cfg.warmup.queries, "seconds": cfg.warmup.seconds},
+        "warmup": {
+            "queries": cfg.warmup.queries,
+            "seconds": cfg.warmup.seconds,
+            "per_block": cfg.warmup.per_block,
+        },
         "blocks": {
             "queries": cfg.block_queries,
             "seconds": cfg.block_seconds,
@@ -440,7 +443,7 @@ def model_result(
     batch: int,
     metrics: list[str],
     cfg: BenchmarkConfig,
-    weights: np.ndarray | None,
+    weights: stats.Resampling | None,
 ) -> dict[str, Any]:
     blocks = target.blocks
     summary = stats.summarize(blocks, metrics, cfg.confidence, weights, target.groups)

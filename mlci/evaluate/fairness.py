@@ -150,12 +150,17 @@ def feature_fairness(
     min_group_size: int,
     boot: BucketBootstrap | None,
     confidence: float,
+    keys: np.ndarray | None = None,
 ) -> R.FeatureFairness:
     """Rates per group and disparities for one sensitive feature.
 
     ``actual``, ``candidate`` and ``baseline`` say, per row, whether the label and each
-    model's prediction are the favourable class.
+    model's prediction are the favourable class. ``keys`` are the rows' resampling units
+    (clusters or ids, as in the evaluation); by default each row is its own unit.
     """
+    buckets = None
+    if boot is not None:
+        buckets = boot.assign(np.arange(len(actual)) if keys is None else keys)
     k = len(groups.names)
     sizes = np.bincount(groups.codes[groups.codes >= 0], minlength=k)
     big = sizes >= min_group_size
@@ -169,7 +174,7 @@ def feature_fairness(
             replicated.append(None)
             continue
         bucket_stats = group_stats(
-            groups.codes, k, actual, predicted, weight, boot.buckets(None), boot.n_buckets
+            groups.codes, k, actual, predicted, weight, buckets, boot.n_buckets
         )
         reps = boot.resample(bucket_stats)
         replicated.append({m: v for m, v in rates(reps).items() if m in metrics})
@@ -258,7 +263,7 @@ def run(ctx: ModelContext) -> R.Fairness:
     data = ctx.data
     weight = data.columns[data.weight] if data.weight else None
     boot = (
-        BucketBootstrap(data.rows, evaluation.bootstrap, seed=evaluation.seed)
+        BucketBootstrap(evaluation.bootstrap, seed=evaluation.seed)
         if evaluation.bootstrap
         else None
     )
@@ -300,6 +305,7 @@ def run(ctx: ModelContext) -> R.Fairness:
                 min_group_size=min_size,
                 boot=boot,
                 confidence=evaluation.confidence,
+                keys=data.unit_keys,
             )
         )
     return R.Fairness(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from mlci.evaluate.stats import benjamini_hochberg
+
 
 @dataclass(frozen=True)
 class SliceTest:
@@ -22,38 +24,6 @@ class SliceTest:
     p_value: float
     q_value: float
     significant: bool
-
-
-def benjamini_hochberg(pvalues: np.ndarray, q: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Benjamini-Hochberg step-up procedure.
-
-    Args:
-        pvalues: p-values in [0, 1].
-        q: false discovery rate to control, in (0, 1).
-
-    Returns:
-        The adjusted p-values (equal to ``scipy.stats.false_discovery_control``) and the mask of
-        rejected hypotheses (adjusted p-value ≤ q).
-    """
-    if not 0.0 < q < 1.0:
-        raise ValueError(f"q must be in (0, 1), got {q!r}")
-    p = np.asarray(pvalues, dtype=np.float64)
-    if p.ndim != 1:
-        raise ValueError(f"pvalues must be one-dimensional, got shape {p.shape}")
-    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError("pvalues must lie in [0, 1] (no NaN)")
-    m = p.size
-    if m == 0:
-        return np.empty(0), np.zeros(0, dtype=bool)
-
-    order = np.argsort(p)
-    # p * (m / i), in this order, as scipy computes it, so results agree to the last bit.
-    scaled = p[order] * (m / np.arange(1, m + 1, dtype=np.float64))
-    # Step-up: each adjusted value is the smallest scaled value at or above its rank.
-    adjusted_sorted = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
-    adjusted = np.empty(m)
-    adjusted[order] = adjusted_sorted
-    return adjusted, adjusted <= q
 
 
 def slice_significance(

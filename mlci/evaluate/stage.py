@@ -10,10 +10,11 @@ import numpy as np
 from mlci.config import EvaluationConfig, LoadedConfig
 from mlci.data import Dataset
 from mlci.evaluate import slicing
-from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs
+from mlci.evaluate.bootstrap import N_BUCKETS
+from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs, interval_kind
 from mlci.evaluate.metrics import METRICS, check_metric_names, default_metrics
 from mlci.evaluate.rows import SliceRows, declared_slices
-from mlci.evaluate.significance import benjamini_hochberg, slice_significance
+from mlci.evaluate.significance import slice_significance
 from mlci.evaluate.sliceline import (
     FoundSlice,
     bin_numeric,
@@ -21,6 +22,7 @@ from mlci.evaluate.sliceline import (
     find_slices,
     slice_mask,
 )
+from mlci.evaluate.stats import flag_worse
 from mlci.models.interface import Task
 from mlci.results import base as RB
 from mlci.results import evaluation as R
@@ -233,12 +235,14 @@ def evaluate_model(
         )
     weight = data.columns[data.weight] if data.weight else None
     n_classes = len(classes) if classes is not None else None
+    unit, unit_column = resampling_unit(data)
     evaluator = Evaluator(
         task,
         y_true,
         metrics=metrics,
         n_classes=n_classes,
         weight=weight,
+        keys=None if unit_column is None else data.columns[unit_column],
         n_boot=cfg.bootstrap,
         confidence=cfg.confidence,
         seed=cfg.seed,
@@ -281,6 +285,8 @@ def evaluate_model(
         primary_metric=primary,
         confidence=cfg.confidence,
         interval_method="poisson-bootstrap" if cfg.bootstrap else "none",
+        interval_kinds={m: interval_kind(m) for m in metrics} if cfg.bootstrap else None,
+        resampling=R.Resampling(unit=unit, column=unit_column, buckets=N_BUCKETS),
         bootstrap=cfg.bootstrap,
         seed=cfg.seed,
         fdr=cfg.fdr,
@@ -298,6 +304,15 @@ def evaluate_model(
         discovery=discovery,
         calibration=calibration(task, y_true, candidate, baseline, weight),
     )
+
+
+def resampling_unit(data: Dataset) -> tuple[str, str | None]:
+    """What the bootstrap resamples: clusters (data.group), rows by id (data.id), or rows."""
+    if data.group is not None:
+        return "group", data.group
+    if data.id is not None:
+        return "id", data.id
+    return "row", None
 
 
 CALIBRATION_BINS = 10
@@ -414,8 +429,6 @@ def _evaluate_slices(
     errors = row_errors(task, y_true, candidate)
     tests = slice_significance(errors, [slices[i].mask for i in big], fdr=cfg.fdr)
     evaluated: dict[int, dict[str, Any]] = {}
-    p_worse: list[float] = []
-    higher = METRICS[primary].higher_is_better
     for i, test in zip(big, tests, strict=True):
         mask = slices[i].mask
         tables = _metric_tables(evaluator, candidate, baseline, mask)
@@ -433,8 +446,6 @@ def _evaluate_slices(
                 significant=test.significant,
             ),
         }
-        if tables.delta is not None:
-            p_worse.append(_p_worse(tables.delta[primary], higher))
     if baseline is None:
         for i in big:
             vs_rest = evaluated[i]["vs_rest"]
@@ -448,12 +459,17 @@ def _evaluate_slices(
             )
     else:
         # Many slices are compared at once: control the false discovery rate across them.
-        q_values, rejected = benjamini_hochberg(np.asarray(p_worse, dtype=float), cfg.fdr)
-        for i, q, reject in zip(big, q_values, rejected, strict=True):
-            delta = evaluated[i]["delta"][primary]
-            flagged = bool(delta.verdict == "worse" and reject)
-            evaluated[i].update(q_value=float(q), flagged=flagged)
-            if flagged:
+        deltas = [evaluated[i]["delta"][primary] for i in big]
+        q_values, flags = flag_worse(
+            [d.value for d in deltas],
+            [d.p_value for d in deltas],
+            [d.verdict == "worse" for d in deltas],
+            METRICS[primary].higher_is_better,
+            cfg.fdr,
+        )
+        for i, q, flag, delta in zip(big, q_values, flags, deltas, strict=True):
+            evaluated[i].update(q_value=float(q), flagged=bool(flag))
+            if flag:
                 evaluated[i]["reason"] = (
                     f"{primary} {delta.value:+.3g} against the baseline "
                     f"[{delta.ci_low:+.3g}, {delta.ci_high:+.3g}], q = {q:.2g}"
@@ -461,12 +477,3 @@ def _evaluate_slices(
     return [
         r.model_copy(update=evaluated[i]) if i in evaluated else r for i, r in enumerate(records)
     ]
-
-
-def _p_worse(delta: R.Delta, higher_is_better: bool) -> float:
-    """One-sided p-value for "the candidate is worse here": slices only matter that way."""
-    p, value = delta.p_value, delta.value
-    if p is None or value is None:
-        return 1.0
-    worse_side = value < 0 if higher_is_better else value > 0
-    return p / 2 if worse_side else 1.0 - p / 2

@@ -61,17 +61,57 @@ def benjamini_hochberg(
     return adjusted, rejected
 
 
-def bootstrap_p_value(deltas: np.ndarray) -> float | None:
-    """Two-sided bootstrap p-value of "delta == 0" from replicate deltas.
+def normal_p_value(delta: float, replicate_deltas: np.ndarray) -> float | None:
+    """Two-sided p-value of "delta == 0" from the bootstrap standard error of the delta.
 
-    Twice the smaller share of replicates on either side of 0 (replicates equal to 0 count
-    on both sides), each share with the +1 correction (1 + count) / (1 + B) so the p-value
-    is never 0; capped at 1. None when no replicate is defined.
+    ``2 * (1 - Phi(|delta| / se))`` with ``se`` the standard deviation of the replicate
+    deltas (NaN replicates ignored). Unlike counting replicates beyond 0, which can never go
+    below ``2 / (B + 1)``, it is not floored by the number of replicates, so a clearly worse
+    slice among hundreds can survive Benjamini-Hochberg's ``q / m``. Its calibration (uniform
+    under the null) is checked by ``benchmarks/bench_intervals.py``. None when fewer than two
+    replicates are defined; 1.0 for a delta of exactly 0 with no spread. Values below 1e-300
+    (beyond what a double holds) are reported as 1e-300.
     """
-    d = np.asarray(deltas, dtype=np.float64)
+    d = np.asarray(replicate_deltas, dtype=np.float64)
     d = d[np.isfinite(d)]
-    if len(d) == 0:
+    if len(d) < 2 or not np.isfinite(delta):
         return None
-    below = (1.0 + np.count_nonzero(d <= 0.0)) / (1.0 + len(d))
-    above = (1.0 + np.count_nonzero(d >= 0.0)) / (1.0 + len(d))
-    return float(min(1.0, 2.0 * min(below, above)))
+    se = float(np.std(d, ddof=1))
+    if se <= 0.0:
+        return 1.0 if delta == 0.0 else P_FLOOR
+    p = 2.0 * float(_scipy_stats.norm.sf(abs(delta) / se))
+    return min(1.0, max(p, P_FLOOR))
+
+
+P_FLOOR = 1e-300
+
+
+def flag_worse(
+    values: Sequence[float | None],
+    p_values: Sequence[float | None],
+    excludes_zero: Sequence[bool],
+    higher_is_better: bool,
+    fdr: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which slices are significantly worse for the candidate, with Benjamini-Hochberg.
+
+    Each slice has its delta (candidate - baseline), the delta's two-sided p-value and
+    whether its interval excludes zero. Slices only matter when worse, so each two-sided p
+    becomes the one-sided p of "worse" (half of it on the worse side, 1 - p/2 on the better
+    side), Benjamini-Hochberg controls the false discovery rate ``fdr`` across all slices,
+    and a slice is flagged when it is rejected, its delta is on the worse side and its
+    interval excludes zero. Returns the q-values and the flags.
+    """
+    one_sided = []
+    worse = []
+    for value, p in zip(values, p_values, strict=True):
+        if p is None or value is None or value != value:
+            one_sided.append(1.0)
+            worse.append(False)
+            continue
+        on_worse_side = value < 0 if higher_is_better else value > 0
+        one_sided.append(p / 2 if on_worse_side else 1.0 - p / 2)
+        worse.append(on_worse_side)
+    q_values, rejected = benjamini_hochberg(np.asarray(one_sided, dtype=float), fdr)
+    flagged = rejected & np.asarray(worse, dtype=bool) & np.asarray(excludes_zero, dtype=bool)
+    return q_values, flagged

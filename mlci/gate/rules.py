@@ -13,6 +13,7 @@ is inconclusive or missing, **promote** otherwise. Advisory rules are reported, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import JsonValue
 from mlci.gate.config import GateConfig, GateRule
 from mlci.results import Results
 from mlci.results.base import Estimate
-from mlci.results.evaluation import Delta
+from mlci.results.evaluation import Delta, SliceResult
 from mlci.results.gate import (
     RULE_STATUSES,
     Decision,
@@ -54,12 +55,87 @@ def _num(value: float | None) -> str:
 
 
 def _bounds(entry: Estimate, evidence: str) -> tuple[float, float] | None:
-    """(low, high) of an estimate; the point twice when judging by the point estimate."""
+    """(low, high) of an estimate; the point twice when judging by the point estimate.
+
+    None when the value is undefined, or when the rule judges the interval and there is
+    none: a missing interval is never read as a zero-width one.
+    """
     if entry.value is None:
         return None
-    if evidence == "point" or entry.ci_low is None or entry.ci_high is None:
+    if evidence == "point":
         return entry.value, entry.value
+    if entry.ci_low is None or entry.ci_high is None:
+        return None
     return min(entry.ci_low, entry.ci_high), max(entry.ci_low, entry.ci_high)
+
+
+def _no_interval(entry: Estimate, evidence: str) -> bool:
+    """A rule that judges intervals meets an estimate that has a value but no interval."""
+    return (
+        evidence == "interval"
+        and entry.value is not None
+        and (entry.ci_low is None or entry.ci_high is None)
+    )
+
+
+NO_INTERVAL_TIP = (
+    "there is no interval to judge (evaluation.bootstrap: 0, or too few bootstrap replicates "
+    "were defined); set evaluation.bootstrap, or evidence: point to judge the estimate alone"
+)
+
+# Beyond this many times the rows evaluated, say so rather than give a figure.
+MAX_ROWS_FACTOR = 100
+
+
+def rows_to_resolve(
+    rows: int | None, value: float, low: float, high: float, threshold: float
+) -> int | None:
+    """About how many rows would make an interval that straddles ``threshold`` clear it.
+
+    Interval widths shrink as 1 / sqrt(rows). With the estimate ``value`` above the
+    threshold, the lower half-width ``value - low`` must shrink to ``value - threshold``;
+    below it, the upper half-width to ``threshold - value``. So ``rows * (half / distance)^2``
+    rows resolve it, one way or the other, if the estimate held. None when unknown (no row
+    count, or an estimate on the threshold itself, which no amount of data resolves).
+    """
+    if not rows or rows <= 0:
+        return None
+    if value > threshold:
+        half, distance = value - low, value - threshold
+    elif value < threshold:
+        half, distance = high - value, threshold - value
+    else:
+        return None
+    if distance <= 0 or half <= distance:
+        return None
+    return int(math.ceil(rows * (half / distance) ** 2))
+
+
+def _resolve_text(rows: int | None, needed: int | None, unit: str = "rows") -> str:
+    if rows is None:
+        return ""
+    if needed is None:
+        return " No amount of data resolves an estimate that sits on the threshold."
+    if needed > MAX_ROWS_FACTOR * rows:
+        return (
+            f" Resolving it would take more than {MAX_ROWS_FACTOR} times the {rows:,} {unit} "
+            "evaluated: the estimate is too close to the threshold."
+        )
+    return (
+        f" About {_round_rows(needed):,} {unit} (now {rows:,}) would resolve it, if the "
+        "estimate held."
+    )
+
+
+def _round_rows(n: int) -> int:
+    """Two significant figures: the figure is an estimate."""
+    digits = max(0, len(str(n)) - 2)
+    return int(round(n, -digits))
+
+
+def _rows(doc: Results, found_slice: SliceResult | None) -> int:
+    """Rows behind an estimate: the slice's size, else the evaluation data's rows."""
+    return doc.data.rows if found_slice is None else found_slice.size
 
 
 def _estimate(entry: Estimate) -> dict[str, JsonValue]:
@@ -82,6 +158,7 @@ def _metric(doc: Results, rule: GateRule) -> Outcome:
     where = "overall"
     subject = f"overall {metric}"
     table = ev.metrics.candidate
+    found = None
     if rule.slice is not None:
         found = ev.slice_named(rule.slice)
         if found is None:
@@ -103,6 +180,13 @@ def _metric(doc: Results, rule: GateRule) -> Outcome:
         return Outcome("missing", None, threshold, f"no value of {metric} was computed {where}.")
     bounds = _bounds(entry, rule.evidence)
     observed = _estimate(entry)
+    if _no_interval(entry, rule.evidence):
+        return Outcome(
+            "inconclusive",
+            observed,
+            threshold,
+            f"{subject} is {_num(entry.value)}, but {NO_INTERVAL_TIP}.",
+        )
     if bounds is None:
         return Outcome(
             "missing", observed, threshold, f"the value of {metric} is undefined {where}."
@@ -129,11 +213,18 @@ def _metric(doc: Results, rule: GateRule) -> Outcome:
     verb = {"pass": "meets", "fail": "misses", "inconclusive": "straddles", "missing": "lacks"}[
         status
     ]
+    more = ""
+    straddled = [t for t in (rule.min, rule.max) if t is not None and low < t < high]
+    if status == "inconclusive" and straddled and entry.value is not None:
+        rows = _rows(doc, found)
+        needed = rows_to_resolve(rows, entry.value, low, high, straddled[0])
+        observed.update(rows=rows, rows_needed=needed)
+        more = _resolve_text(rows, needed, "rows" if found is None else "rows in the slice")
     return Outcome(
         status,
         observed,
         threshold,
-        f"{subject} is {shown}, which {verb} the requirement of {wanted}.",
+        f"{subject} is {shown}, which {verb} the requirement of {wanted}.{more}",
     )
 
 
@@ -151,8 +242,15 @@ def _non_inferiority(doc: Results, rule: GateRule) -> Outcome:
     if entry is None:
         return Outcome("missing", None, threshold, f"the baseline comparison has no {metric}.")
     observed = _estimate(entry)
+    if _no_interval(entry, rule.evidence):
+        return Outcome(
+            "inconclusive",
+            observed,
+            threshold,
+            f"the {metric} delta is {_num(entry.value)}, but {NO_INTERVAL_TIP}.",
+        )
     bounds = _bounds(entry, rule.evidence)
-    if bounds is None:
+    if bounds is None or entry.value is None:
         return Outcome("missing", observed, threshold, f"the {metric} delta is undefined.")
     # Orient the delta so that positive always means "the candidate is better".
     low, high = sorted((ev.oriented(metric, bounds[0]), ev.oriented(metric, bounds[1])))
@@ -160,18 +258,27 @@ def _non_inferiority(doc: Results, rule: GateRule) -> Outcome:
     status: RuleStatus
     if rule.superiority:
         status = "pass" if low > 0 else "fail" if high <= 0 or high < -margin else "inconclusive"
+    else:
+        status = "pass" if low > -margin else "fail" if high < -margin else "inconclusive"
+    more = ""
+    if status == "inconclusive" and rule.evidence == "interval":
+        rows = _rows(doc, None)
+        bar = 0.0 if rule.superiority else -margin
+        needed = rows_to_resolve(rows, ev.oriented(metric, entry.value), low, high, bar)
+        observed.update(rows=rows, rows_needed=needed)
+        more = _resolve_text(rows, needed)
+    if rule.superiority:
         text = {
             "pass": f"the {metric} delta {shown} shows the candidate better than the baseline.",
             "fail": f"the {metric} delta {shown} shows the candidate no better than the baseline.",
-            "inconclusive": f"the {metric} delta {shown} cannot tell whether the candidate is better.",
+            "inconclusive": f"the {metric} delta {shown} cannot tell whether the candidate is better.{more}",
         }[status]
         return Outcome(status, observed, threshold, text)
-    status = "pass" if low > -margin else "fail" if high < -margin else "inconclusive"
     side = "lower" if ev.higher_is_better(metric) else "upper"
     text = {
         "pass": f"the {metric} delta {shown} stays within the margin of {_num(margin)}.",
         "fail": f"the {metric} delta {shown} is worse than the baseline by more than the margin of {_num(margin)}.",
-        "inconclusive": f"the {side} end of the {metric} delta {shown} crosses the margin of {_num(margin)}, so non-inferiority is not shown.",
+        "inconclusive": f"the {side} end of the {metric} delta {shown} crosses the margin of {_num(margin)}, so non-inferiority is not shown.{more}",
     }[status]
     return Outcome(status, observed, threshold, text)
 
@@ -185,23 +292,25 @@ def _slices(doc: Results, rule: GateRule) -> Outcome:
     if not ev.has_baseline:
         return Outcome("missing", None, threshold, "there is no baseline to compare slices with.")
     metric = rule.metric or ev.primary_metric
-    worst: tuple[int, str, float, Delta] | None = None
+    worst: tuple[int, float, Delta, SliceResult] | None = None
     counted = 0
     for s in ev.slices:
         if not s.flagged or (rule.source != "any" and s.source != rule.source):
             continue
         entry = s.delta_of(metric)
-        bounds = None if entry is None else _bounds(entry, rule.evidence)
-        if entry is None or bounds is None:
+        if entry is None or entry.value is None:
             continue
         counted += 1
-        low, high = sorted((ev.oriented(metric, bounds[0]), ev.oriented(metric, bounds[1])))
-        status: RuleStatus = (
-            "fail" if high < -margin else "inconclusive" if low < -margin else "pass"
-        )
+        bounds = _bounds(entry, rule.evidence)
+        status: RuleStatus
+        if bounds is None:  # flagged, but no interval to judge its size by
+            low, status = -math.inf, "inconclusive"
+        else:
+            low, high = sorted((ev.oriented(metric, bounds[0]), ev.oriented(metric, bounds[1])))
+            status = "fail" if high < -margin else "inconclusive" if low < -margin else "pass"
         key = (SEVERITY[status], -low)
-        if worst is None or key > (worst[0], -worst[2]):
-            worst = (SEVERITY[status], s.name, low, entry)
+        if worst is None or key > (worst[0], -worst[1]):
+            worst = (SEVERITY[status], low, entry, s)
     if worst is None:
         return Outcome(
             "pass",
@@ -210,12 +319,28 @@ def _slices(doc: Results, rule: GateRule) -> Outcome:
             f"no slice is flagged as significantly worse than the baseline on {metric}.",
         )
     status = next(k for k, v in SEVERITY.items() if v == worst[0])
-    _, name, _, entry = worst
+    _, _, entry, found = worst
+    name = found.name
     observed: dict[str, JsonValue] = {"slice": name, **_estimate(entry)}
     shown = _interval(entry)
+    more = ""
+    if status == "inconclusive" and _no_interval(entry, rule.evidence):
+        more = f" But {NO_INTERVAL_TIP}."
+    elif (
+        status == "inconclusive"
+        and rule.evidence == "interval"
+        and entry.value is not None
+        and entry.ci_low is not None
+        and entry.ci_high is not None
+    ):
+        rows = _rows(doc, found)
+        low, high = sorted((ev.oriented(metric, entry.ci_low), ev.oriented(metric, entry.ci_high)))
+        needed = rows_to_resolve(rows, ev.oriented(metric, entry.value), low, high, -margin)
+        observed.update(rows=rows, rows_needed=needed)
+        more = _resolve_text(rows, needed, "rows in the slice")
     text = {
         "fail": f"{counted} flagged slice(s); '{name}' has a {metric} delta of {shown}, beyond the margin of {_num(margin)}.",
-        "inconclusive": f"{counted} flagged slice(s); '{name}' ({metric} delta {shown}) may be worse than the margin of {_num(margin)}.",
+        "inconclusive": f"{counted} flagged slice(s); '{name}' ({metric} delta {shown}) may be worse than the margin of {_num(margin)}.{more}",
         "pass": f"{counted} flagged slice(s), none worse on {metric} than the margin of {_num(margin)}; the worst is '{name}' ({shown}).",
         "missing": "",
     }[status]
@@ -250,7 +375,16 @@ def _latency(doc: Results, rule: GateRule) -> Outcome:
         if rule.budget_ms is not None:
             entry = s.candidate.latency_ms.get(stat)
             bounds = None if entry is None else _bounds(entry, rule.evidence)
-            if entry is None or bounds is None:
+            if entry is not None and _no_interval(entry, rule.evidence):
+                found.append(
+                    (
+                        "inconclusive",
+                        {"scenario": s.name, "latency_ms": _estimate(entry)},
+                        f"the {stat} latency in '{s.name}' is {_num(entry.value)} ms with "
+                        "no interval to judge against the budget.",
+                    )
+                )
+            elif entry is None or bounds is None:
                 found.append(("missing", None, f"scenario '{s.name}' measured no {stat}."))
             else:
                 low, high = bounds
@@ -283,6 +417,16 @@ def _latency(doc: Results, rule: GateRule) -> Outcome:
             ratio = comparison.ratio
             bounds = _bounds(ratio, rule.evidence)
             limit = 1.0 + rule.max_regression
+            if _no_interval(ratio, rule.evidence):
+                found.append(
+                    (
+                        "inconclusive",
+                        {"scenario": s.name, "ratio": _estimate(ratio)},
+                        f"the {stat} latency in '{s.name}' is {_num(ratio.value)}x the "
+                        "baseline's with no interval to judge the slowdown by.",
+                    )
+                )
+                continue
             if bounds is None:
                 found.append(("missing", None, f"the {stat} ratio in '{s.name}' is undefined."))
                 continue
@@ -322,6 +466,10 @@ def _tests(doc: Results, rule: GateRule) -> Outcome:
         chosen.extend(r for r in results if r.kind in rule.kinds and r not in chosen)
     if not rule.names and not rule.kinds:
         chosen = [r for r in results if r.required]
+    # A check that cannot apply to this model (parity of an ONNX-only model, probabilities of
+    # a regressor) is not missing evidence.
+    inapplicable = [r for r in chosen if r.not_applicable]
+    chosen = [r for r in chosen if not r.not_applicable]
     failed = [r for r in chosen if r.failed]
     skipped = [r for r in chosen if r.status == "skipped"]
     observed: dict[str, JsonValue] = {
@@ -331,6 +479,8 @@ def _tests(doc: Results, rule: GateRule) -> Outcome:
         "skipped": len(skipped),
         "absent": list(absent),
     }
+    if inapplicable:
+        observed["not_applicable"] = len(inapplicable)
     if failed:
         first = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
@@ -488,6 +638,16 @@ def _fairness(doc: Results, rule: GateRule) -> Outcome:
             entry = getattr(disparity, part)
             bounds = _bounds(entry, rule.evidence)
             observed: JsonValue = {"feature": f.feature, "measure": part, **_estimate(entry)}
+            if _no_interval(entry, rule.evidence):
+                checks.append(
+                    (
+                        "inconclusive",
+                        observed,
+                        f"the {measure} {part} of '{f.feature}' is {_num(entry.value)}, "
+                        f"but {NO_INTERVAL_TIP}.",
+                    )
+                )
+                continue
             if bounds is None:
                 checks.append(
                     ("missing", observed, f"the {measure} {part} of '{f.feature}' is undefined.")
@@ -546,7 +706,13 @@ def decide(rules: Sequence[RuleResult]) -> tuple[Decision, str]:
         first = unsure[0]
         why = "is inconclusive" if first.status == "inconclusive" else "lacks evidence"
         more = f" (and {len(unsure) - 1} more)" if len(unsure) > 1 else ""
-        return "hold", f"Required rule '{first.id}' {why}{more}."
+        observed = first.observed
+        needed = observed.get("rows_needed") if isinstance(observed, dict) else None
+        rows = observed.get("rows") if isinstance(observed, dict) else None
+        data = ""
+        if isinstance(needed, int) and isinstance(rows, int) and needed <= MAX_ROWS_FACTOR * rows:
+            data = f": about {_round_rows(needed):,} rows (now {rows:,}) would resolve it"
+        return "hold", f"Required rule '{first.id}' {why}{data}{more}."
     advisory = sum(r.status != "pass" for r in rules if not r.required)
     note = f"; {advisory} advisory rule(s) did not pass" if advisory else ""
     return "promote", f"All {len(required)} required rule(s) passed{note}."

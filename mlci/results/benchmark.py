@@ -100,6 +100,9 @@ class Budget(Section):
 class Warmup(Section):
     queries: Count
     seconds: float
+    per_block: Count = Field(
+        0, description="Queries that open every block, run but not recorded (cold caches)."
+    )
 
 
 class Blocks(Section):

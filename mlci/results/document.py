@@ -135,7 +135,8 @@ class Results(Section):
         if info is None:
             return f"the {stage} stage did not run, so there is no {section} section."
         if info.status != "ran":
-            return f"the {stage} stage {info.status}: {info.reason or 'no reason'}."
+            verb = "was skipped" if info.status == "skipped" else info.status
+            return f"the {stage} stage {verb}: {info.reason or 'no reason'}."
         return f"the results hold no {section} section."
 
 

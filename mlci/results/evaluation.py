@@ -123,7 +123,16 @@ class Calibration(Section):
     baseline: list[CalibrationBin] | None = None
 
 
-# The optional sub-sections are built from Estimate, so they are imported once it exists.
+IntervalKind = Literal["bca", "studentized-log"]
+
+
+class Resampling(Section):
+    """What the bootstrap resamples: rows (keyed by their index or data.id) or clusters of
+    rows (data.group), hashed into buckets."""
+
+    unit: Literal["row", "id", "group"]
+    column: str | None
+    buckets: int = Field(ge=1)
 
 
 class Evaluation(Section):
@@ -134,6 +143,12 @@ class Evaluation(Section):
     primary_metric: str
     confidence: float = Field(gt=0, lt=1)
     interval_method: str
+    interval_kinds: dict[str, IntervalKind] | None = Field(
+        None,
+        description="The interval each metric gets: bca (bias-corrected and accelerated) or "
+        "studentized-log (bootstrap-t on the log scale); null without a bootstrap.",
+    )
+    resampling: Resampling | None = None
     bootstrap: Count
     seed: Count
     fdr: float | None = None

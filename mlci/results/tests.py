@@ -58,6 +58,12 @@ class ModelTestResult(Section):
     def failed(self) -> bool:
         return self.status in ("failed", "error")
 
+    @property
+    def not_applicable(self) -> bool:
+        """Skipped because the check cannot apply to this model: not missing evidence."""
+        extra = self.details.model_extra or {}
+        return self.status == "skipped" and extra.get("applicable") is False
+
 
 class ModelTests(Section):
     """The tests stage: every model test and data check with its outcome."""

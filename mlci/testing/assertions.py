@@ -230,12 +230,16 @@ def assert_robust(
     features: Sequence[str] | None = None,
     noise: float = 0.1,
     max_rate: float = 0.05,
-    tolerance: float = 0.0,
+    tolerance: float | None = None,
     rows: Rows = None,
     seed: int = 0,
 ) -> Outcome:
     """Uniform noise of at most ``noise`` standard deviations on numeric features flips the
-    label of at most ``max_rate`` of the rows."""
+    label of at most ``max_rate`` of the rows; a regressor's prediction counts as flipped
+    when it moves by more than ``tolerance`` (default: ``2 * noise`` standard deviations of
+    the target)."""
+    from mlci.testing.config import REGRESSION_ROBUSTNESS_FACTOR
+
     idx = _rows(rows, data.rows)
     frame, numbers = _frame(model, data, idx)
     chosen = (
@@ -244,6 +248,11 @@ def assert_robust(
         else [f for f in frame if data.kinds.get(f) == "numeric"]
     )
     base = model.predict(frame)
+    if tolerance is None:
+        regression = base.values is not None
+        tolerance = (
+            REGRESSION_ROBUSTNESS_FACTOR * noise * _std(data, data.target) if regression else 0.0
+        )
     return _check(
         C.robustness(
             model.predict,

@@ -281,7 +281,8 @@ def robustness(
 ) -> Outcome:
     """Uniform noise of at most ``noise`` standard deviations on ``features`` flips few labels.
 
-    A regressor's prediction counts as flipped when it moves by more than ``tolerance``.
+    A regressor's prediction counts as flipped when it moves by more than ``tolerance`` (in
+    the target's units; the stage's default is ``2 * noise`` standard deviations of the target).
     """
     rng = np.random.default_rng(seed)
     noisy = dict(frame)
@@ -320,6 +321,7 @@ def robustness(
         "rows": n,
         "features": list(features),
         "noise_std": noise,
+        **({"tolerance": tolerance} if base.values is not None else {}),
     }
     ok = rate <= max_rate
     scope = f"'{features[0]}'" if len(features) == 1 else f"{len(features)} features"
@@ -493,14 +495,36 @@ def contract_probabilities(pred: Predictions, tolerance: float, rows: np.ndarray
     )
 
 
-def contract_determinism(first: Predictions, second: Predictions, rows: np.ndarray) -> Outcome:
-    """Two runs on the same rows give the same labels and scores."""
+def within(a: np.ndarray, b: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per row: every score of ``a`` within ``tolerance * max(1, |b|)`` of ``b``'s.
+
+    Absolute for probabilities and other scores up to 1, relative for large regression
+    values, whose float32 rounding alone grows with their size.
+    """
+    gap = np.abs(a - b)
+    close: np.ndarray = np.all(gap <= tolerance * np.maximum(1.0, np.abs(b)), axis=1)
+    return close
+
+
+def contract_determinism(
+    first: Predictions, second: Predictions, rows: np.ndarray, tolerance: float = 0.0
+) -> Outcome:
+    """Two runs on the same rows give the same scores (within ``tolerance``) and labels.
+
+    Scores may differ by ``tolerance * max(1, |score|)``: parallel models (a random forest
+    with ``n_jobs``) sum in a varying order and differ in the last bits. A label that flips
+    while its scores stay within the tolerance sat on a tie and is not counted; a model
+    without scores must give the same labels.
+    """
     a, b = scores(first, None), scores(second, None)
-    label_diff = labels(first) != labels(second)
-    diff = label_diff.astype(np.float64)
     if a is not None and b is not None:
-        diff = np.maximum(diff, np.abs(a - b).max(axis=1))
-    bad = diff > 0
+        diff = np.abs(a - b).max(axis=1)
+        bad = ~within(b, a, tolerance)
+    else:
+        diff = (labels(first) != labels(second)).astype(np.float64)
+        bad = diff > 0
+    has_labels = first.values is None and (first.labels is not None or first.proba is not None)
+    labels_changed = int((labels(first) != labels(second)).sum()) if has_labels else 0
     count, n = int(bad.sum()), len(diff)
     idx = np.flatnonzero(bad)
     idx = idx[np.argsort(-diff[idx], kind="stable")][:MAX_EXAMPLES]
@@ -521,21 +545,39 @@ def contract_determinism(first: Predictions, second: Predictions, rows: np.ndarr
         "examples": examples,
         "count": count,
         "rows": n,
-        "labels_changed": int(label_diff.sum()),
+        "labels_changed": labels_changed,
+        "max_difference": largest,
+        "tolerance": tolerance,
     }
     if count:
         message = (
-            f"two runs on the same rows disagree in {share(count, n)} (largest difference "
-            f"{fmt(largest)} at data row {examples[0]['row']})"
+            f"two runs on the same rows disagree in {share(count, n)} by more than "
+            f"±{fmt(tolerance)} (largest difference {fmt(largest)} at data row "
+            f"{examples[0]['row']})"
         )
-        return Outcome("failed", message, largest, 0.0, details)
-    return Outcome("passed", f"two runs on {n:,} rows agree exactly", 0.0, 0.0, details)
+        return Outcome("failed", message, largest, tolerance, details)
+    agree = (
+        "agree exactly"
+        if largest == 0
+        else f"agree within ±{fmt(tolerance)} (largest difference {fmt(largest)})"
+    )
+    return Outcome("passed", f"two runs on {n:,} rows {agree}", largest, tolerance, details)
 
 
 def contract_parity(
-    max_abs_diff: float | None, label_agreement: float | None, tolerance: float, rows_checked: int
+    max_abs_diff: float | None,
+    label_agreement: float | None,
+    tolerance: float,
+    rows_checked: int,
+    *,
+    within_tolerance: bool | None = None,
 ) -> Outcome:
-    """ONNX and native predictions agree within ``tolerance`` (and on every label)."""
+    """ONNX and native predictions agree within ``tolerance`` (and on every label).
+
+    ``within_tolerance`` is the conversion's own per-value verdict (``|diff| <= tolerance *
+    (1 + |value|)``, relative for large regression values); without it the largest absolute
+    difference is held to ``tolerance``.
+    """
     details = {
         "examples": [],
         "count": 0,
@@ -545,7 +587,8 @@ def contract_parity(
     }
     diff = max_abs_diff if max_abs_diff is not None else float("inf")
     agree = label_agreement if label_agreement is not None else 1.0
-    ok = diff <= tolerance and agree >= 1.0
+    close = diff <= tolerance if within_tolerance is None else within_tolerance
+    ok = close and agree >= 1.0
     text = (
         f"ONNX and native predictions on {rows_checked:,} rows differ by at most {fmt(diff)}"
         f" (tolerance {fmt(tolerance)}), labels agree on {agree:.4%}"

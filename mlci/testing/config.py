@@ -93,6 +93,11 @@ DEFAULT_TOLERANCE = {
     "contract": 1e-4,
 }
 DEFAULT_MAX_RATE = {"invariance": 0.0, "directional": 0.0, "robustness": 0.05}
+# robustness on a regressor: a prediction "flips" when noise of up to `noise` standard
+# deviations on the inputs moves it by more than this many times `noise` standard deviations
+# of the target: a model that amplifies the noise. A linear model moves by about
+# noise / sqrt(3) of its spread and stays far inside; a model with sharp steps does not.
+REGRESSION_ROBUSTNESS_FACTOR = 2.0
 DEFAULT_MAX_SHARE = {"missing": None, "range": 0.01, "integrity": 0.0}
 
 Scalar = str | int | float | bool
@@ -163,8 +168,9 @@ class CheckConfig(Strict):
         None,
         ge=0,
         description="invariance: largest allowed change of a score; directional: largest "
-        "allowed move against the direction; robustness (regression): largest allowed change; "
-        "contract: probability sum and parity tolerance.",
+        "allowed move against the direction; robustness (regression): largest allowed change "
+        "of a prediction (default: twice `noise` in standard deviations of the target); contract: "
+        "probability sum, determinism and parity tolerance (relative above 1).",
     )
     max_rate: float | None = Field(
         None,

@@ -133,15 +133,17 @@ class Resampler:
 
     def __init__(self, n_rows: int, n_boot: int, seed: int, cells: int) -> None:
         self.boot: BucketBootstrap | None = None
+        self.bucket = np.zeros(0, dtype=np.intp)
         if n_boot > 0 and n_rows > 0:
             buckets = max(20, min(MAX_BUCKETS, MAX_CELLS // max(cells, 1)))
-            self.boot = BucketBootstrap(n_rows, n_boot, seed=seed, max_buckets=buckets)
+            self.boot = BucketBootstrap(n_boot, seed=seed, n_buckets=buckets)
+            self.bucket = self.boot.assign(np.arange(n_rows))
 
     def counts(self, codes: np.ndarray, k: int) -> np.ndarray | None:
         """(n_boot, k) replicate counts of codes ``0..k-1`` (negative codes are left out)."""
         if self.boot is None:
             return None
-        bucket = self.boot.buckets(None)
+        bucket = self.bucket
         keep = codes >= 0
         if not keep.all():
             bucket, codes = bucket[keep], codes[keep]

@@ -513,12 +513,12 @@ def relation_change(
         reps = []
         for x, b, s in ((ref_b, ref_y, 0), (cur_b, cur_y, 1)):
             boot = BucketBootstrap(
-                len(x),
                 n_boot,
                 seed=int(np.random.SeedSequence([seed, s]).generate_state(1)[0]),
-                max_buckets=max(20, min(500, 2_000_000 // (k * max(n_classes, 3)))),
+                n_buckets=max(20, min(500, 2_000_000 // (k * max(n_classes, 3)))),
             )
-            stats = label_stats(x, b, k, task, n_classes, boot.buckets(None), boot.n_buckets)
+            buckets = boot.assign(np.arange(len(x)))
+            stats = label_stats(x, b, k, task, n_classes, buckets, boot.n_buckets)
             reps.append(boot.resample(stats))
         r_ref, r_cur = relation_power(reps[0], reps[1], task)
         low, high = percentile_interval(r_cur - r_ref, confidence, p_cur - p_ref)

@@ -30,6 +30,16 @@ class Outcome:
         return self.status == "passed"
 
 
+def not_applicable(message: str) -> Outcome:
+    """A check that cannot apply to this model: skipped, and not missing evidence for the gate.
+
+    A contract's probability check on a regressor, or its ONNX-versus-scikit-learn parity on a
+    model that is only ONNX, has nothing to look at; holding the gate for it would hold every
+    such model.
+    """
+    return Outcome("skipped", message, details={"examples": [], "count": 0, "applicable": False})
+
+
 def verdict(ok: bool) -> Status:
     return "passed" if ok else "failed"
 

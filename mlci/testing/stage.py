@@ -34,9 +34,15 @@ from mlci.suggest import did_you_mean
 from mlci.testing import checks as C
 from mlci.testing import data_checks as D
 from mlci.testing import perturb
-from mlci.testing.config import CONTRACT_PARTS, DATA_KINDS, CheckConfig, TestsConfig
+from mlci.testing.config import (
+    CONTRACT_PARTS,
+    DATA_KINDS,
+    REGRESSION_ROBUSTNESS_FACTOR,
+    CheckConfig,
+    TestsConfig,
+)
 from mlci.testing.junit import read_cases, to_xml
-from mlci.testing.outcome import Outcome, fmt
+from mlci.testing.outcome import Outcome, fmt, not_applicable
 from mlci.testing.runners import EXTRA_CHECKS
 
 JUNIT_NAME = "junit.xml"
@@ -394,6 +400,9 @@ class Runner:
             if not features:
                 raise self.error(i, "kind", "the model reads no numeric feature to add noise to")
         frame, base, numbers = self.subset(rows)
+        tolerance = check.get_tolerance()
+        if check.tolerance is None and base.values is not None:
+            tolerance = REGRESSION_ROBUSTNESS_FACTOR * check.noise * self.std(self.data.target)
         return C.robustness(
             self.predict,
             frame,
@@ -403,7 +412,7 @@ class Runner:
             stds={f: self.std(f) for f in features},
             integer=[f for f in features if self.input_dtype(f) == "int"],
             max_rate=check.get_max_rate(),
-            tolerance=check.get_tolerance(),
+            tolerance=tolerance,
             seed=check.seed,
             rows=numbers,
         )
@@ -434,8 +443,10 @@ class Runner:
             elif part == "outputs":
                 outcome, took = self.timed(i, lambda: C.contract_outputs(self.base, self.data.rows))
             elif part == "probabilities":
-                if self.ctx.task == "regression" or (self.base.proba is None and not explicit):
-                    outcome, took = Outcome("skipped", "the model gives no probabilities"), 0.0
+                if self.ctx.task == "regression":
+                    outcome, took = not_applicable("a regression model gives no probabilities"), 0.0
+                elif self.base.proba is None and not explicit:
+                    outcome, took = not_applicable("the model gives no probabilities"), 0.0
                 else:
                     outcome, took = self.timed(
                         i,
@@ -450,6 +461,7 @@ class Runner:
                         C.take(self.base, sample),
                         self.predict({k: v[:n_rows] for k, v in self.frame.items()}),
                         sample + 1,
+                        tolerance,
                     ),
                 )
             else:
@@ -461,22 +473,25 @@ class Runner:
 
         model = self.ctx.candidate
         if not isinstance(model, SklearnModel):
-            return Outcome(
-                "skipped",
-                f"the model is {model.info.format} only; parity needs a scikit-learn model and "
-                "its ONNX conversion",
+            return not_applicable(
+                f"the model is {model.info.format} only; parity compares a scikit-learn model "
+                "with its ONNX conversion"
             )
         from mlci.models.convert import convert_to_onnx
 
         sample = {k: v[:n_rows] for k, v in self.frame.items()}
         with tempfile.TemporaryDirectory(prefix="mlci-parity-") as tmp:
             result = convert_to_onnx(
-                model, sample, Path(tmp) / "model.onnx", atol=tolerance, rtol=0.0
+                model, sample, Path(tmp) / "model.onnx", atol=tolerance, rtol=tolerance
             )
         if result.status == "failed":
             return Outcome("skipped", f"no ONNX conversion to compare with: {result.message}")
         return C.contract_parity(
-            result.max_abs_diff, result.label_agreement, tolerance, result.rows_checked
+            result.max_abs_diff,
+            result.label_agreement,
+            tolerance,
+            result.rows_checked,
+            within_tolerance=result.status == "converted",
         )
 
     # -- data checks ------------------------------------------------------------------------

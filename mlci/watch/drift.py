@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mlci.evaluate.significance import benjamini_hochberg
+from mlci.evaluate.stats import benjamini_hochberg
 from mlci.results.watch import FeatureDrift
 from mlci.testing.data_checks import Drift, categorical_drift, numeric_drift
 
