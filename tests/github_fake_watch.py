@@ -1,5 +1,6 @@
 """The GitHub fake, extended with what mlci watch calls and the base fake lacks: the
-authenticated user, issues (list, create, update), a commit by ref and workflow dispatches.
+authenticated user, issues (list, create, update), a commit by ref, workflow dispatches,
+and what a pull request skeleton needs (a branch, a file's contents, a pull request).
 
 Requests are validated against GitHub's description exactly as in the base fake; operations
 the base fake implements are answered by it.
@@ -27,6 +28,7 @@ class WatchFakeGitHub(FakeGitHub):
         self.issues: dict[int, dict[str, Any]] = {}
         self.dispatches: list[dict[str, Any]] = []
         self.refs: dict[str, str] = {"main": "a" * 40}
+        self.files: dict[tuple[str, str], dict[str, str]] = {}  # (branch, path): sha, content
 
     def add_issue(self, title: str, body: str, login: str, state: str = "open") -> dict[str, Any]:
         with self.lock:
@@ -96,4 +98,58 @@ class WatchFakeGitHub(FakeGitHub):
             if op == "actions/create-workflow-dispatch":
                 self.dispatches.append({"workflow": parts[5], **request.body})
                 return 204, {}, None
+            if op == "git/create-ref":
+                name = request.body["ref"].removeprefix("refs/heads/")
+                if name in self.refs:
+                    return 422, {}, {"message": "Reference already exists", "status": "422",
+                                     "documentation_url": "https://docs.github.com/rest"}  # fmt: skip
+                self.refs[name] = request.body["sha"]
+                ref = self.spec.example("git/create-ref", 201)
+                ref.update(ref=request.body["ref"])
+                ref["object"]["sha"] = request.body["sha"]
+                return 201, {}, ref
+            if op in ("repos/get-content", "repos/create-or-update-file-contents"):
+                path = "/".join(parts[4:])
+                branch = (
+                    parse_qs(request.query).get("ref", ["main"])[0]
+                    if op == "repos/get-content"
+                    else request.body.get("branch", "main")
+                )
+                found = self.files.get((branch, path))
+                if op == "repos/get-content":
+                    if found is None:
+                        return 404, {}, {"message": "Not Found", "status": "404",
+                                         "documentation_url": "https://docs.github.com/rest"}  # fmt: skip
+                    content = self.spec.example("repos/get-content", 200)
+                    if isinstance(content, list):
+                        content = content[0]
+                    content.update(path=path, sha=found["sha"], content=found["content"])
+                    return 200, {}, content
+                if branch not in self.refs:
+                    return 404, {}, {"message": "Branch not found", "status": "404",
+                                     "documentation_url": "https://docs.github.com/rest"}  # fmt: skip
+                if (found is None) != ("sha" not in request.body) or (
+                    found is not None and request.body["sha"] != found["sha"]
+                ):
+                    return 409, {}, {"message": "sha does not match", "status": "409",
+                                     "documentation_url": "https://docs.github.com/rest"}  # fmt: skip
+                sha = f"{self._id():040x}"
+                self.files[(branch, path)] = {"sha": sha, "content": request.body["content"]}
+                status = 201 if found is None else 200
+                made = self.spec.example("repos/create-or-update-file-contents", status)
+                made["content"]["sha"] = sha
+                return status, {}, made
+            if op == "pulls/create":
+                body = request.body
+                pull = self.spec.example("pulls/create", 201)
+                pull["requested_teams"] = []  # the example lacks the required "type"
+                number = len(self.pulls) + 1
+                pull.update(number=number, title=body["title"], body=body.get("body"),
+                            draft=body.get("draft", False), state="open",
+                            html_url=f"https://github.com/{OWNER}/{REPO}/pull/{number}")  # fmt: skip
+                pull["head"].update(ref=body["head"], label=f"{OWNER}:{body['head']}",
+                                    sha=self.refs.get(body["head"], "0" * 40))  # fmt: skip
+                pull["base"].update(ref=body["base"])
+                self.pulls.append(pull)
+                return 201, {}, copy.deepcopy(pull)
         return super().handle(request, base)

@@ -98,10 +98,20 @@ class Spec:
         self.operations: list[Operation] = []
         self.by_id: dict[str, Operation] = {}
         for template, item in raw["paths"].items():
-            regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(template)) + "$"
             literal = sum(1 for part in template.split("/") if part and not part.startswith("{"))
             for method in METHODS:
                 if method in item:
+                    # A parameter marked x-multi-segment (a file's path) spans slashes.
+                    multi = {
+                        p["name"]
+                        for p in (self.resolve(x) for x in item[method].get("parameters", []))
+                        if p.get("in") == "path" and p.get("x-multi-segment")
+                    }
+
+                    def segment(found: re.Match[str], multi: set[str] = multi) -> str:
+                        return "(.+)" if found.group(1) in multi else "([^/]+)"
+
+                    regex = "^" + re.sub(r"\\\{([^}]+)\\\}", segment, re.escape(template)) + "$"
                     operation = Operation(
                         method, template, re.compile(regex), literal, item[method]
                     )

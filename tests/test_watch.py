@@ -7,6 +7,7 @@ with ``income`` shifted. Labels are joined by request id and row.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -353,6 +354,31 @@ def test_a_user_token_finds_its_issue_by_its_own_login(traffic: Traffic, tmp_pat
         fake.assert_valid()
         assert len(fake.issues) == 1 and fake.issues[1]["user"]["login"] == "octocat"
         assert len(fake.calls("issues/create")) == 1
+
+
+def test_an_alarm_opens_one_draft_pull_request_and_updates_its_evidence(
+    traffic: Traffic, fake: WatchFakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actions = {"pull_request": {"title": "Retrain the credit model"}}
+    path = configure(traffic.root, critical_features=["income"], slices=False, bootstrap=0,
+                     estimate={"replicates": 50}, actions=actions)  # fmt: skip
+    for key, value in _env(fake).items():
+        monkeypatch.setenv(key, value)
+    args = ["watch", "--quiet", "-c", str(path), "--github", "--window", "5000 rows"]
+    for run in ("1", "2"):  # two alarms: one branch, one pull request, the evidence updated
+        assert main([*args, "--sample", str(traffic.sample), "-o", str(tmp_path / run)]) == 1
+    assert main([*args, "--sample", str(traffic.unshifted), "-o", str(tmp_path / "3")]) == 0
+    fake.assert_valid()
+    (pull,) = fake.pulls
+    assert pull["draft"] is True and pull["title"] == "Retrain the credit model"
+    assert pull["head"]["ref"] == "mlci/watch-credit-default" and pull["base"]["ref"] == "main"
+    assert fake.refs["mlci/watch-credit-default"] == fake.refs["main"]
+    assert len(fake.calls("git/create-ref")) == 2  # the second found the branch there
+    assert len(fake.calls("repos/create-or-update-file-contents")) == 2
+    evidence = fake.files[("mlci/watch-credit-default", ".mlci/watch/credit-default.md")]
+    text = base64.b64decode(evidence["content"]).decode()
+    assert "drift:income" in text
+    assert ".mlci/watch/credit-default.md" in pull["body"]
 
 
 def load_document(traffic: Traffic, tmp_path: Path) -> Results:
