@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlci.github.client import GitHubClient, expand
-from mlci.github.errors import GitHubError, NotFound, PermissionDenied, UnknownOutcome
+from mlci.github.errors import NotFound, UnknownOutcome
+from mlci.github.identity import GITHUB_ACTIONS_BOT, login_of, marked, ours, token_identity
 
 MAX_BODY = 65536
-GITHUB_ACTIONS_BOT = "github-actions[bot]"
 # Pauses (seconds) between look-ups after a create whose outcome is unknown: the comment list
 # can lag a few seconds behind a create.
 LOOKUP_PAUSES = (1.0, 2.0, 4.0, 8.0)
@@ -114,30 +114,6 @@ def _rank(body: str) -> tuple[str, str]:
     return (version_of(body), body)
 
 
-def _login(comment: dict[str, Any]) -> str | None:
-    user = comment.get("user")
-    login = user.get("login") if isinstance(user, dict) else None
-    return str(login) if login else None
-
-
-def token_identity(client: GitHubClient) -> str:
-    """The login that comments posted with the client's token carry.
-
-    A personal or user token may read ``GET /user``; an installation token (the workflow's
-    ``GITHUB_TOKEN``, or a GitHub App's) is refused with 403, and for the workflow's token the
-    author is ``github-actions[bot]``. A GitHub App's token posts as ``<app-slug>[bot]``: name it
-    explicitly (``mlci comment --author``), or mlci learns it from the first comment it creates.
-    """
-    try:
-        data = client.get("/user").data
-    except PermissionDenied:
-        return GITHUB_ACTIONS_BOT
-    login = data.get("login") if isinstance(data, dict) else None
-    if not login:
-        raise GitHubError("GET /user: GitHub's answer names no login", tip="check the token")
-    return str(login)
-
-
 @dataclass
 class CommentResult:
     """What ``upsert`` did: the comment kept, whether it was created or updated, what it deleted."""
@@ -176,16 +152,8 @@ class StickyComment:
         self.sleep = sleep or client_sleep
         self.pauses = tuple(pauses)
 
-    def _marked(self, body: str) -> bool:
-        return body == self.mark or body.startswith(self.mark + "\n")
-
     def _ours(self, comment: dict[str, Any]) -> bool:
-        login = _login(comment)
-        return (
-            self._marked(comment.get("body") or "")
-            and login is not None
-            and login.casefold() == self.author.casefold()
-        )
+        return ours(comment, self.mark, self.author)
 
     @property
     def _comments_path(self) -> str:
@@ -252,13 +220,13 @@ class StickyComment:
 
     def _adopt_author(self, comment: dict[str, Any]) -> None:
         # What GitHub says about a comment we created is authoritative about who we are.
-        login = _login(comment)
+        login = login_of(comment)
         if login and login.casefold() != self.author.casefold():
             self.author = login
 
     def upsert(self, body: str) -> CommentResult:
         """Create or update the comment so that exactly one of ours holds the newest content."""
-        if not self._marked(body):
+        if not marked(body, self.mark):
             raise ValueError("the body must start with the comment's marker")
         found = self.find()
         if found:
