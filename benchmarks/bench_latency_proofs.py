@@ -139,7 +139,7 @@ def stage_runs(config: Path, runs: int, label: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as staging:
         for i in range(runs):
             ctx = ModelContext(loaded, data, loaded.config.models[0], Path(staging), lambda m: None)
-            out.append(run(ctx))
+            out.append(run(ctx).model_dump(mode="json"))
             if (i + 1) % 10 == 0:
                 print(f"  {label}: {i + 1}/{runs} runs", file=sys.stderr, flush=True)
     return out
