@@ -61,3 +61,36 @@ def test_a_group_column_makes_clusters_the_unit(built_project: Project, tmp_path
     # The cluster column is not a feature unless named as one.
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert "household" not in results["data"]["features"]
+
+
+@pytest.mark.parametrize(("clusters", "has_interval"), [(1, False), (9, False), (40, True)])
+def test_too_few_clusters_give_no_interval_and_the_gate_says_why(
+    built_project: Project, tmp_path: Path, clusters: int, has_interval: bool
+) -> None:
+    # Over one cluster every bootstrap replicate scales all sums alike, so the interval
+    # would collapse onto the point: false certainty that a gate would act on.
+    project = built_project.copy(tmp_path / "few")
+    lines = project.data.read_text().splitlines()
+    lines[0] += ",site"
+    lines[1:] = [f"{line},s{i % clusters}" for i, line in enumerate(lines[1:])]
+    project.data.write_text("\n".join(lines) + "\n")
+    text = project.config.read_text().replace("  id: id\n", "  id: id\n  group: site\n")
+    project.config.write_text(
+        text + "stages: [evaluate, gate]\n"
+        "gate:\n  rules:\n    - {kind: non_inferiority, metric: roc_auc, margin: 0.5}\n"
+    )
+    out = tmp_path / "out"
+    code = main(["check", "--config", str(project.config), "--out", str(out), "-q"])
+    results = json.loads((out / "results.json").read_text())
+    estimates = [
+        e
+        for side in ("candidate", "baseline", "delta")
+        for e in results["evaluation"]["metrics"][side].values()
+    ]
+    assert all((e["ci_low"] is not None) == has_interval for e in estimates)
+    rule = results["gate"]["rules"][0]
+    if has_interval:
+        assert code == 0 and rule["status"] == "pass"
+    else:
+        assert rule["status"] == "inconclusive"
+        assert "fewer than 10 clusters of 'site' (data.group)" in rule["explanation"]

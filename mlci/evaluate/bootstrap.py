@@ -234,6 +234,10 @@ def bca_interval(
 
 
 MIN_STUDENTIZED_UNITS = 10
+# Fewer resampling units than this, and there is no interval at all. The bootstrap learns
+# the spread from the units themselves: over one cluster every replicate scales all sums
+# alike and the interval collapses onto the point, and over a handful it is far too narrow.
+MIN_INTERVAL_UNITS = 10
 
 
 def studentized_log_interval(

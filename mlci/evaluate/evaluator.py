@@ -19,6 +19,7 @@ import numpy as np
 
 from mlci.evaluate import metrics as M
 from mlci.evaluate.bootstrap import (
+    MIN_INTERVAL_UNITS,
     MIN_STUDENTIZED_UNITS,
     BucketBootstrap,
     bca_interval,
@@ -204,7 +205,10 @@ class Evaluator:
     def interval(
         self, name: str, value: float, boot: Resampled
     ) -> tuple[float | None, float | None]:
-        """The interval mlci reports for metric ``name`` (see :func:`interval_kind`)."""
+        """The interval mlci reports for metric ``name`` (see :func:`interval_kind`); none
+        over fewer than ``MIN_INTERVAL_UNITS`` resampling units."""
+        if boot.units < MIN_INTERVAL_UNITS:
+            return None, None
         if name in STUDENTIZED and name in boot.log_se and boot.units >= MIN_STUDENTIZED_UNITS:
             point_se, replicate_se = boot.log_se[name]
             found = studentized_log_interval(
@@ -266,7 +270,7 @@ class Evaluator:
                 result[name] = Estimate(delta, None, None, None, method="none")
                 continue
             low = high = p = None
-            if np.isfinite(delta):
+            if np.isfinite(delta) and min(rc.units, rb.units) >= MIN_INTERVAL_UNITS:
                 # Both models were resampled with the same weights and jackknifed over the
                 # same buckets, so their differences are the paired delta's.
                 deltas = rc.replicates[name] - rb.replicates[name]

@@ -78,10 +78,24 @@ def _no_interval(entry: Estimate, evidence: str) -> bool:
     )
 
 
-NO_INTERVAL_TIP = (
-    "there is no interval to judge (evaluation.bootstrap: 0, or too few bootstrap replicates "
-    "were defined); set evaluation.bootstrap, or evidence: point to judge the estimate alone"
-)
+def _why_no_interval(doc: Results) -> str:
+    """Why an evaluation estimate has no interval, and what to do about it."""
+    from mlci.evaluate.bootstrap import MIN_INTERVAL_UNITS  # numerical: only when needed
+
+    ev = doc.evaluation
+    point = "or use evidence: point to judge the estimate alone"
+    if ev is None or ev.bootstrap == 0:
+        return f"there is no interval to judge (evaluation.bootstrap is 0); set it, {point}"
+    if ev.resampling is not None and ev.resampling.unit == "group":
+        return (
+            f"there is no interval to judge: the rows hold fewer than {MIN_INTERVAL_UNITS} "
+            f"clusters of '{ev.resampling.column}' (data.group); evaluate more clusters, {point}"
+        )
+    return (
+        f"there is no interval to judge: fewer than {MIN_INTERVAL_UNITS} rows, or too few "
+        f"bootstrap replicates where the metric is defined; evaluate more rows, {point}"
+    )
+
 
 # Beyond this many times the rows evaluated, say so rather than give a figure.
 MAX_ROWS_FACTOR = 100
@@ -185,7 +199,7 @@ def _metric(doc: Results, rule: GateRule) -> Outcome:
             "inconclusive",
             observed,
             threshold,
-            f"{subject} is {_num(entry.value)}, but {NO_INTERVAL_TIP}.",
+            f"{subject} is {_num(entry.value)}, but {_why_no_interval(doc)}.",
         )
     if bounds is None:
         return Outcome(
@@ -247,7 +261,7 @@ def _non_inferiority(doc: Results, rule: GateRule) -> Outcome:
             "inconclusive",
             observed,
             threshold,
-            f"the {metric} delta is {_num(entry.value)}, but {NO_INTERVAL_TIP}.",
+            f"the {metric} delta is {_num(entry.value)}, but {_why_no_interval(doc)}.",
         )
     bounds = _bounds(entry, rule.evidence)
     if bounds is None or entry.value is None:
@@ -325,7 +339,7 @@ def _slices(doc: Results, rule: GateRule) -> Outcome:
     shown = _interval(entry)
     more = ""
     if status == "inconclusive" and _no_interval(entry, rule.evidence):
-        more = f" But {NO_INTERVAL_TIP}."
+        more = f" But {_why_no_interval(doc)}."
     elif (
         status == "inconclusive"
         and rule.evidence == "interval"
@@ -644,7 +658,7 @@ def _fairness(doc: Results, rule: GateRule) -> Outcome:
                         "inconclusive",
                         observed,
                         f"the {measure} {part} of '{f.feature}' is {_num(entry.value)}, "
-                        f"but {NO_INTERVAL_TIP}.",
+                        f"but {_why_no_interval(doc)}.",
                     )
                 )
                 continue
