@@ -233,10 +233,10 @@ def bca_interval(
     return min(low, point), max(high, point)
 
 
-MIN_STUDENTIZED_UNITS = 10
 # Fewer resampling units than this, and there is no interval at all. The bootstrap learns
 # the spread from the units themselves: over one cluster every replicate scales all sums
-# alike and the interval collapses onto the point, and over a handful it is far too narrow.
+# alike and the interval collapses onto the point, and over a handful it is far too narrow
+# (and the replicates' own standard errors, which studentized intervals divide by, unstable).
 MIN_INTERVAL_UNITS = 10
 
 
@@ -254,8 +254,7 @@ def studentized_log_interval(
     ``point_se`` and ``replicate_se`` are standard errors of the log of the metric, on the
     data and on every replicate. The interval is ``point * exp(-q * point_se)`` for the
     upper and lower quantiles ``q`` of ``(log replicate - log point) / replicate_se``.
-    Below ``MIN_STUDENTIZED_UNITS`` resampling buckets the replicates' own standard errors
-    are too unstable to divide by, and the caller should use BCa. Studentizing corrects
+    Studentizing corrects
     what resampling alone cannot see in a mean of heavy-tailed errors:
     a sample that happens to lack the rare large errors has both a small mean and a small
     spread, so its percentile interval sits too low (Hall 1992, ch. 3).

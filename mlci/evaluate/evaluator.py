@@ -20,7 +20,6 @@ import numpy as np
 from mlci.evaluate import metrics as M
 from mlci.evaluate.bootstrap import (
     MIN_INTERVAL_UNITS,
-    MIN_STUDENTIZED_UNITS,
     BucketBootstrap,
     bca_interval,
     leave_one_out,
@@ -209,7 +208,7 @@ class Evaluator:
         over fewer than ``MIN_INTERVAL_UNITS`` resampling units."""
         if boot.units < MIN_INTERVAL_UNITS:
             return None, None
-        if name in STUDENTIZED and name in boot.log_se and boot.units >= MIN_STUDENTIZED_UNITS:
+        if name in STUDENTIZED and name in boot.log_se:
             point_se, replicate_se = boot.log_se[name]
             found = studentized_log_interval(
                 value, boot.replicates[name], point_se, replicate_se, self.confidence
