@@ -269,6 +269,13 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
         value = getattr(cfg, field)
         if value is not None:
             require(("data", field), value)
+    if cfg.group is not None and cfg.group in (cfg.target, cfg.weight):
+        role = "target" if cfg.group == cfg.target else "weight"
+        raise loaded.error(
+            ("data", "group"),
+            f"'{cfg.group}' is the {role} column, not clusters of correlated rows",
+            tip="name the column that identifies each row's cluster (a user, a session)",
+        )
     reserved = {c for c in (cfg.target, cfg.id, cfg.weight) if c is not None}
     if cfg.features is not None:
         # A cluster column may be a feature when named; by default it is not one.

@@ -580,6 +580,10 @@ CORPUS: dict[str, Case] = {
         edit_config("  id: id\n", "  id: id\n  group: regoin\n"),
         r"data\.group: no column 'regoin' in .*eval\.csv \(did you mean 'region'\?\)",
     ),
+    "group is the target": case(
+        edit_config("  id: id\n", "  id: id\n  group: y\n"),
+        r"data\.group: 'y' is the target column, not clusters of correlated rows",
+    ),
     "missing cluster of a row": case(
         both(edit_config("  id: id\n", "  id: id\n  group: tenure\n"), set_cell(3, "tenure", "")),
         r"group column 'tenure' is missing in 1 rows \(first at data row 3\)",
