@@ -24,7 +24,7 @@ from pydantic import (
 from mlci.bench.config import BenchmarkConfig
 from mlci.canary.config import CanaryConfig
 from mlci.card.config import CardConfig
-from mlci.configbase import ConfigPath, Strict, check_inside
+from mlci.configbase import ConfigPath, Strict, check_inside, enough_replicates
 from mlci.errors import ConfigError
 from mlci.evaluate.config import FairnessConfig, ImportanceConfig
 from mlci.gate.config import GateConfig
@@ -279,6 +279,7 @@ class EvaluationConfig(Strict):
     )
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of every interval.")
     bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap replicates (0: none).")
+    _enough_replicates = field_validator("bootstrap")(enough_replicates)
     seed: int = Field(0, ge=0, description="Seed of every random choice, for repeatable results.")
     min_slice_size: int = Field(
         30, ge=1, description="Slices with fewer rows are reported as too small."

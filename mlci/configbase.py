@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +38,24 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
     path = value if value.is_absolute() else Path(base) / value
     check_inside(value, path, info.context)
     return path
+
+
+def enough_replicates(replicates: int, info: ValidationInfo) -> int:
+    """Bootstrap replicates: 0 (no intervals) or enough for each tail of the interval to hold
+    at least five of them. A 95% interval from 20 replicates is nothing but the two most
+    extreme ones, and a gate would act on it. Validates a ``bootstrap`` field declared after
+    the model's ``confidence``."""
+    confidence = info.data.get("confidence")
+    if replicates == 0 or not isinstance(confidence, float):
+        return replicates
+    least = math.ceil(round(10 / (1 - confidence), 9))
+    if replicates < least:
+        raise ValueError(
+            f"{replicates} replicates are too few for {confidence:.0%} intervals (each tail "
+            f"would hold {replicates * (1 - confidence) / 2:.2g}); use 0 for no intervals, "
+            f"or at least {least}"
+        )
+    return replicates
 
 
 # A path written relative to mlci.yaml, made absolute against the file's folder; it must stay

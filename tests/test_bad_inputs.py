@@ -580,6 +580,14 @@ CORPUS: dict[str, Case] = {
         edit_config("  id: id\n", "  id: id\n  group: regoin\n"),
         r"data\.group: no column 'regoin' in .*eval\.csv \(did you mean 'region'\?\)",
     ),
+    "too few bootstrap replicates": case(
+        edit_config("  bootstrap: 200\n", "  bootstrap: 20\n"),
+        r"evaluation\.bootstrap: 20 replicates are too few for 95% intervals .*at least 200",
+    ),
+    "too few bootstrap replicates for 99% intervals": case(
+        edit_config("  bootstrap: 200\n", "  bootstrap: 200\n  confidence: 0.99\n"),
+        r"evaluation\.bootstrap: 200 replicates are too few for 99% intervals .*at least 1000",
+    ),
     "group is the target": case(
         edit_config("  id: id\n", "  id: id\n  group: y\n"),
         r"data\.group: 'y' is the target column, not clusters of correlated rows",

@@ -26,7 +26,7 @@ def write_project(root: Path, frame: pd.DataFrame, models: str, extra: str = "")
     config.write_text(
         "version: 1\ndata:\n  path: data/eval.csv\n  target: y\n  features: [x1, x2, x3]\n"
         + textwrap.dedent(models)
-        + "evaluation:\n  bootstrap: 100\n  min_slice_size: 10\n"
+        + "evaluation:\n  bootstrap: 200\n  min_slice_size: 10\n"
         + extra
     )
     return config

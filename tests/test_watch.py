@@ -238,7 +238,7 @@ def test_slices_and_the_command_writes_results_and_reports(
 ) -> None:
     path = configure(traffic.root, labels={"path": "data/labels.csv", "row": "row"},
                      critical_features=["income"], floors=[{"metric": "roc_auc", "min": 0.5}],
-                     estimate={"replicates": 50}, bootstrap=50)  # fmt: skip
+                     estimate={"replicates": 50}, bootstrap=200)  # fmt: skip
     out = tmp_path / "out"
     code = main(["watch", "--quiet", "-c", str(path), "--sample", str(traffic.sample),
                  "--window", "5000 rows", "-o", str(out)])  # fmt: skip

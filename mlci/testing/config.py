@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from mlci.configbase import ConfigPath, Strict
+from mlci.configbase import ConfigPath, Strict, enough_replicates
 from mlci.results.tests import CheckKind
 
 ContractPart = Literal["inputs", "outputs", "probabilities", "determinism", "parity"]
@@ -261,10 +261,11 @@ class CheckConfig(Strict):
         "confidence interval (a breach only when all of it is beyond the limit) or the point "
         "estimate.",
     )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of intervals.")
     bootstrap: int = Field(
         500, ge=0, le=100_000, description="Bootstrap replicates of intervals (0: point values)."
     )
-    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of intervals.")
+    _enough_replicates = field_validator("bootstrap")(enough_replicates)
     max_auc: float = Field(
         0.55,
         gt=0.5,

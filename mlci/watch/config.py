@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlci.configbase import ConfigPath, Strict
+from mlci.configbase import ConfigPath, Strict, enough_replicates
 
 EstimableMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
 ESTIMABLE: tuple[EstimableMetric, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -162,10 +162,11 @@ class WatchConfig(Strict):
     )
     estimate: EstimateConfig = Field(default_factory=EstimateConfig)
     slices: bool = Field(True, description="Report evaluation.slices in every window.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of every interval.")
     bootstrap: int = Field(
         200, ge=0, le=100_000, description="Replicates for measured metrics' intervals."
     )
-    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of every interval.")
+    _enough_replicates = field_validator("bootstrap")(enough_replicates)
     seed: int = Field(0, ge=0)
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
 
