@@ -40,21 +40,29 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
     return path
 
 
-def enough_replicates(replicates: int, info: ValidationInfo) -> int:
-    """Bootstrap replicates: 0 (no intervals) or enough for each tail of the interval to hold
-    at least five of them. A 95% interval from 20 replicates is nothing but the two most
-    extreme ones, and a gate would act on it. Validates a ``bootstrap`` field declared after
-    the model's ``confidence``."""
-    confidence = info.data.get("confidence")
-    if replicates == 0 or not isinstance(confidence, float):
-        return replicates
+def too_few_replicates(replicates: int, confidence: float) -> str | None:
+    """Why ``replicates`` bootstrap replicates cannot make ``confidence`` intervals, if so.
+
+    0 means no intervals; otherwise each tail of the interval must hold at least five
+    replicates. A 95% interval from 20 replicates is nothing but the two most extreme ones,
+    and a gate would act on it.
+    """
     least = math.ceil(round(10 / (1 - confidence), 9))
-    if replicates < least:
-        raise ValueError(
-            f"{replicates} replicates are too few for {confidence:.0%} intervals (each tail "
-            f"would hold {replicates * (1 - confidence) / 2:.2g}); use 0 for no intervals, "
-            f"or at least {least}"
-        )
+    if replicates == 0 or replicates >= least:
+        return None
+    return (
+        f"{replicates} replicates are too few for {confidence:.0%} intervals (each tail "
+        f"would hold {replicates * (1 - confidence) / 2:.2g}); use 0 for no intervals, "
+        f"or at least {least}"
+    )
+
+
+def enough_replicates(replicates: int, info: ValidationInfo) -> int:
+    """Validator of a ``bootstrap`` field declared after its model's ``confidence``."""
+    confidence = info.data.get("confidence")
+    problem = too_few_replicates(replicates, confidence) if isinstance(confidence, float) else None
+    if problem:
+        raise ValueError(problem)
     return replicates
 
 

@@ -237,6 +237,10 @@ def canary_config(tmp_path: Path, text: str) -> CanaryConfig:
             "canary.primary.url: string should match pattern",
         ),
         (
+            "primary: {url: 'http://p'}\ncanary: {url: 'http://c'}\nshadow: {bootstrap: 20}",
+            "shadow.bootstrap: 20 replicates are too few for 95% intervals",
+        ),
+        (
             "primary: {url: 'http://p'}\ncanary: {url: 'http://c'}\nshadow: {}\nsteps: [50, 10]",
             "'steps' must be strictly increasing",
         ),

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from mlci.bench.config import Fraction, Seconds
-from mlci.configbase import ConfigPath, Strict
+from mlci.configbase import ConfigPath, Strict, too_few_replicates
 
 BadDirection = Literal["increase", "decrease", "either"]
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -304,6 +304,9 @@ class CanaryConfig(Strict):
         if any(not 0 < s <= 100 for s in self.steps) or sorted(set(self.steps)) != self.steps:
             raise ValueError("'steps' must be strictly increasing weights in (0, 100]")
         if self.shadow is not None:
+            problem = too_few_replicates(self.shadow.bootstrap, self.confidence)
+            if problem:
+                raise ValueError(f"shadow.bootstrap: {problem}")
             for role, endpoint in (("primary", self.primary), ("canary", self.canary)):
                 if endpoint.url is None and endpoint.image is None:
                     raise ValueError(f"the shadow replay needs {role}.url or {role}.image")
