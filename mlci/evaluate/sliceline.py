@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cmp_to_key
 
 import numpy as np
@@ -62,8 +62,11 @@ class _Data:
     codes: list[np.ndarray]
     radix: np.ndarray
     errors: np.ndarray
+    sq_errors: np.ndarray
     n_rows: int
     avg_error: float
+    # Per feature, the size of each one-predicate slice (filled by the first level).
+    single_size: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +82,9 @@ class _Group:
     size: np.ndarray
     err: np.ndarray
     maxerr: np.ndarray
+    sqerr: np.ndarray  # sums of squared errors, for the reach bound; NaN where not needed
+    # Candidates only: bound on the score of each candidate and of every slice inside it.
+    reach: np.ndarray | None = None
 
 
 @dataclass
@@ -274,7 +280,7 @@ def _prepare(
     internal: list[np.ndarray] = []
     radix: list[int] = []
     for name, column in codes.items():
-        c = np.asarray(column)
+        c = np.ascontiguousarray(column)  # columns of a row-major matrix are strided
         lab = list(labels[name])
         if c.ndim != 1 or c.shape[0] != n:
             raise ValueError(
@@ -284,14 +290,17 @@ def _prepare(
         if c.dtype.kind not in "iu":
             raise ValueError(f"codes[{name!r}] must hold integers, got dtype {c.dtype}")
         card = len(lab)
-        if c.min() < -1 or c.max() >= card:
+        lo, hi = int(c.min()), int(c.max())
+        if lo < -1 or hi >= card:
             raise ValueError(
-                f"codes[{name!r}] must lie in -1..{card - 1} ({card} labels), "
-                f"found {c.min()}..{c.max()}"
+                f"codes[{name!r}] must lie in -1..{card - 1} ({card} labels), found {lo}..{hi}"
             )
         names.append(str(name))
         level_labels.append(lab)
-        internal.append(np.where(c < 0, card, c).astype(np.int32))
+        code = c.astype(np.int32)
+        if lo < 0:
+            code[code < 0] = card
+        internal.append(code)
         radix.append(card + 1)
     return _Data(
         names=names,
@@ -299,6 +308,7 @@ def _prepare(
         codes=internal,
         radix=np.asarray(radix, dtype=np.int64),
         errors=e,
+        sq_errors=e * e,
         n_rows=n,
         # Same reduction as the package (np.mean), so scores agree to the last bit.
         avg_error=float(np.mean(e)),
@@ -366,10 +376,22 @@ def _search(data: _Data, p: _Params) -> list[_Entry]:
     level = 1
     while prev and level < last_level:
         level += 1
-        threshold = _prune_threshold(top, p)
-        candidates = _candidates(_Context(data, p, n_columns, threshold), prev, level)
-        evaluated = [_evaluate(data, c, buffers, need_max=level < last_level) for c in candidates]
-        prev = _update_top(data, p, top, evaluated)
+        ctx = _Context(data, p, n_columns, _prune_threshold(top, p), _reach_threshold(top, p))
+        candidates = _candidates(ctx, prev, level)
+        # Most promising groups first: the top-k they fill lets later groups skip candidates
+        # that can no longer enter it. Merging group by group keeps the same top-k as merging
+        # the level at once, since the k-th score only grows as slices are added.
+        candidates.sort(key=lambda c: -float(np.max(_reach_of(c))))
+        pivots: dict[tuple[int, int], np.ndarray] = {}
+        prev = []
+        for cand in candidates:
+            reachable = _reach_of(cand) >= _with_slack(_reach_threshold(top, p))
+            if not reachable.any():
+                continue
+            group = _evaluate(
+                data, _subset(cand, reachable), buffers, pivots, need_bounds=level < last_level
+            )
+            prev.extend(_update_top(data, p, top, [group]))
 
     _fill_max_errors(data, top)
     return sorted(top, key=cmp_to_key(_compare))
@@ -383,11 +405,14 @@ def _level_one(data: _Data) -> tuple[list[_Group], int]:
         card = int(data.radix[f]) - 1
         size = np.bincount(c, minlength=card + 1)[:card]
         err = np.bincount(c, weights=data.errors, minlength=card + 1)[:card]
+        sqerr = np.bincount(c, weights=data.sq_errors, minlength=card + 1)[:card]
         maxerr = np.zeros(card + 1)
         np.maximum.at(maxerr, c, data.errors)
         # package: the bound uses the number of one-hot columns, i.e. levels seen in the data.
         n_columns += int(np.count_nonzero(size))
-        groups.append(_Group((f,), np.arange(card, dtype=np.int64), size, err, maxerr[:card]))
+        data.single_size.append(size)
+        keys = np.arange(card, dtype=np.int64)
+        groups.append(_Group((f,), keys, size, err, maxerr[:card], sqerr))
     return groups, n_columns
 
 
@@ -411,7 +436,14 @@ def _update_top(data: _Data, p: _Params, top: list[_Entry], groups: list[_Group]
         valid = (g.size >= p.min_support) & (g.err > 0)
         if valid.any():
             valid_groups.append(
-                _Group(g.feats, g.keys[valid], g.size[valid], g.err[valid], g.maxerr[valid])
+                _Group(
+                    g.feats,
+                    g.keys[valid],
+                    g.size[valid],
+                    g.err[valid],
+                    g.maxerr[valid],
+                    g.sqerr[valid],
+                )
             )
             scores.append(_score(p, data, g.size[valid], g.err[valid]))
 
@@ -452,6 +484,17 @@ def _prune_threshold(top: list[_Entry], p: _Params) -> float:
     return min(e.score for e in top)
 
 
+def _reach_threshold(top: list[_Entry], p: _Params) -> float:
+    """Score below which no slice can enter the final top-k.
+
+    Once ``top`` holds k slices, the final k-th score is at least its lowest score; before
+    that only a positive score is needed.
+    """
+    if len(top) < p.k:
+        return 0.0
+    return min(e.score for e in top)
+
+
 def _decode(feats: tuple[int, ...], key: int, radix: np.ndarray) -> tuple[tuple[int, int], ...]:
     digits: list[tuple[int, int]] = []
     for f in reversed(feats):
@@ -471,6 +514,7 @@ class _Context:
     params: _Params
     n_columns: int  # levels seen in the data: the package's number of one-hot columns
     threshold: float  # score an upper bound must beat
+    reach: float  # score below which a slice cannot enter the final top-k
 
 
 def _candidates(ctx: _Context, prev: list[_Group], level: int) -> list[_Group]:
@@ -539,9 +583,41 @@ def _join(
     err = _min_over(used, "err", keep)
     maxerr = _min_over(used, "maxerr", keep)
     survive = _survives(ctx, _upper_bound(ctx, size, err, maxerr), size)
+    # Skipping a candidate that neither it nor any slice inside it can enter the top-k leaves
+    # the result unchanged: its descendants are exactly the candidates its absence removes.
+    bounds = [_min_over(parents, field, keep) for field in ("size", "err", "sqerr", "maxerr")]
+    reach = _reach_bound(ctx, *bounds)
+    survive &= reach >= _with_slack(ctx.reach)
     if not survive.any():
         return None
-    return _Group(feats, keys[keep][survive], size[survive], err[survive], maxerr[survive])
+    nan = np.full(int(survive.sum()), np.nan)
+    return _Group(
+        feats,
+        keys[keep][survive],
+        size[survive],
+        err[survive],
+        maxerr[survive],
+        nan,
+        reach[survive],
+    )
+
+
+def _reach_of(cand: _Group) -> np.ndarray:
+    if cand.reach is None:
+        raise AssertionError("candidates carry their reach bound")
+    return cand.reach
+
+
+def _subset(g: _Group, keep: np.ndarray) -> _Group:
+    reach = None if g.reach is None else g.reach[keep]
+    return _Group(
+        g.feats, g.keys[keep], g.size[keep], g.err[keep], g.maxerr[keep], g.sqerr[keep], reach
+    )
+
+
+def _with_slack(threshold: float) -> float:
+    """A threshold lowered by far more than the rounding in a bound, so ties stay in."""
+    return threshold - 1e-9 * max(1.0, abs(threshold))
 
 
 def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -564,6 +640,35 @@ def _survives(ctx: _Context, ub: np.ndarray, size: np.ndarray) -> np.ndarray:
         # pruned although the package returns ties with the k-th score.
         keep = (ub > threshold) & (ub > 0)
     return keep & (size >= p.min_support)
+
+
+def _reach_bound(
+    ctx: _Context, size: np.ndarray, err: np.ndarray, sqerr: np.ndarray, maxerr: np.ndarray
+) -> np.ndarray:
+    """Upper bound of the score of a candidate and of every slice inside it.
+
+    ``size``, ``err``, ``sqerr`` and ``maxerr`` bound the candidate's row count, error sum, sum
+    of squared errors and maximum error (the minima over its parents). A slice of ``s`` rows
+    inside it has an error sum of at most ``min(err, s·maxerr, sqrt(s·sqerr))`` (the last by
+    Cauchy-Schwarz), so its score is at most ``f(s)``, the score with that error sum. ``f`` is
+    the minimum of three functions of ``s``: two monotone and one with a single maximum, so
+    its maximum over ``[σ, size]`` lies at an end, where two of them cross, or at that
+    maximum.
+    """
+    p, data = ctx.params, ctx.data
+    alpha, avg, n = p.alpha, data.avg_error, float(data.n_rows)
+    sigma = float(p.min_support)
+    hi = np.maximum(size, sigma)
+    best = np.full(size.shape, -np.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        peak = (2.0 * (1.0 - alpha) * n * avg / alpha) ** 2 / sqerr  # maximum of the sqrt term
+        points = (sigma, hi, err / maxerr, err * err / sqerr, sqerr / (maxerr * maxerr), peak)
+        for point in points:
+            s = np.clip(np.where(np.isfinite(point), point, sigma), sigma, hi)
+            cap = np.minimum(np.minimum(err, s * maxerr), np.sqrt(s * sqerr))
+            score = alpha * (cap / (s * avg) - 1) - (1 - alpha) * (n / s - 1)
+            best = np.fmax(best, score)
+    return best
 
 
 def _match_prefix(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -617,7 +722,82 @@ def _upper_bound(
 # --------------------------------------------------------------------------- evaluation
 
 
-def _evaluate(data: _Data, cand: _Group, buffers: _Buffers, *, need_max: bool) -> _Group:
+def _evaluate(
+    data: _Data,
+    cand: _Group,
+    buffers: _Buffers,
+    pivots: dict[tuple[int, int], np.ndarray],
+    *,
+    need_bounds: bool,
+) -> _Group:
+    """Exact statistics of a group of candidates.
+
+    Few candidates are counted on the rows of their smallest one-predicate parent (the pivot);
+    many by grouped counting over all rows. ``pivots`` caches pivot rows within a level.
+    """
+    # Per candidate, the feature (position in cand.feats) whose predicate holds the fewest rows.
+    digits = _digits(cand.feats, cand.keys, data.radix)
+    sizes = np.stack([data.single_size[f][d] for f, d in zip(cand.feats, digits, strict=True)])
+    choice = np.argmin(sizes, axis=0)
+    pivot_rows = int(np.take_along_axis(sizes, choice[None, :], axis=0).sum())
+    # A pass over all rows costs a few operations per row and feature; the pivot path gathers
+    # each feature once per pivot and compares once per candidate.
+    if pivot_rows * 2 > data.n_rows * (len(cand.feats) + 2):
+        return _evaluate_all_rows(data, cand, buffers, need_bounds=need_bounds)
+    preds = [tuple(zip(cand.feats, col, strict=True)) for col in np.stack(digits, 1).tolist()]
+    by_pivot: dict[tuple[int, int], list[int]] = {}
+    for i, j in enumerate(choice.tolist()):
+        by_pivot.setdefault(preds[i][j], []).append(i)
+    return _evaluate_on_pivots(data, cand, preds, by_pivot, pivots)
+
+
+def _digits(feats: tuple[int, ...], keys: np.ndarray, radix: np.ndarray) -> list[np.ndarray]:
+    """Level codes of each feature in mixed-radix ``keys`` (inverse of the key encoding)."""
+    out: list[np.ndarray] = []
+    for f in reversed(feats):
+        keys, d = np.divmod(keys, int(radix[f]))
+        out.append(d)
+    return out[::-1]
+
+
+def _evaluate_on_pivots(
+    data: _Data,
+    cand: _Group,
+    preds: list[tuple[tuple[int, int], ...]],
+    by_pivot: dict[tuple[int, int], list[int]],
+    pivots: dict[tuple[int, int], np.ndarray],
+) -> _Group:
+    """Statistics of candidates from the rows of their pivot predicate.
+
+    Rows stay in ascending order, so error sums add up in the same order as ``np.bincount``
+    over all rows and agree with it to the last bit.
+    """
+    count = cand.keys.size
+    size = np.zeros(count, dtype=np.int64)
+    err, maxerr, sqerr = np.zeros(count), np.zeros(count), np.zeros(count)
+    for (f, v), members in by_pivot.items():
+        rows = pivots.get((f, v))
+        if rows is None:
+            rows = pivots[(f, v)] = np.flatnonzero(data.codes[f] == v)
+        gathered = {g: data.codes[g][rows] for g in cand.feats if g != f}
+        for i in members:
+            mask: np.ndarray | None = None
+            for g, d in preds[i]:
+                if g != f:
+                    hit = gathered[g] == d
+                    mask = hit if mask is None else np.logical_and(mask, hit, out=mask)
+            errors = data.errors[rows[mask] if mask is not None else rows]
+            size[i] = errors.size
+            if errors.size:
+                err[i] = np.cumsum(errors)[-1]  # sequential, like bincount's accumulation
+                maxerr[i] = errors.max()
+                sqerr[i] = np.dot(errors, errors)
+    return _Group(cand.feats, cand.keys, size, err, maxerr, sqerr)
+
+
+def _evaluate_all_rows(
+    data: _Data, cand: _Group, buffers: _Buffers, *, need_bounds: bool
+) -> _Group:
     """Exact statistics of a group of candidates by grouped counting over all rows."""
     space = math.prod(int(data.radix[f]) for f in cand.feats)
     row_keys = _row_keys(data, cand.feats, buffers, space)
@@ -635,14 +815,15 @@ def _evaluate(data: _Data, cand: _Group, buffers: _Buffers, *, need_max: bool) -
 
     size = np.bincount(row_keys, minlength=table_size)[index]
     err = np.bincount(row_keys, weights=data.errors, minlength=table_size)[index]
-    if need_max:
+    if need_bounds:
         table = np.zeros(table_size)
         np.maximum.at(table, row_keys, data.errors)
         maxerr = table[index]
+        sqerr = np.bincount(row_keys, weights=data.sq_errors, minlength=table_size)[index]
     else:
-        # Only parents need the maximum error; the result's slices get it at the end.
-        maxerr = np.full(index.size, np.nan)
-    return _Group(cand.feats, cand.keys, size, err, maxerr)
+        # Only parents need bounds; the result's slices get their maximum error at the end.
+        maxerr = sqerr = np.full(index.size, np.nan)
+    return _Group(cand.feats, cand.keys, size, err, maxerr, sqerr)
 
 
 def _dense_tables(space: int, n_rows: int) -> bool:
