@@ -17,10 +17,12 @@ that run alone. ``--quick`` shrinks the sizes for a smoke test.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -78,6 +80,101 @@ def as_mlci_inputs(x: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, list
     codes = {f"f{j}": x[:, j] for j in range(x.shape[1])}
     labels = {f"f{j}": list(range(card)) for j, card in enumerate(CARDINALITIES)}
     return codes, labels
+
+
+# --------------------------------------------------------------------------- the floor
+
+
+def exhaustive_top_k(
+    codes: dict[str, np.ndarray],
+    labels: dict[str, list[int]],
+    errors: np.ndarray,
+    *,
+    k: int,
+    max_level: int,
+    alpha: float,
+    min_support: float | int,
+) -> list[dict[str, Any]]:
+    """The obvious floor: count every slice of 1..max_level predicates, score all, keep top-k.
+
+    One ``np.bincount`` of sizes and one of error sums per combination of features, over
+    mixed-radix keys of all rows; no pruning. Ties with the k-th score are kept, as SliceLine
+    keeps them. The data has no missing values, so every code is a level.
+    """
+    names = list(codes)
+    columns = [np.asarray(codes[f], dtype=np.int64) for f in names]
+    radix = [len(labels[f]) for f in names]
+    n = errors.shape[0]
+    sigma = max(int(min_support * n), 1) if isinstance(min_support, float) else min_support
+    avg = float(np.mean(errors))
+    key = np.empty(n, dtype=np.int64)
+    found: list[tuple[float, tuple[int, ...], int, int, float]] = []
+    for level in range(1, max_level + 1):
+        for feats in itertools.combinations(range(len(names)), level):
+            np.copyto(key, columns[feats[0]])
+            for f in feats[1:]:
+                key *= radix[f]
+                key += columns[f]
+            space = math.prod(radix[f] for f in feats)
+            size = np.bincount(key, minlength=space)
+            err = np.bincount(key, weights=errors, minlength=space)
+            cells = np.flatnonzero((size >= sigma) & (err > 0))
+            s, e = size[cells], err[cells]
+            score = alpha * ((e / s) / avg - 1) - (1 - alpha) * (n / s - 1)
+            found.extend(
+                (float(score[i]), feats, int(cells[i]), int(s[i]), float(e[i]))
+                for i in np.flatnonzero(score > 0).tolist()
+            )
+    if len(found) > k:
+        kth = sorted((f[0] for f in found), reverse=True)[k - 1]
+        found = [f for f in found if f[0] >= kth]
+    out = []
+    for score, feats, cell, size, err in found:
+        values = []
+        for f in reversed(feats):
+            cell, v = divmod(cell, radix[f])
+            values.append(v)
+        predicates = [
+            [names[f], labels[names[f]][v]] for f, v in zip(feats, reversed(values), strict=True)
+        ]
+        out.append({"predicates": predicates, "size": size, "error_sum": err, "score": score})
+    return canonical(out)
+
+
+def canonical(slices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best first, ties by predicates: an order both methods share."""
+    return sorted(slices, key=lambda s: (-s["score"], s["predicates"]))
+
+
+def versus_floor(n_rows: int, repeats: int) -> tuple[float, float, list[dict[str, Any]], list[str]]:
+    """Median seconds of mlci and of the floor on identical data, interleaved; and agreement."""
+    x, errors = make_data(n_rows)
+    codes, labels = as_mlci_inputs(x)
+    times: dict[str, list[float]] = {"mlci": [], "floor": []}
+    results: dict[str, list[dict[str, Any]]] = {}
+    for rep in range(repeats):
+        order = ("mlci", "floor") if rep % 2 == 0 else ("floor", "mlci")
+        for which in order:
+            start = time.perf_counter()
+            if which == "mlci":
+                found = find_slices(codes, labels, errors, **PARAMS)
+                seconds = time.perf_counter() - start
+                results[which] = canonical([
+                    {"predicates": [list(p) for p in s.predicates], "size": s.size,
+                     "error_sum": s.error_sum, "score": s.score}
+                    for s in found
+                ])  # fmt: skip
+            else:
+                results[which] = exhaustive_top_k(codes, labels, errors, **PARAMS)
+                seconds = time.perf_counter() - start
+            times[which].append(seconds)
+    problems = compare(results["mlci"], results["floor"])
+    return (
+        statistics.median(times["mlci"]),
+        statistics.median(times["floor"]),
+        results["mlci"],
+        problems,
+    )
 
 
 # --------------------------------------------------------------------------- workers

@@ -39,6 +39,9 @@ DEFAULT_MIN_SUPPORT = 10
 # dense ``np.bincount`` table, which keeps memory bounded for high-cardinality combinations.
 _MAX_DENSE_KEYS = 1 << 22
 
+# Error bins of the bound that lets the search skip candidates that cannot reach the top-k.
+_N_BINS = 64
+
 
 @dataclass(frozen=True)
 class FoundSlice:
@@ -62,7 +65,9 @@ class _Data:
     codes: list[np.ndarray]
     radix: np.ndarray
     errors: np.ndarray
-    sq_errors: np.ndarray
+    # Error bins for the reach bound: per row its bin, per bin the largest error in it.
+    bins: np.ndarray
+    bin_max: np.ndarray
     n_rows: int
     avg_error: float
     # Per feature, the size of each one-predicate slice (filled by the first level).
@@ -82,7 +87,8 @@ class _Group:
     size: np.ndarray
     err: np.ndarray
     maxerr: np.ndarray
-    sqerr: np.ndarray  # sums of squared errors, for the reach bound; NaN where not needed
+    # Rows per error bin (one row per slice), for the reach bound; empty where not needed.
+    hist: np.ndarray
     # Candidates only: bound on the score of each candidate and of every slice inside it.
     reach: np.ndarray | None = None
 
@@ -275,6 +281,7 @@ def _prepare(
         )
 
     n = e.shape[0]
+    bins, bin_max = _error_bins(e)
     names: list[str] = []
     level_labels: list[list[object]] = []
     internal: list[np.ndarray] = []
@@ -308,11 +315,28 @@ def _prepare(
         codes=internal,
         radix=np.asarray(radix, dtype=np.int64),
         errors=e,
-        sq_errors=e * e,
+        bins=bins,
+        bin_max=bin_max,
         n_rows=n,
         # Same reduction as the package (np.mean), so scores agree to the last bit.
         avg_error=float(np.mean(e)),
     )
+
+
+def _error_bins(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Error bin of each row and the largest error of each bin.
+
+    The bound fills a slice from the highest bins, so those must be narrow: edges lie at
+    quantiles ``1 - 2^-j/4`` (from a strided sample), plus a few below the median.
+    """
+    sample = errors[:: max(1, errors.size // 65536)]
+    upper = 1.0 - 0.5 * 2.0 ** (-np.arange(_N_BINS - 8) / 4.0)
+    levels = np.concatenate([np.linspace(0.0, 0.5, 9)[1:-1], upper])
+    edges = np.unique(np.quantile(sample, levels))
+    bins = np.searchsorted(edges, errors, side="right").astype(np.int32)
+    bin_max = np.zeros(edges.size + 1)
+    np.maximum.at(bin_max, bins, errors)
+    return bins, bin_max
 
 
 def _check_params(
@@ -382,7 +406,7 @@ def _search(data: _Data, p: _Params) -> list[_Entry]:
         # that can no longer enter it. Merging group by group keeps the same top-k as merging
         # the level at once, since the k-th score only grows as slices are added.
         candidates.sort(key=lambda c: -float(np.max(_reach_of(c))))
-        pivots: dict[tuple[int, int], np.ndarray] = {}
+        pivots: dict[tuple[int, int], _Pivot] = {}
         prev = []
         for cand in candidates:
             reachable = _reach_of(cand) >= _with_slack(_reach_threshold(top, p))
@@ -405,14 +429,16 @@ def _level_one(data: _Data) -> tuple[list[_Group], int]:
         card = int(data.radix[f]) - 1
         size = np.bincount(c, minlength=card + 1)[:card]
         err = np.bincount(c, weights=data.errors, minlength=card + 1)[:card]
-        sqerr = np.bincount(c, weights=data.sq_errors, minlength=card + 1)[:card]
+        n_bins = data.bin_max.size
+        hist = np.bincount(c.astype(np.int64) * n_bins + data.bins, minlength=(card + 1) * n_bins)
+        hist = hist.reshape(card + 1, n_bins)[:card]
         maxerr = np.zeros(card + 1)
         np.maximum.at(maxerr, c, data.errors)
         # package: the bound uses the number of one-hot columns, i.e. levels seen in the data.
         n_columns += int(np.count_nonzero(size))
         data.single_size.append(size)
         keys = np.arange(card, dtype=np.int64)
-        groups.append(_Group((f,), keys, size, err, maxerr[:card], sqerr))
+        groups.append(_Group((f,), keys, size, err, maxerr[:card], hist))
     return groups, n_columns
 
 
@@ -442,7 +468,7 @@ def _update_top(data: _Data, p: _Params, top: list[_Entry], groups: list[_Group]
                     g.size[valid],
                     g.err[valid],
                     g.maxerr[valid],
-                    g.sqerr[valid],
+                    g.hist[valid],
                 )
             )
             scores.append(_score(p, data, g.size[valid], g.err[valid]))
@@ -585,20 +611,29 @@ def _join(
     survive = _survives(ctx, _upper_bound(ctx, size, err, maxerr), size)
     # Skipping a candidate that neither it nor any slice inside it can enter the top-k leaves
     # the result unchanged: its descendants are exactly the candidates its absence removes.
-    bounds = [_min_over(parents, field, keep) for field in ("size", "err", "sqerr", "maxerr")]
-    reach = _reach_bound(ctx, *bounds)
-    survive &= reach >= _with_slack(ctx.reach)
     if not survive.any():
         return None
-    nan = np.full(int(survive.sum()), np.nan)
+    kept = np.flatnonzero(keep)[survive]  # positions in the parents' index arrays
+    fields = [g.hist[idx[kept]] for g, idx in parents]
+    hist = np.minimum.reduce(fields)
+    reach = _reach_bound(
+        ctx,
+        _min_over_at(parents, "size", kept),
+        _min_over_at(parents, "err", kept),
+        _min_over_at(parents, "maxerr", kept),
+        hist,
+    )
+    reachable = reach >= _with_slack(ctx.reach)
+    if not reachable.any():
+        return None
     return _Group(
         feats,
-        keys[keep][survive],
-        size[survive],
-        err[survive],
-        maxerr[survive],
-        nan,
-        reach[survive],
+        keys[kept][reachable],
+        size[survive][reachable],
+        err[survive][reachable],
+        maxerr[survive][reachable],
+        hist[reachable],
+        reach[reachable],
     )
 
 
@@ -611,7 +646,7 @@ def _reach_of(cand: _Group) -> np.ndarray:
 def _subset(g: _Group, keep: np.ndarray) -> _Group:
     reach = None if g.reach is None else g.reach[keep]
     return _Group(
-        g.feats, g.keys[keep], g.size[keep], g.err[keep], g.maxerr[keep], g.sqerr[keep], reach
+        g.feats, g.keys[keep], g.size[keep], g.err[keep], g.maxerr[keep], g.hist[keep], reach
     )
 
 
@@ -643,32 +678,55 @@ def _survives(ctx: _Context, ub: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 
 def _reach_bound(
-    ctx: _Context, size: np.ndarray, err: np.ndarray, sqerr: np.ndarray, maxerr: np.ndarray
+    ctx: _Context, size: np.ndarray, err: np.ndarray, maxerr: np.ndarray, hist: np.ndarray
 ) -> np.ndarray:
     """Upper bound of the score of a candidate and of every slice inside it.
 
-    ``size``, ``err``, ``sqerr`` and ``maxerr`` bound the candidate's row count, error sum, sum
-    of squared errors and maximum error (the minima over its parents). A slice of ``s`` rows
-    inside it has an error sum of at most ``min(err, s·maxerr, sqrt(s·sqerr))`` (the last by
-    Cauchy-Schwarz), so its score is at most ``f(s)``, the score with that error sum. ``f`` is
-    the minimum of three functions of ``s``: two monotone and one with a single maximum, so
-    its maximum over ``[σ, size]`` lies at an end, where two of them cross, or at that
-    maximum.
+    ``size``, ``err`` and ``maxerr`` bound the candidate's row count, error sum and largest
+    error, and ``hist`` its rows per error bin: the minima over its parents, since a slice
+    has no more rows in any bin than each of its parents. A slice of ``s`` rows inside it has
+    an error sum of at most ``h(s) = min(err, G(s))``, where ``G(s)`` fills ``s`` rows from the
+    highest bins, each row at its bin's largest error (capped at ``maxerr``). ``h`` is
+    piecewise linear, and the score with a linear error sum is monotone in ``s``, so the
+    maximum over ``[σ, size]`` lies at an end, at a corner of ``G`` or where ``G`` meets
+    ``err``.
     """
     p, data = ctx.params, ctx.data
     alpha, avg, n = p.alpha, data.avg_error, float(data.n_rows)
     sigma = float(p.min_support)
-    hi = np.maximum(size, sigma)
-    best = np.full(size.shape, -np.inf)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        peak = (2.0 * (1.0 - alpha) * n * avg / alpha) ** 2 / sqerr  # maximum of the sqrt term
-        points = (sigma, hi, err / maxerr, err * err / sqerr, sqerr / (maxerr * maxerr), peak)
-        for point in points:
-            s = np.clip(np.where(np.isfinite(point), point, sigma), sigma, hi)
-            cap = np.minimum(np.minimum(err, s * maxerr), np.sqrt(s * sqerr))
-            score = alpha * (cap / (s * avg) - 1) - (1 - alpha) * (n / s - 1)
-            best = np.fmax(best, score)
-    return best
+    m = size.shape[0]
+    # Bins from the highest down; corners of G at the cumulative counts.
+    counts = hist[:, ::-1].astype(np.float64)
+    top = np.minimum(data.bin_max[::-1][None, :], maxerr[:, None])
+    corner_s = np.concatenate([np.zeros((m, 1)), np.cumsum(counts, axis=1)], axis=1)
+    corner_g = np.concatenate([np.zeros((m, 1)), np.cumsum(counts * top, axis=1)], axis=1)
+    hi = np.minimum(size.astype(np.float64), corner_s[:, -1])
+
+    def score(s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = alpha * (e / (s * avg) - 1) - (1 - alpha) * (n / s - 1)
+        return np.asarray(out)
+
+    def g_at(s: np.ndarray) -> np.ndarray:
+        """G at ``s`` (one point per candidate), by linear interpolation between corners."""
+        k = np.clip((corner_s <= s[:, None]).sum(axis=1) - 1, 0, counts.shape[1] - 1)
+        rows = np.arange(m)
+        return np.asarray(corner_g[rows, k] + (s - corner_s[rows, k]) * top[rows, k])
+
+    inside = (corner_s >= sigma) & (corner_s <= hi[:, None])
+    at_corners = np.where(inside, score(corner_s, np.minimum(corner_g, err[:, None])), -np.inf)
+    best = at_corners.max(axis=1, initial=-np.inf)
+    # Where G meets err: the first corner at or above err, and the segment before it.
+    k = np.clip((corner_g < err[:, None]).sum(axis=1), 1, counts.shape[1])
+    rows = np.arange(m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        meet = corner_s[rows, k - 1] + (err - corner_g[rows, k - 1]) / top[rows, k - 1]
+    meet = np.where(np.isfinite(meet), meet, sigma)
+    for point in (np.full(m, sigma), hi, meet):
+        s = np.clip(point, sigma, np.maximum(hi, sigma))
+        best = np.fmax(best, score(s, np.minimum(err, g_at(s))))
+    # No slice of σ rows fits inside: nothing here can enter the top-k.
+    return np.where(hi >= sigma, best, -np.inf)
 
 
 def _match_prefix(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -688,6 +746,13 @@ def _weights(feats: tuple[int, ...], radix: np.ndarray) -> list[int]:
     for j in range(len(feats) - 2, -1, -1):
         w[j] = w[j + 1] * int(radix[feats[j + 1]])
     return w
+
+
+def _min_over_at(
+    parents: list[tuple[_Group, np.ndarray]], field: str, at: np.ndarray
+) -> np.ndarray:
+    values = [getattr(g, field)[idx[at]] for g, idx in parents]
+    return np.asarray(np.minimum.reduce(values).astype(np.float64))
 
 
 def _min_over(parents: list[tuple[_Group, np.ndarray]], field: str, keep: np.ndarray) -> np.ndarray:
@@ -726,7 +791,7 @@ def _evaluate(
     data: _Data,
     cand: _Group,
     buffers: _Buffers,
-    pivots: dict[tuple[int, int], np.ndarray],
+    pivots: dict[tuple[int, int], _Pivot],
     *,
     need_bounds: bool,
 ) -> _Group:
@@ -765,34 +830,90 @@ def _evaluate_on_pivots(
     cand: _Group,
     preds: list[tuple[tuple[int, int], ...]],
     by_pivot: dict[tuple[int, int], list[int]],
-    pivots: dict[tuple[int, int], np.ndarray],
+    pivots: dict[tuple[int, int], _Pivot],
 ) -> _Group:
-    """Statistics of candidates from the rows of their pivot predicate.
+    """Statistics of candidates by grouped counting over the rows of their pivot predicate.
 
     Rows stay in ascending order, so error sums add up in the same order as ``np.bincount``
     over all rows and agree with it to the last bit.
     """
     count = cand.keys.size
     size = np.zeros(count, dtype=np.int64)
-    err, maxerr, sqerr = np.zeros(count), np.zeros(count), np.zeros(count)
+    err, maxerr = np.zeros(count), np.zeros(count)
+    n_bins = data.bin_max.size
+    hist = np.zeros((count, n_bins), dtype=np.int64)
     for (f, v), members in by_pivot.items():
-        rows = pivots.get((f, v))
-        if rows is None:
-            rows = pivots[(f, v)] = np.flatnonzero(data.codes[f] == v)
-        gathered = {g: data.codes[g][rows] for g in cand.feats if g != f}
-        for i in members:
-            mask: np.ndarray | None = None
-            for g, d in preds[i]:
-                if g != f:
-                    hit = gathered[g] == d
-                    mask = hit if mask is None else np.logical_and(mask, hit, out=mask)
-            errors = data.errors[rows[mask] if mask is not None else rows]
-            size[i] = errors.size
-            if errors.size:
-                err[i] = np.cumsum(errors)[-1]  # sequential, like bincount's accumulation
-                maxerr[i] = errors.max()
-                sqerr[i] = np.dot(errors, errors)
-    return _Group(cand.feats, cand.keys, size, err, maxerr, sqerr)
+        pivot = pivots.get((f, v))
+        if pivot is None:
+            pivot = pivots[(f, v)] = _Pivot.of(data, f, v)
+        others = [g for g in cand.feats if g != f]
+        space = math.prod(int(data.radix[g]) for g in others)
+        if space * n_bins > _MAX_DENSE_KEYS:
+            _evaluate_by_masks(data, pivot, others, preds, members, (size, err, maxerr, hist))
+            continue
+        key = data.codes[others[0]][pivot.rows].astype(np.int64)
+        for g in others[1:]:
+            key *= int(data.radix[g])
+            key += data.codes[g][pivot.rows]
+        cells = np.array([_local_key(data, preds[i], others) for i in members], dtype=np.int64)
+        err[members] = np.bincount(key, weights=pivot.errors, minlength=space)[cells]
+        flat = np.bincount(key * n_bins + pivot.bins, minlength=space * n_bins)
+        hist[members] = flat.reshape(space, n_bins)[cells]
+        for i, cell in zip(members, cells.tolist(), strict=True):
+            nonempty = np.flatnonzero(hist[i])
+            if nonempty.size:
+                # The largest error lies in the highest bin the slice has rows in.
+                top = nonempty[-1]
+                maxerr[i] = pivot.errors[(pivot.bins == top) & (key == cell)].max()
+    size = hist.sum(axis=1)
+    return _Group(cand.feats, cand.keys, size, err, maxerr, hist)
+
+
+@dataclass
+class _Pivot:
+    """Rows (ascending) of a one-predicate slice, with their errors and error bins."""
+
+    rows: np.ndarray
+    errors: np.ndarray
+    bins: np.ndarray
+
+    @staticmethod
+    def of(data: _Data, feature: int, level: int) -> _Pivot:
+        rows = np.flatnonzero(data.codes[feature] == level)
+        return _Pivot(rows, data.errors[rows], data.bins[rows])
+
+
+def _local_key(data: _Data, preds: tuple[tuple[int, int], ...], feats: list[int]) -> int:
+    """Mixed-radix key of a candidate's levels over ``feats`` (a subset of its features)."""
+    levels = dict(preds)
+    key = 0
+    for g in feats:
+        key = key * int(data.radix[g]) + levels[g]
+    return key
+
+
+def _evaluate_by_masks(
+    data: _Data,
+    pivot: _Pivot,
+    others: list[int],
+    preds: list[tuple[tuple[int, int], ...]],
+    members: list[int],
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Candidates one by one on their pivot's rows, for combinations too wide for tables."""
+    size, err, maxerr, hist = out
+    gathered = {g: data.codes[g][pivot.rows] for g in others}
+    for i in members:
+        levels = dict(preds[i])
+        mask = np.ones(pivot.rows.size, dtype=bool)
+        for g in others:
+            mask &= gathered[g] == levels[g]
+        errors = pivot.errors[mask]
+        size[i] = errors.size
+        if errors.size:
+            err[i] = np.cumsum(errors)[-1]  # sequential, like bincount's accumulation
+            maxerr[i] = errors.max()
+            hist[i] = np.bincount(pivot.bins[mask], minlength=hist.shape[1])
 
 
 def _evaluate_all_rows(
@@ -819,11 +940,23 @@ def _evaluate_all_rows(
         table = np.zeros(table_size)
         np.maximum.at(table, row_keys, data.errors)
         maxerr = table[index]
-        sqerr = np.bincount(row_keys, weights=data.sq_errors, minlength=table_size)[index]
+        hist = _bin_counts(data, row_keys, index, table_size)
     else:
         # Only parents need bounds; the result's slices get their maximum error at the end.
-        maxerr = sqerr = np.full(index.size, np.nan)
-    return _Group(cand.feats, cand.keys, size, err, maxerr, sqerr)
+        maxerr = np.full(index.size, np.nan)
+        hist = np.zeros((index.size, 0), dtype=np.int64)
+    return _Group(cand.feats, cand.keys, size, err, maxerr, hist)
+
+
+def _bin_counts(
+    data: _Data, row_keys: np.ndarray, index: np.ndarray, table_size: int
+) -> np.ndarray:
+    """Rows per error bin of the slices at ``index`` of a grouped-counting table."""
+    n_bins, count = data.bin_max.size, index.size
+    position = np.full(table_size, count, dtype=np.int64)  # rows of other slices: a spare
+    position[index] = np.arange(count)
+    flat = np.bincount(position[row_keys] * n_bins + data.bins, minlength=(count + 1) * n_bins)
+    return flat.reshape(count + 1, n_bins)[:count]
 
 
 def _dense_tables(space: int, n_rows: int) -> bool:
