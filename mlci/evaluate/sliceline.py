@@ -857,14 +857,15 @@ def _evaluate_on_pivots(
             key += data.codes[g][pivot.rows]
         cells = np.array([_local_key(data, preds[i], others) for i in members], dtype=np.int64)
         err[members] = np.bincount(key, weights=pivot.errors, minlength=space)[cells]
-        flat = np.bincount(key * n_bins + pivot.bins, minlength=space * n_bins)
+        key *= n_bins
+        key += pivot.bins  # now the key of (slice, error bin)
+        flat = np.bincount(key, minlength=space * n_bins)
         hist[members] = flat.reshape(space, n_bins)[cells]
         for i, cell in zip(members, cells.tolist(), strict=True):
             nonempty = np.flatnonzero(hist[i])
             if nonempty.size:
                 # The largest error lies in the highest bin the slice has rows in.
-                top = nonempty[-1]
-                maxerr[i] = pivot.errors[(pivot.bins == top) & (key == cell)].max()
+                maxerr[i] = pivot.errors[key == cell * n_bins + nonempty[-1]].max()
     size = hist.sum(axis=1)
     return _Group(cand.feats, cand.keys, size, err, maxerr, hist)
 
