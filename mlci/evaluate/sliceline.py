@@ -41,6 +41,7 @@ _MAX_DENSE_KEYS = 1 << 22
 
 # Error bins of the bound that lets the search skip candidates that cannot reach the top-k.
 _N_BINS = 64
+_GRID = 1 << 16  # cells of the uniform grid that assigns rows to error bins
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ def _prepare(
     internal: list[np.ndarray] = []
     radix: list[int] = []
     for name, column in codes.items():
-        c = np.ascontiguousarray(column)  # columns of a row-major matrix are strided
+        c = np.asarray(column)
         lab = list(labels[name])
         if c.ndim != 1 or c.shape[0] != n:
             raise ValueError(
@@ -297,6 +298,9 @@ def _prepare(
         if c.dtype.kind not in "iu":
             raise ValueError(f"codes[{name!r}] must hold integers, got dtype {c.dtype}")
         card = len(lab)
+        # One contiguous copy (columns of a row-major matrix are strided); int32 as is, other
+        # integer types after the range check so that casting cannot wrap.
+        c = c.astype(np.int32) if c.dtype == np.int32 else np.ascontiguousarray(c)
         lo, hi = int(c.min()), int(c.max())
         if lo < -1 or hi >= card:
             raise ValueError(
@@ -304,7 +308,7 @@ def _prepare(
             )
         names.append(str(name))
         level_labels.append(lab)
-        code = c.astype(np.int32)
+        code = c if c.dtype == np.int32 else c.astype(np.int32)
         if lo < 0:
             code[code < 0] = card
         internal.append(code)
@@ -327,13 +331,19 @@ def _error_bins(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Error bin of each row and the largest error of each bin.
 
     The bound fills a slice from the highest bins, so those must be narrow: edges lie at
-    quantiles ``1 - 2^-j/4`` (from a strided sample), plus a few below the median.
+    quantiles ``1 - 2^-j/4`` (from a strided sample), plus a few below the median. Rows are
+    binned through a fine uniform grid (binary search per row costs more than the search);
+    any binning keeps the bound valid, as each bin's largest error is exact.
     """
     sample = errors[:: max(1, errors.size // 65536)]
     upper = 1.0 - 0.5 * 2.0 ** (-np.arange(_N_BINS - 8) / 4.0)
     levels = np.concatenate([np.linspace(0.0, 0.5, 9)[1:-1], upper])
     edges = np.unique(np.quantile(sample, levels))
-    bins = np.searchsorted(edges, errors, side="right").astype(np.int32)
+    top = float(errors.max())
+    scale = _GRID / top if top > 0 else 0.0
+    cell = np.minimum((errors * scale).astype(np.int32), _GRID - 1)
+    lookup = np.searchsorted(edges, np.arange(_GRID) / scale if scale else np.zeros(_GRID), "right")
+    bins = lookup.astype(np.int32)[cell]
     bin_max = np.zeros(edges.size + 1)
     np.maximum.at(bin_max, bins, errors)
     return bins, bin_max
@@ -391,7 +401,7 @@ def _search(data: _Data, p: _Params) -> list[_Entry]:
     """Level-wise lattice search; returns the top-k entries, best first."""
     n_features = len(data.names)
     last_level = min(n_features, p.max_level)
-    groups, n_columns = _level_one(data)
+    groups, n_columns = _level_one(data, p)
 
     top: list[_Entry] = []
     prev = _update_top(data, p, top, groups)
@@ -421,25 +431,61 @@ def _search(data: _Data, p: _Params) -> list[_Entry]:
     return sorted(top, key=cmp_to_key(_compare))
 
 
-def _level_one(data: _Data) -> tuple[list[_Group], int]:
+def _level_one(data: _Data, p: _Params) -> tuple[list[_Group], int]:
     """Statistics of all one-predicate slices, and the number of observed levels."""
     groups: list[_Group] = []
     n_columns = 0
+    n_bins = data.bin_max.size
+    high = _high_rows(data)
     for f, c in enumerate(data.codes):
         card = int(data.radix[f]) - 1
-        size = np.bincount(c, minlength=card + 1)[:card]
         err = np.bincount(c, weights=data.errors, minlength=card + 1)[:card]
-        n_bins = data.bin_max.size
-        hist = np.bincount(c.astype(np.int64) * n_bins + data.bins, minlength=(card + 1) * n_bins)
-        hist = hist.reshape(card + 1, n_bins)[:card]
-        maxerr = np.zeros(card + 1)
-        np.maximum.at(maxerr, c, data.errors)
+        key = c * n_bins
+        key += data.bins
+        hist = np.bincount(key, minlength=(card + 1) * n_bins).reshape(card + 1, n_bins)[:card]
+        size = hist.sum(axis=1)
         # package: the bound uses the number of one-hot columns, i.e. levels seen in the data.
         n_columns += int(np.count_nonzero(size))
         data.single_size.append(size)
         keys = np.arange(card, dtype=np.int64)
-        groups.append(_Group((f,), keys, size, err, maxerr[:card], hist))
+        maxerr = _single_max_errors(data, f, hist, high, size >= p.min_support)
+        groups.append(_Group((f,), keys, size, err, maxerr, hist))
     return groups, n_columns
+
+
+def _high_rows(data: _Data) -> tuple[int, np.ndarray]:
+    """The lowest of the top error bins that hold about 3% of the rows, and their rows."""
+    per_bin = np.bincount(data.bins, minlength=data.bin_max.size)
+    above = np.cumsum(per_bin[::-1])[::-1]  # rows in this bin and all higher ones
+    low = int(np.argmax(above <= max(data.n_rows // 32, 1))) if above[-1] else 0
+    if above[low] > max(data.n_rows // 32, 1):
+        low = data.bin_max.size - 1
+    return low, np.flatnonzero(data.bins >= low)
+
+
+def _single_max_errors(
+    data: _Data, f: int, hist: np.ndarray, high: tuple[int, np.ndarray], wanted: np.ndarray
+) -> np.ndarray:
+    """Largest error of each level of feature ``f`` that may become a parent (``wanted``).
+
+    A level with rows in the top bins has its largest error among them, so few rows are
+    scanned; the rest of the wanted levels are scanned on their own. Other levels are never
+    read (NaN).
+    """
+    low, rows = high
+    card = hist.shape[0]
+    table = np.zeros(card + 1)
+    np.maximum.at(table, data.codes[f][rows], data.errors[rows])
+    maxerr = np.where(hist[:, low:].any(axis=1), table[:card], np.nan)
+    missing = np.flatnonzero(wanted & np.isnan(maxerr))
+    if missing.size > 8:
+        table = np.zeros(card + 1)
+        np.maximum.at(table, data.codes[f], data.errors)
+        maxerr[missing] = table[missing]
+    else:
+        for level in missing.tolist():
+            maxerr[level] = data.errors[data.codes[f] == level].max()
+    return maxerr
 
 
 def _score(p: _Params, data: _Data, size: np.ndarray, err: np.ndarray) -> np.ndarray:
