@@ -41,6 +41,7 @@ _MAX_DENSE_KEYS = 1 << 22
 
 # Error bins of the bound that lets the search skip candidates that cannot reach the top-k.
 _N_BINS = 64
+_BLOCK = 2048  # candidates per block of the reach bound
 _GRID = 1 << 16  # cells of the uniform grid that assigns rows to error bins
 
 
@@ -601,14 +602,36 @@ def _candidates(ctx: _Context, prev: list[_Group], level: int) -> list[_Group]:
     for feats in by_feats:
         by_prefix.setdefault(feats[:-1], []).append(feats[-1])
 
-    out: list[_Group] = []
+    joined: list[tuple[_Group, np.ndarray]] = []
     for prefix, lasts in by_prefix.items():
         lasts.sort()
         for i, fa in enumerate(lasts):
             for fb in lasts[i + 1 :]:
                 cand = _join(ctx, by_feats, prefix, fa, fb, level)
                 if cand is not None:
-                    out.append(cand)
+                    joined.append(cand)
+    if not joined:
+        return []
+
+    # Skipping a candidate that neither it nor any slice inside it can enter the top-k leaves
+    # the result unchanged: its descendants are exactly the candidates its absence removes.
+    # One bound computation for the whole level; per group it would cost more in overhead.
+    bounds = np.concatenate([b for _, b in joined], axis=1)
+    hist = np.concatenate([g.hist for g, _ in joined])
+    # In blocks, so that the bound's temporaries stay in cache.
+    blocks = [slice(i, i + _BLOCK) for i in range(0, hist.shape[0], _BLOCK)]
+    reach = np.concatenate(
+        [_reach_bound(ctx, bounds[0, b], bounds[1, b], bounds[2, b], hist[b]) for b in blocks]
+    )
+    out: list[_Group] = []
+    start = 0
+    for g, _ in joined:
+        stop = start + g.keys.size
+        g.reach = reach[start:stop]
+        start = stop
+        reachable = g.reach >= _with_slack(ctx.reach)
+        if reachable.any():
+            out.append(_subset(g, reachable))
     return out
 
 
@@ -619,8 +642,13 @@ def _join(
     fa: int,
     fb: int,
     level: int,
-) -> _Group | None:
-    """Candidates over ``prefix + (fa, fb)`` whose parents are all valid and bound survives."""
+) -> tuple[_Group, np.ndarray] | None:
+    """Candidates over ``prefix + (fa, fb)`` whose parents are all valid and bound survives.
+
+    Returns them with the package's bounds as statistics, the minimum over all parents of
+    their bin counts as ``hist``, and the minima over all parents of size, error sum and
+    largest error (rows of an array), from which the search bounds what they can reach.
+    """
     radix, p = ctx.data.radix, ctx.params
     a, b = by_feats[prefix + (fa,)], by_feats[prefix + (fb,)]
     rb = int(radix[fb])
@@ -655,32 +683,13 @@ def _join(
     err = _min_over(used, "err", keep)
     maxerr = _min_over(used, "maxerr", keep)
     survive = _survives(ctx, _upper_bound(ctx, size, err, maxerr), size)
-    # Skipping a candidate that neither it nor any slice inside it can enter the top-k leaves
-    # the result unchanged: its descendants are exactly the candidates its absence removes.
     if not survive.any():
         return None
     kept = np.flatnonzero(keep)[survive]  # positions in the parents' index arrays
-    fields = [g.hist[idx[kept]] for g, idx in parents]
-    hist = np.minimum.reduce(fields)
-    reach = _reach_bound(
-        ctx,
-        _min_over_at(parents, "size", kept),
-        _min_over_at(parents, "err", kept),
-        _min_over_at(parents, "maxerr", kept),
-        hist,
-    )
-    reachable = reach >= _with_slack(ctx.reach)
-    if not reachable.any():
-        return None
-    return _Group(
-        feats,
-        keys[kept][reachable],
-        size[survive][reachable],
-        err[survive][reachable],
-        maxerr[survive][reachable],
-        hist[reachable],
-        reach[reachable],
-    )
+    hist = np.minimum.reduce([g.hist[idx[kept]] for g, idx in parents])
+    bounds = np.stack([_min_over_at(parents, field, kept) for field in ("size", "err", "maxerr")])
+    cand = _Group(feats, keys[kept], size[survive], err[survive], maxerr[survive], hist)
+    return cand, bounds
 
 
 def _reach_of(cand: _Group) -> np.ndarray:
