@@ -860,15 +860,22 @@ def _evaluate(
     sizes = np.stack([data.single_size[f][d] for f, d in zip(cand.feats, digits, strict=True)])
     choice = np.argmin(sizes, axis=0)
     pivot_rows = int(np.take_along_axis(sizes, choice[None, :], axis=0).sum())
-    # A pass over all rows costs a few operations per row and feature; the pivot path gathers
-    # each feature once per pivot and compares once per candidate.
-    if pivot_rows * 2 > data.n_rows * (len(cand.feats) + 2):
+    if not _pivots_pay(pivot_rows, data.n_rows, len(cand.feats)):
         return _evaluate_all_rows(data, cand, buffers, need_bounds=need_bounds)
     preds = [tuple(zip(cand.feats, col, strict=True)) for col in np.stack(digits, 1).tolist()]
     by_pivot: dict[tuple[int, int], list[int]] = {}
     for i, j in enumerate(choice.tolist()):
         by_pivot.setdefault(preds[i][j], []).append(i)
     return _evaluate_on_pivots(data, cand, preds, by_pivot, pivots)
+
+
+def _pivots_pay(pivot_rows: int, n_rows: int, n_feats: int) -> bool:
+    """Whether counting on pivot rows costs less than grouped counting over all rows.
+
+    A pass over all rows builds a key from every feature and counts; a pivot costs about
+    twice as much per row, but only its own rows.
+    """
+    return pivot_rows * 2 <= n_rows * (n_feats + 2)
 
 
 def _digits(feats: tuple[int, ...], keys: np.ndarray, radix: np.ndarray) -> list[np.ndarray]:
