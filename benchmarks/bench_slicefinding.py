@@ -1,17 +1,27 @@
-"""Benchmark mlci's SliceLine against the ``sliceline`` package.
+"""Benchmark mlci's SliceLine against the obvious floor and the ``sliceline`` package.
 
-Run ``python benchmarks/bench_slicefinding.py``. It
+Run ``python benchmarks/bench_slicefinding.py``. On 1,000,000 rows (12 categorical features
+with 2 to 50 Zipf-distributed levels, a few planted problem slices; top 10, max level 3,
+alpha 0.95, minimum support 1%) it
 
-1. times ``mlci.evaluate.sliceline.find_slices`` on 1,000,000 rows (12 categorical features with
-   2 to 50 levels, a few planted problem slices, max level 3, top 10), and measures its peak
-   memory in a separate process;
-2. runs the ``sliceline`` package on the same data at increasing sizes until one run takes
+1. times ``mlci.evaluate.sliceline.find_slices`` against the floor, exhaustive counting: one
+   ``np.bincount`` of sizes and one of error sums for every single feature, pair and triple
+   of features, every slice scored, the same top-k kept. Both run on identical data in this
+   process, interleaved, five times each (the order alternating); it prints the medians and
+   floor/mlci, and checks that both return the same slices, sizes, error sums and scores;
+2. measures mlci's time and peak memory in a separate process, also with the package's
+   default minimum support of 10 rows;
+3. runs the ``sliceline`` package on the same data at increasing sizes until one run takes
    longer than the time budget (or fails, e.g. runs out of memory) or 1,000,000 rows finish;
-3. at the largest size the package finished, times both on identical data, checks that the top
+4. at the largest size the package finished, times both on identical data, checks that the top
    slices agree and prints the speed ratio.
 
-Every timed run happens in its own subprocess so that peak memory (``ru_maxrss``) belongs to
-that run alone. ``--quick`` shrinks the sizes for a smoke test.
+Every run of steps 2 to 4 happens in its own subprocess so that peak memory (``ru_maxrss``)
+belongs to that run alone. ``--no-package`` stops after step 2; ``--quick`` shrinks the sizes
+for a smoke test (100,000 rows).
+
+Measured on 2 shared cores (Python 3.11, numpy 2.4): mlci 0.40 s against the floor's 1.25 s
+at 1,000,000 rows (3.1x), peak RSS 230 MB.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ PACKAGE_BUDGET_S = 150.0  # stop growing the package's input after a run this lo
 PACKAGE_TIMEOUT_S = 600.0  # hard stop for a single package run
 PACKAGE_MEMORY_LIMIT = 16 * 2**30  # address-space cap so a runaway run fails, not the machine
 TARGET_SECONDS, TARGET_RSS_MB, TARGET_RATIO = 5.0, 1536.0, 10.0
+TARGET_FLOOR_RATIO = 3.0  # the floor's time over mlci's
+FLOOR_REPEATS = 5
 
 
 # --------------------------------------------------------------------------- data
@@ -83,6 +95,9 @@ def as_mlci_inputs(x: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, list
 
 
 # --------------------------------------------------------------------------- the floor
+
+
+FLOOR_NAME = "exhaustive bincount, levels 1-3"
 
 
 def exhaustive_top_k(
@@ -309,7 +324,7 @@ def fmt_row(cols: list[str], widths: list[int]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def main(quick: bool) -> int:
+def main(quick: bool, with_package: bool) -> int:
     rows = 100_000 if quick else ROWS
     sizes = (5_000, 10_000, 20_000) if quick else PACKAGE_SIZES
     budget = 20.0 if quick else PACKAGE_BUDGET_S
@@ -318,6 +333,20 @@ def main(quick: bool) -> int:
     print(
         f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, numpy {np.__version__}"
     )
+    print()
+
+    t_mlci, t_floor, _, problems = versus_floor(rows, FLOOR_REPEATS)
+    ratio = t_floor / t_mlci
+    print(f"against the floor ({FLOOR_NAME}) at {rows:,} rows, {FLOOR_REPEATS} runs each, "
+          "interleaved, medians:")  # fmt: skip
+    print(f"  mlci {t_mlci:.3f} s, floor {t_floor:.3f} s -> floor/mlci = {ratio:.2f}x "
+          f"(target >= {TARGET_FLOOR_RATIO:.0f}x: {'met' if ratio >= TARGET_FLOOR_RATIO else 'MISSED'})")  # fmt: skip
+    if problems:
+        print("  top slices DISAGREE with the floor:")
+        for p in problems:
+            print(f"    {p}")
+        return 1
+    print("  same top slices as the floor: predicates, sizes, error sums and scores")
     print()
 
     ours = in_subprocess("ours", rows, timeout=PACKAGE_TIMEOUT_S)
@@ -336,6 +365,8 @@ def main(quick: bool) -> int:
         print(f"  with min_support={DEFAULT_MIN_SUPPORT} (the package's default; far more candidates "
               f"survive): {tiny.result['seconds']:.2f} s, peak RSS {tiny.result['peak_rss_mb']:.0f} MB")  # fmt: skip
     print()
+    if not with_package:
+        return 0
 
     print("sliceline package (as `pip install sliceline` installs it) at increasing sizes:")
     widths = [10, 12, 12, 14, 9, 10]
@@ -387,6 +418,9 @@ def main(quick: bool) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument(
+        "--no-package", action="store_true", help="skip the (slow) sliceline package comparison"
+    )
     parser.add_argument("--worker", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -395,4 +429,4 @@ if __name__ == "__main__":
         result = run_ours(n, support) if which == "ours" else run_package(n)
         print(json.dumps(result))
         sys.exit(0)
-    sys.exit(main(args.quick))
+    sys.exit(main(args.quick, not args.no_package))

@@ -344,7 +344,7 @@ def _error_bins(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = _GRID / top if top > 0 else 0.0
     cell = np.minimum((errors * scale).astype(np.int32), _GRID - 1)
     lookup = np.searchsorted(edges, np.arange(_GRID) / scale if scale else np.zeros(_GRID), "right")
-    bins = lookup.astype(np.int32)[cell]
+    bins = lookup.astype(np.uint8)[cell]  # at most _N_BINS + 1 bins
     bin_max = np.zeros(edges.size + 1)
     np.maximum.at(bin_max, bins, errors)
     return bins, bin_max
@@ -942,7 +942,7 @@ class _Pivot:
 
     @staticmethod
     def of(data: _Data, feature: int, level: int) -> _Pivot:
-        rows = np.flatnonzero(data.codes[feature] == level)
+        rows = np.flatnonzero(data.codes[feature] == level)  # intp: gathers convert others
         return _Pivot(rows, data.errors[rows], data.bins[rows])
 
 
