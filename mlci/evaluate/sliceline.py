@@ -749,38 +749,39 @@ def _reach_bound(
     p, data = ctx.params, ctx.data
     alpha, avg, n = p.alpha, data.avg_error, float(data.n_rows)
     sigma = float(p.min_support)
-    m = size.shape[0]
-    # Bins from the highest down; corners of G at the cumulative counts.
-    counts = hist[:, ::-1].astype(np.float64)
+    m, n_bins = hist.shape
+    # The score as (c1·e − c2)/s + c3; it rounds differently from the package's expression,
+    # by far less than the slack of the comparison.
+    c1, c2, c3 = alpha / avg, (1 - alpha) * n, 1 - 2 * alpha
+    # Bins from the highest down; corners of G at the cumulative counts (corner 0 at s = 0).
     top = np.minimum(data.bin_max[::-1][None, :], maxerr[:, None])
-    corner_s = np.concatenate([np.zeros((m, 1)), np.cumsum(counts, axis=1)], axis=1)
-    corner_g = np.concatenate([np.zeros((m, 1)), np.cumsum(counts * top, axis=1)], axis=1)
+    corner_s = np.zeros((m, n_bins + 1))
+    np.cumsum(hist[:, ::-1], axis=1, out=corner_s[:, 1:])
+    corner_g = np.zeros((m, n_bins + 1))
+    np.cumsum(hist[:, ::-1] * top, axis=1, out=corner_g[:, 1:])
     hi = np.minimum(size.astype(np.float64), corner_s[:, -1])
-
-    def score(s: np.ndarray, e: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = alpha * (e / (s * avg) - 1) - (1 - alpha) * (n / s - 1)
-        return np.asarray(out)
+    rows = np.arange(m)
 
     def g_at(s: np.ndarray) -> np.ndarray:
         """G at ``s`` (one point per candidate), by linear interpolation between corners."""
-        k = np.clip((corner_s <= s[:, None]).sum(axis=1) - 1, 0, counts.shape[1] - 1)
-        rows = np.arange(m)
+        k = np.clip((corner_s <= s[:, None]).sum(axis=1) - 1, 0, n_bins - 1)
         return np.asarray(corner_g[rows, k] + (s - corner_s[rows, k]) * top[rows, k])
 
-    inside = (corner_s >= sigma) & (corner_s <= hi[:, None])
-    at_corners = np.where(inside, score(corner_s, np.minimum(corner_g, err[:, None])), -np.inf)
-    best = at_corners.max(axis=1, initial=-np.inf)
-    # Where G meets err: the first corner at or above err, and the segment before it.
-    k = np.clip((corner_g < err[:, None]).sum(axis=1), 1, counts.shape[1])
-    rows = np.arange(m)
     with np.errstate(divide="ignore", invalid="ignore"):
+        numerator = np.minimum(corner_g, err[:, None])
+        numerator *= c1
+        numerator -= c2
+        numerator /= corner_s
+        outside = (corner_s < sigma) | (corner_s > hi[:, None])
+        numerator[outside] = -np.inf
+        best = numerator.max(axis=1) + c3
+        # Where G meets err: the first corner at or above err, and the segment before it.
+        k = np.clip((corner_g < err[:, None]).sum(axis=1), 1, n_bins)
         meet = corner_s[rows, k - 1] + (err - corner_g[rows, k - 1]) / top[rows, k - 1]
-    meet = np.where(np.isfinite(meet), meet, sigma)
-    for point in (np.full(m, sigma), hi, meet):
-        s = np.clip(point, sigma, np.maximum(hi, sigma))
-        best = np.fmax(best, score(s, np.minimum(err, g_at(s))))
-    # No slice of σ rows fits inside: nothing here can enter the top-k.
+        meet = np.where(np.isfinite(meet), meet, sigma)
+        for point in (np.full(m, sigma), hi, meet):
+            s = np.clip(point, sigma, np.maximum(hi, sigma))
+            best = np.fmax(best, (c1 * np.minimum(err, g_at(s)) - c2) / s + c3)
     return np.where(hi >= sigma, best, -np.inf)
 
 
