@@ -17,10 +17,21 @@ Results agree with the ``sliceline`` package (DataDome, PyPI), which follows the
 reference implementation; where that package departs from the paper we follow the package,
 so that both return the same top-k, and say so in a comment (look for "package:").
 
-Instead of sparse matrix products, candidates are evaluated by grouped counting: for every
-combination of features that has candidates, the per-row level codes are combined into a
-mixed-radix key and ``np.bincount`` yields the sizes and error sums of all slices of that
-combination in one pass, from which the candidates are read off.
+Beyond the package's pruning, a candidate is skipped when neither it nor any slice inside it
+can reach the top-k: rows per error bin only shrink from a slice to the slices inside it, so
+the minimum over a candidate's parents bounds the error sum of any ``s`` rows inside it (fill
+them from the highest bins). Skipped candidates only remove their own descendants, so the
+result is unchanged; combinations are evaluated most promising first, so the k-th score
+rises early. On 12 Zipf-distributed features at 1% support the package's bound keeps
+candidates in every pair and triple of features; this bound keeps about 160 of 19,720 pair
+candidates and 10 of 5,766 triple candidates.
+
+Instead of sparse matrix products, candidates are evaluated by grouped counting: per
+combination of features, the level codes are combined into a mixed-radix key and
+``np.bincount`` yields sizes and error sums of all its slices in one pass over all rows, or,
+for few candidates, only over the rows of each candidate's smallest one-predicate parent.
+Rows are always visited in ascending order, so error sums agree with the package's to the
+last bit.
 """
 
 from __future__ import annotations
