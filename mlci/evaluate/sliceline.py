@@ -100,7 +100,8 @@ class _Group:
     size: np.ndarray
     err: np.ndarray
     maxerr: np.ndarray
-    # Rows per error bin (one row per slice), for the reach bound; empty where not needed.
+    # Rows per error bin (int32, one row per slice), for the reach bound; no columns where
+    # not needed (the last level, candidates once bounded).
     hist: np.ndarray
     # Candidates only: bound on the score of each candidate and of every slice inside it.
     reach: np.ndarray | None = None
@@ -454,8 +455,9 @@ def _level_one(data: _Data, p: _Params) -> tuple[list[_Group], int]:
         err = np.bincount(c, weights=data.errors, minlength=card + 1)[:card]
         key = c * n_bins
         key += data.bins
-        hist = np.bincount(key, minlength=(card + 1) * n_bins).reshape(card + 1, n_bins)[:card]
-        size = hist.sum(axis=1)
+        flat = np.bincount(key, minlength=(card + 1) * n_bins).astype(np.int32)
+        hist = flat.reshape(card + 1, n_bins)[:card]
+        size = hist.sum(axis=1, dtype=np.int64)
         # package: the bound uses the number of one-hot columns, i.e. levels seen in the data.
         n_columns += int(np.count_nonzero(size))
         data.single_size.append(size)
@@ -613,32 +615,40 @@ def _candidates(ctx: _Context, prev: list[_Group], level: int) -> list[_Group]:
     for feats in by_feats:
         by_prefix.setdefault(feats[:-1], []).append(feats[-1])
 
-    joined: list[tuple[_Group, np.ndarray]] = []
+    out: list[_Group] = []
+    pending: list[tuple[_Group, np.ndarray]] = []
     for prefix, lasts in by_prefix.items():
         lasts.sort()
         for i, fa in enumerate(lasts):
             for fb in lasts[i + 1 :]:
                 cand = _join(ctx, by_feats, prefix, fa, fb, level)
                 if cand is not None:
-                    joined.append(cand)
+                    pending.append(cand)
+                if sum(g.keys.size for g, _ in pending) >= _BLOCK:
+                    out.extend(_reachable(ctx, pending))
+                    pending = []
+    out.extend(_reachable(ctx, pending))
+    return out
+
+
+def _reachable(ctx: _Context, joined: list[tuple[_Group, np.ndarray]]) -> list[_Group]:
+    """The joined candidates that may reach the top-k, with their reach bounds.
+
+    Skipping a candidate that neither it nor any slice inside it can enter the top-k leaves
+    the result unchanged: its descendants are exactly the candidates its absence removes.
+    Joins are bounded together, in blocks of about ``_BLOCK`` candidates: one call per join
+    costs more in overhead than in arithmetic, one call per level leaves the cache.
+    """
     if not joined:
         return []
-
-    # Skipping a candidate that neither it nor any slice inside it can enter the top-k leaves
-    # the result unchanged: its descendants are exactly the candidates its absence removes.
-    # One bound computation for the whole level; per group it would cost more in overhead.
     bounds = np.concatenate([b for _, b in joined], axis=1)
     hist = np.concatenate([g.hist for g, _ in joined])
-    # In blocks, so that the bound's temporaries stay in cache.
-    blocks = [slice(i, i + _BLOCK) for i in range(0, hist.shape[0], _BLOCK)]
-    reach = np.concatenate(
-        [_reach_bound(ctx, bounds[0, b], bounds[1, b], bounds[2, b], hist[b]) for b in blocks]
-    )
+    reach = _reach_bound(ctx, bounds[0], bounds[1], bounds[2], hist)
     out: list[_Group] = []
     start = 0
     for g, _ in joined:
         stop = start + g.keys.size
-        g.reach = reach[start:stop]
+        g.reach, g.hist = reach[start:stop], hist[start:stop, :0]  # bin counts no longer needed
         start = stop
         reachable = g.reach >= _with_slack(ctx.reach)
         if reachable.any():
@@ -915,7 +925,7 @@ def _evaluate_on_pivots(
     size = np.zeros(count, dtype=np.int64)
     err, maxerr = np.zeros(count), np.zeros(count)
     n_bins = data.bin_max.size
-    hist = np.zeros((count, n_bins), dtype=np.int64)
+    hist = np.zeros((count, n_bins), dtype=np.int32)
     for (f, v), members in by_pivot.items():
         pivot = pivots.get((f, v))
         if pivot is None:
@@ -940,7 +950,7 @@ def _evaluate_on_pivots(
             if nonempty.size:
                 # The largest error lies in the highest bin the slice has rows in.
                 maxerr[i] = pivot.errors[key == cell * n_bins + nonempty[-1]].max()
-    size = hist.sum(axis=1)
+    size = hist.sum(axis=1, dtype=np.int64)
     return _Group(cand.feats, cand.keys, size, err, maxerr, hist)
 
 
@@ -1019,7 +1029,7 @@ def _evaluate_all_rows(
     else:
         # Only parents need bounds; the result's slices get their maximum error at the end.
         maxerr = np.full(index.size, np.nan)
-        hist = np.zeros((index.size, 0), dtype=np.int64)
+        hist = np.zeros((index.size, 0), dtype=np.int32)
     return _Group(cand.feats, cand.keys, size, err, maxerr, hist)
 
 
@@ -1031,7 +1041,7 @@ def _bin_counts(
     position = np.full(table_size, count, dtype=np.int64)  # rows of other slices: a spare
     position[index] = np.arange(count)
     flat = np.bincount(position[row_keys] * n_bins + data.bins, minlength=(count + 1) * n_bins)
-    return flat.reshape(count + 1, n_bins)[:count]
+    return flat.reshape(count + 1, n_bins)[:count].astype(np.int32)
 
 
 def _dense_tables(space: int, n_rows: int) -> bool:
