@@ -21,8 +21,8 @@ that run alone. ``--no-package`` stops after step 2; ``--quick`` shrinks the siz
 for a smoke test (100,000 rows).
 
 Measured on 2 shared cores (Python 3.11, numpy 2.4): mlci 0.40 s against the floor's 1.25 s
-at 1,000,000 rows (3.1x; 2.96x to 3.19x over five runs), peak RSS 215 MB of which 142 MB is
-the data; at 100,000 rows the two are even (0.11 s).
+at 1,000,000 rows (3.1x; 3.09x to 3.26x over five runs, 2.96x once on a busier machine), peak
+RSS 213 MB of which 142 MB is the data; at 100,000 rows the two are even (0.12 s).
 """
 
 from __future__ import annotations
