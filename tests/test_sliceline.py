@@ -267,6 +267,107 @@ def test_sparse_grouping_matches_dense_tables(monkeypatch: pytest.MonkeyPatch) -
     assert ours(x, errors, k=8, max_level=3, alpha=0.9) == dense
 
 
+EVALUATION_PATHS = {
+    # name: (count on pivot rows?, dense tables?, table limit)
+    "pivot rows": (True, True, None),
+    "pivot rows, one mask per slice": (True, True, 0),
+    "all rows": (False, True, None),
+    "all rows, sparse grouping": (False, False, None),
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    datasets(missing=True),
+    params,
+    st.sampled_from(sorted(EVALUATION_PATHS)),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_every_evaluation_path_reports_the_same_exact_slices(
+    data: tuple[np.ndarray, np.ndarray], p: dict[str, Any], path: str, sound: bool, seed: int
+) -> None:
+    # Errors whose sums round: statistics must still equal bincount's over all rows to the
+    # last bit, whichever way the candidates were counted.
+    x, errors = data
+    errors = errors * (1.0 + np.random.default_rng(seed).random(errors.size))
+    pivots, dense, limit = EVALUATION_PATHS[path]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sl, "_pivots_pay", lambda *_: pivots)
+        mp.setattr(sl, "_dense_tables", lambda space, n_rows: dense)
+        if limit is not None:
+            mp.setattr(sl, "_MAX_DENSE_KEYS", limit)
+        got = ours(x, errors, sound_pruning=sound, **p)
+    assert got == ours(x, errors, sound_pruning=sound, **p)
+    every = brute_force(x, errors, **{**p, "k": 10**9})
+    for s in got:
+        assert every[s.predicates] == (s.size, s.error_sum, s.score)
+    if sound:
+        want = brute_force(x, errors, **p)
+        assert {s.predicates: (s.size, s.error_sum, s.score) for s in got} == want
+
+
+@pytest.mark.parametrize("path", sorted(EVALUATION_PATHS))
+def test_error_sums_add_up_in_row_order(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sums in another order (pairwise, by blocks) differ in the last bits, which would break
+    # ties between slices with the same rows; every path must add errors in row order.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, (5_000, 4))
+    errors = rng.random(5_000) + 2.0 * ((x[:, 0] == 1) & (x[:, 2] == 3))
+    pivots, dense, limit = EVALUATION_PATHS[path]
+    monkeypatch.setattr(sl, "_pivots_pay", lambda *_: pivots)
+    monkeypatch.setattr(sl, "_dense_tables", lambda space, n_rows: dense)
+    if limit is not None:
+        monkeypatch.setattr(sl, "_MAX_DENSE_KEYS", limit)
+    found = ours(x, errors, k=6, max_level=3, alpha=0.95, min_support=20)
+    assert any(len(s.predicates) >= 2 for s in found)
+    codes, labels = as_inputs(x)
+    for s in found:
+        rows = slice_mask(codes, labels, s)
+        assert s.error_sum == np.bincount(np.zeros(int(rows.sum()), dtype=int), errors[rows])[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets(), st.floats(0.05, 1.0), st.integers(1, 12))
+def test_reach_bound_covers_every_slice_inside_a_candidate(
+    data: tuple[np.ndarray, np.ndarray], alpha: float, min_support: int
+) -> None:
+    # The search skips a candidate when this bound is below the k-th score, so it must bound
+    # the score of the candidate and of every slice inside it, given the candidate's exact
+    # size, error sum, largest error and rows per error bin (the tightest bounds it gets).
+    x, errors = data
+    codes, labels = as_inputs(x)
+    prepared = sl._prepare(codes, labels, errors)
+    n, n_features = x.shape
+    p = sl._check_params(5, 3, alpha, min_support, False, n)
+    ctx = sl._Context(prepared, p, n_columns=0, threshold=0.0, reach=0.0)
+    avg = float(np.mean(errors))
+    slices = {
+        tuple(zip(feats, values, strict=True)): np.all(x[:, feats] == values, axis=1)
+        for level in (1, 2, 3)
+        for feats in itertools.combinations(range(n_features), level)
+        for values in itertools.product(*(np.unique(x[:, f]).tolist() for f in feats))
+    }
+    for preds, rows in slices.items():
+        if len(preds) > 2 or not rows.any():
+            continue
+        bins = np.bincount(prepared.bins[rows], minlength=prepared.bin_max.size)
+        bound = sl._reach_bound(
+            ctx,
+            np.array([float(rows.sum())]),
+            np.array([errors[rows].sum()]),
+            np.array([errors[rows].max()]),
+            bins[None, :],
+        )[0]
+        for other, sub in slices.items():
+            size = int(sub.sum())
+            if set(preds) <= set(other) and size >= min_support:
+                score = alpha * ((errors[sub].sum() / size) / avg - 1) - (1 - alpha) * (
+                    n / size - 1
+                )
+                assert score <= bound + 1e-9, (preds, other)
+
+
 def test_ties_are_all_returned_in_package_order() -> None:
     x = np.array([[0, 0], [1, 1]] * 20)
     errors = np.array([1.0, 0.0] * 20)
