@@ -1,12 +1,23 @@
-"""Declared-slice evaluation at scale: mlci's Evaluator against pandas + scikit-learn.
+"""Declared-slice evaluation at scale: mlci against pandas + scikit-learn.
 
 A synthetic binary task with a text column of 20 values (as read from a CSV) gives 20 slices,
 expanded by mlci's declared-slice code exactly as `- feature: segment` in mlci.yaml would be.
-Eight metrics are computed on every slice:
+Eight metrics are computed on every slice, point values only:
 
-* point values with ``Evaluator.point``;
-* point values and 95% bootstrap intervals (1000 replicates) with ``Evaluator.estimate``;
-* the same point values with a pandas groupby and a loop over scikit-learn metrics.
+* mlci, slices evaluated together: the column encoded once, ``slicing.partition`` and
+  ``Evaluator.point_groups`` (one pass per metric family over all slices);
+* mlci, one boolean mask and one ``Evaluator.point`` call per slice;
+* a pandas groupby (on the integer codes, so pandas does not pay for the text) and a loop over
+  scikit-learn metrics.
+
+The three run interleaved, ``--repeat`` times (alternating the order); the medians and their
+ratios are printed, with the largest difference between the three results. ``--intervals``
+also times 95% bootstrap intervals (1000 replicates) once, ``--compare`` paired deltas.
+
+Figures (shared 2-core machine, 10,000,000 rows, medians of 3): together 1.69 s, per slice
+1.97 s, pandas + scikit-learn 9.86 s: 5.8x (the same session's code before: 3.38 s, 3.3x).
+The floor of the together path is the text column's encoding (0.5 s: Arrow reads ten million
+Python strings) and the exact ROC AUC's sort of every slice's scores (0.3 s).
 
 Run: ``python benchmarks/bench_declared_slices.py [--rows N]`` (default 10,000,000).
 """
@@ -15,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -163,10 +175,10 @@ def main() -> None:
                 elapsed, results[name] = timed(runners[name])
                 times[name].append(elapsed)
 
-    fastest = {name: min(t) for name, t in times.items()}
+    median = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
         spread = ", ".join(f"{x:.2f}" for x in t)
-        print(f"{name:45s} {fastest[name]:6.2f} s  (runs: {spread})")
+        print(f"{name:45s} {median[name]:6.2f} s median  (runs: {spread})")
     mlci_names, grouped = results[order[0]]  # type: ignore[misc]
     _, per_slice = results[order[1]]  # type: ignore[misc]
     print(
@@ -177,10 +189,10 @@ def main() -> None:
         print(
             f"largest |mlci - sklearn|:                     {worst_difference(grouped, reference):.2e}"
         )  # type: ignore[arg-type]
-        sk = fastest[order[2]]
+        sk = median[order[2]]
         print(
-            f"speed-up over pandas + scikit-learn (fastest runs): {sk / fastest[order[0]]:.1f} x "
-            f"(per slice: {sk / fastest[order[1]]:.1f} x)"
+            f"speed-up over pandas + scikit-learn (medians): {sk / median[order[0]]:.1f} x "
+            f"(per slice: {sk / median[order[1]]:.1f} x)"
         )
     print(f"peak memory after points:    {peak_mb():7.0f} MB")
 
