@@ -157,6 +157,7 @@ def _by_value(
     feature: str, values: np.ndarray, kind: str, chosen: Sequence[Any] | None
 ) -> list[SliceDef]:
     codes, present = encode_categorical(values)
+    codes = _compact(codes, len(present))
     if chosen is None:
         if kind == "numeric" and len(present) > MAX_VALUE_SLICES:
             raise SliceError(
@@ -185,6 +186,14 @@ def _by_value(
             )
         )
     return slices
+
+
+def _compact(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Codes in [-1, n_codes) in the narrowest integer type: each slice's mask reads less."""
+    for kind in (np.int8, np.int16, np.int32):
+        if n_codes <= np.iinfo(kind).max:
+            return codes.astype(kind, copy=False)
+    return codes
 
 
 def _edges(values: np.ndarray, bins: Sequence[float] | None, quantiles: int | None) -> list[float]:
@@ -237,6 +246,7 @@ def _cross(
     b_codes = right[0].selector
     width = len(right)
     codes = np.where((a_codes >= 0) & (b_codes >= 0), a_codes * width + b_codes, -1)
+    codes = _compact(codes, len(left) * width)
     sizes = np.bincount(codes + 1, minlength=len(left) * width + 1)[1:]
     slices = []
     for i, a in enumerate(left):
