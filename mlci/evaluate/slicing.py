@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -26,11 +27,44 @@ class SliceError(ValueError):
 
 @dataclass(frozen=True)
 class SliceDef:
-    """One slice: a name, a readable definition and the rows it holds."""
+    """One slice: a name, a readable definition and the rows it holds.
+
+    ``selector`` is the slice's boolean row mask, or, when ``code`` is given, the codes of a
+    partition of the rows that the slice is one part of (the rows whose code is ``code``).
+    Slicing a column by value encodes it once and shares the codes among its slices, so
+    evaluating them together needs no mask per slice (see :func:`partition`).
+    """
 
     name: str
     definition: str
-    mask: np.ndarray
+    selector: np.ndarray
+    code: int | None = None
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """The rows of the slice as a boolean mask."""
+        if self.code is None:
+            return self.selector
+        return np.asarray(self.selector == self.code)
+
+
+def partition(slices: Sequence[SliceDef]) -> np.ndarray | None:
+    """Group ids for evaluating disjoint slices together: row i is in ``slices[ids[i]]``.
+
+    Rows in none of the slices get -1. Available when the slices are parts of one partition
+    (the slices of one column by value, or of a cross of two); None otherwise.
+    """
+    if not slices or any(s.code is None for s in slices):
+        return None
+    codes = slices[0].selector
+    if any(s.selector is not codes for s in slices):
+        return None
+    chosen = [int(s.code) for s in slices if s.code is not None]
+    if chosen == list(range(len(chosen))) and int(codes.max(initial=-1)) < len(chosen):
+        return codes
+    lookup = np.full(int(codes.max(initial=-1)) + 2, -1, dtype=np.intp)
+    lookup[np.asarray(chosen) + 1] = np.arange(len(chosen))
+    return np.take(lookup, codes + 1)
 
 
 def slice_parts(name: str) -> frozenset[str]:
@@ -107,7 +141,7 @@ def _require(
 def _prefixed(prefix: str | None, slices: list[SliceDef]) -> list[SliceDef]:
     if not prefix:
         return slices
-    return [SliceDef(f"{prefix}: {s.name}", s.definition, s.mask) for s in slices]
+    return [SliceDef(f"{prefix}: {s.name}", s.definition, s.selector, s.code) for s in slices]
 
 
 def _value_key(value: Any) -> str:
@@ -123,6 +157,7 @@ def _by_value(
     feature: str, values: np.ndarray, kind: str, chosen: Sequence[Any] | None
 ) -> list[SliceDef]:
     codes, present = encode_categorical(values)
+    codes = _compact(codes, len(present))
     if chosen is None:
         if kind == "numeric" and len(present) > MAX_VALUE_SLICES:
             raise SliceError(
@@ -132,6 +167,7 @@ def _by_value(
             )
         chosen = present
     by_key = {_value_key(v): v for v in present}
+    code_of = {_value_key(v): i for i, v in enumerate(present)}
     slices = []
     for i, value in enumerate(chosen):
         key = _value_key(value)
@@ -145,10 +181,19 @@ def _by_value(
             SliceDef(
                 f"{feature}={_value_key(actual)}",
                 f"{feature} == {format_value(actual)}",
-                codes == present.index(actual),
+                codes,
+                code_of[key],
             )
         )
     return slices
+
+
+def _compact(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Codes in [-1, n_codes) in the narrowest integer type: each slice's mask reads less."""
+    for kind in (np.int8, np.int16, np.int32):
+        if n_codes <= np.iinfo(kind).max:
+            return codes.astype(kind, copy=False)
+    return codes
 
 
 def _edges(values: np.ndarray, bins: Sequence[float] | None, quantiles: int | None) -> list[float]:
@@ -193,12 +238,21 @@ def _cross(
         _require(feature, columns, ("cross", i), source)
     left = _by_value(first, columns[first], kinds[first], None)
     right = _by_value(second, columns[second], kinds[second], None)
+    # One code per pair of values, so the cross is a partition too: O(rows), not one mask
+    # per pair.
+    if not left or not right:
+        return []
+    a_codes = left[0].selector.astype(np.intp)
+    b_codes = right[0].selector
+    width = len(right)
+    codes = np.where((a_codes >= 0) & (b_codes >= 0), a_codes * width + b_codes, -1)
+    codes = _compact(codes, len(left) * width)
+    sizes = np.bincount(codes + 1, minlength=len(left) * width + 1)[1:]
     slices = []
-    for a in left:
-        for b in right:
-            mask = a.mask & b.mask
-            if mask.any():
-                slices.append(
-                    SliceDef(f"{a.name}, {b.name}", f"{a.definition} and {b.definition}", mask)
-                )
+    for i, a in enumerate(left):
+        for j, b in enumerate(right):
+            code = i * width + j
+            if sizes[code] > 0:
+                definition = f"{a.definition} and {b.definition}"
+                slices.append(SliceDef(f"{a.name}, {b.name}", definition, codes, code))
     return _prefixed(spec.get("name"), slices)
