@@ -184,17 +184,7 @@ def find_pull_request(context: GitHubContext, client: GitHubClient) -> GitHubCon
 
     if context.pull_number is not None or not context.sha or not context.repository:
         return context
-    candidates: list[dict[str, Any]] = list(
-        client.paginate(
-            expand(
-                "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
-                owner=context.owner,
-                repo=context.repo,
-                commit_sha=context.sha,
-            ),
-            permission="pull-requests: read",
-        )
-    )
+    candidates = _pulls_of_commit(context, client)
     if not any(_dig(p, "head", "sha") == context.sha for p in candidates) and (
         context.head_repository and context.head_branch
     ):
@@ -219,26 +209,30 @@ def find_pull_request(context: GitHubContext, client: GitHubClient) -> GitHubCon
 def find_merged_pull_request(context: GitHubContext, client: GitHubClient) -> GitHubContext:
     """Fill in the pull request whose merge made the commit of a ``push`` event (so that what
     happens after the merge, a promotion, can be said on the pull request)."""
-    from mlci.github.client import expand
-
     if context.pull_number is not None or not context.sha or not context.repository:
         return context
     merged = sorted(
         _int(p.get("number"))
-        for p in client.paginate(
-            expand(
-                "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
-                owner=context.owner,
-                repo=context.repo,
-                commit_sha=context.sha,
-            ),
-            permission="pull-requests: read",
-        )
+        for p in _pulls_of_commit(context, client)
         if p.get("merge_commit_sha") == context.sha
         and p.get("merged_at")
         and p.get("number") is not None
     )
     return replace(context, pull_number=merged[-1]) if merged else context
+
+
+def _pulls_of_commit(context: GitHubContext, client: GitHubClient) -> list[dict[str, Any]]:
+    """The pull requests GitHub associates with the context's commit: those whose head it is,
+    and the one whose merge made it."""
+    from mlci.github.client import expand
+
+    path = expand(
+        "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
+        owner=context.owner,
+        repo=context.repo,
+        commit_sha=context.sha,
+    )
+    return list(client.paginate(path, permission="pull-requests: read"))
 
 
 def _dig(data: Any, *keys: str) -> Any:
