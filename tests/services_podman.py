@@ -105,13 +105,7 @@ def podman() -> Iterator[Podman]:
             time.sleep(0.1)
         yield Podman(sock, {**env, "DOCKER_HOST": f"unix://{sock}"})
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_group(process, timeout=15)
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -143,6 +137,19 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             last = exc
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer within {timeout}s ({last})")
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop a server started in a session of its own, with everything it started: politely,
+    then by force after ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def free_port() -> int:

@@ -4,9 +4,7 @@ installs it). It FAILS, never skips, when Prometheus is missing or does not come
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -16,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from services_podman import free_port
+from services_podman import free_port, stop_group
 
 
 @contextmanager
@@ -51,13 +49,7 @@ def prometheus(targets: Sequence[str], folder: Path, scrape: str = "1s") -> Iter
             time.sleep(0.25)
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_group(process, timeout=20)
         log.close()
 
 

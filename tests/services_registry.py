@@ -243,22 +243,7 @@ def token_registry(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Registry, TokenService]]:
     """A registry behind bearer-token authentication, and the token service it trusts."""
-    folder = tmp_path_factory.mktemp("token-registry")
-    tokens = TokenService(folder)
-    running = start_registry(
-        folder,
-        {
-            "token": {
-                "realm": tokens.url,
-                "service": SERVICE,
-                "issuer": ISSUER,
-                "rootcertbundle": str(tokens.cert_path),
-            }
-        },
-    )
-    yield running, tokens
-    running.stop()
-    tokens.stop()
+    yield from _behind_tokens(tmp_path_factory.mktemp("token-registry"), "127.0.0.1")
 
 
 @pytest.fixture(scope="session")
@@ -267,8 +252,11 @@ def foreign_realm_registry(
 ) -> Iterator[tuple[Registry, TokenService]]:
     """A registry whose 401 names a token service on another loopback host (127.0.0.2): what a
     hostile or compromised registry does to collect the credentials clients send there."""
-    folder = tmp_path_factory.mktemp("foreign-realm-registry")
-    tokens = TokenService(folder, host="127.0.0.2")
+    yield from _behind_tokens(tmp_path_factory.mktemp("foreign-realm-registry"), "127.0.0.2")
+
+
+def _behind_tokens(folder: Path, token_host: str) -> Iterator[tuple[Registry, TokenService]]:
+    tokens = TokenService(folder, host=token_host)
     running = start_registry(
         folder,
         {
