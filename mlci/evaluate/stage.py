@@ -242,7 +242,7 @@ def evaluate_model(
         metrics=metrics,
         n_classes=n_classes,
         weight=weight,
-        keys=None if unit_column is None else data.columns[unit_column],
+        keys=data.unit_keys,
         n_boot=cfg.bootstrap,
         confidence=cfg.confidence,
         seed=cfg.seed,
