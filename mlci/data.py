@@ -41,6 +41,8 @@ class Dataset:
     def unit_keys(self) -> np.ndarray:
         """Each row's bootstrap resampling unit: its cluster (group), else its id, else its
         position. Rows with one key are resampled together."""
+        import numpy as np
+
         column = self.group or self.id
         return np.arange(self.rows) if column is None else self.columns[column]
 
