@@ -310,6 +310,29 @@ class ReportConfig(Strict):
     )
 
 
+class EngineConfig(Strict):
+    """Where the models predict on the evaluation data."""
+
+    kind: Literal["local", "dask"] = Field(
+        "local",
+        description="local: in this process; dask: on a Dask cluster's workers, each reading "
+        "and predicting its Parquet row groups.",
+    )
+    scheduler: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls)://\S+$",
+        description="Address of a Dask scheduler (tcp://host:8786); none starts a local "
+        "cluster of worker processes on this machine.",
+    )
+    workers: int = Field(2, ge=1, le=256, description="Worker processes of a local cluster.")
+    partition_rows: int = Field(
+        1_000_000,
+        ge=1,
+        description="Rows per task: consecutive Parquet row groups are grouped to about this "
+        "many (a row group is never split).",
+    )
+
+
 class PathsConfig(Strict):
     """Where the files mlci.yaml names may be."""
 
@@ -338,6 +361,7 @@ class Config(Strict):
         None, description="Canary analysis: shadow replay, live metrics, the judge."
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     watch: WatchConfig | None = Field(
         None, description="Production watch: drift and performance on live traffic (mlci watch)."
     )

@@ -9,18 +9,21 @@ are skipped, the gate reads the gap as missing evidence, and the command exits 1
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci import __version__
 from mlci.config import LoadedConfig, ModelConfig
 from mlci.data import Dataset, load_dataset
 from mlci.errors import InputError, MlciError, UsageError
 from mlci.hashing import sha256_file
-from mlci.models.interface import Model
+from mlci.models.interface import Model, Predictions
 from mlci.results import (
     ConfigRef,
     Conversion,
@@ -40,6 +43,9 @@ from mlci.stages import (
     StageFailed,
     StageSkipped,
 )
+
+if TYPE_CHECKING:
+    from mlci.scale.shards import Shard, ShardFile
 
 
 @dataclass(frozen=True)
@@ -247,3 +253,109 @@ def check(
         return runs
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def predict_shard(loaded: LoadedConfig, out: Path, shard: Shard, progress: Progress) -> list[Path]:
+    """Predict every model (and baseline) on one shard's rows and write its shard files.
+
+    Files are written only after every model predicted, so bad input leaves none behind.
+    """
+    from mlci.files import check_out_dir
+    from mlci.scale.shards import write_shard
+
+    check_out_dir(out)
+    progress(f"reading {loaded.config.data.path}")
+    data = load_dataset(loaded)
+    start, stop = shard.rows(data.rows)
+    config_sha256 = sha256_file(loaded.path)
+    pending = []
+    for spec in loaded.config.models:
+        progress(f"{spec.name}: loading models")
+        ctx = ModelContext(loaded, data, spec, out, progress)
+        progress(f"{spec.name}: predicting on rows {start} to {stop - 1} (shard {shard.index})")
+        predictions = [
+            m.predict({name: values[start:stop] for name, values in ctx.frame(m).items()})
+            for m in ctx.models
+        ]
+        header = {
+            "shard": shard.index,
+            "shards": shard.count,
+            "start": start,
+            "stop": stop,
+            "rows": data.rows,
+            "model": spec.name,
+            "config_sha256": config_sha256,
+            "data_sha256": data.sha256,
+            "candidate_sha256": ctx.candidate.info.sha256,
+            "baseline": ctx.baseline is not None,
+            "baseline_sha256": None if ctx.baseline is None else ctx.baseline.info.sha256,
+        }
+        pending.append((out_dir_for(out, loaded, spec.name) / shard.filename, header, predictions))
+    for path, header, predictions in pending:
+        write_shard(path, header, predictions)
+    return [path for path, _, _ in pending]
+
+
+def evaluate_shards(
+    loaded: LoadedConfig, files: Sequence[ShardFile], progress: Progress
+) -> list[Results]:
+    """The evaluation of every model in ``files``, run on the predictions its shards hold.
+
+    The shards must have been written for this mlci.yaml and data, with these models; the
+    document is the one ``mlci evaluate`` would have written in a single job.
+    """
+    from mlci.scale.shards import merge_shards
+
+    config_sha256 = sha256_file(loaded.path)
+    for f in files:
+        if f.header["config_sha256"] != config_sha256:
+            raise InputError(
+                f"{f.path}: written for another mlci.yaml than {loaded.path}",
+                tip="merge with the mlci.yaml the shard jobs used",
+            )
+    progress(f"reading {loaded.config.data.path}")
+    data = load_dataset(loaded)
+    specs = {spec.name: spec for spec in loaded.config.models}
+    by_model: dict[str, list[ShardFile]] = {}
+    for f in files:
+        if f.model not in specs:
+            raise InputError(f"{f.path}: model '{f.model}' is not in {loaded.path}")
+        if f.header["data_sha256"] != data.sha256 or f.header["rows"] != data.rows:
+            raise InputError(
+                f"{f.path}: written for other data than {data.display}",
+                tip="merge with the data the shard jobs evaluated",
+            )
+        by_model.setdefault(f.model, []).append(f)
+    documents = []
+    with tempfile.TemporaryDirectory() as staging:
+        for name, group in by_model.items():
+            predictions = merge_shards(group)
+            documents.append(
+                run_model(
+                    loaded,
+                    data,
+                    specs[name],
+                    Path(staging),
+                    progress,
+                    ["evaluate"],
+                    RunOptions(predict=partial(_shard_predictions, group[0], predictions)),
+                )
+            )
+    return documents
+
+
+def _shard_predictions(
+    first: ShardFile, predictions: tuple[Predictions, ...], ctx: ModelContext
+) -> tuple[Predictions, ...]:
+    """The merged predictions, once the models loaded here are those the shards used."""
+    loaded_here = [
+        ctx.candidate.info.sha256,
+        None if ctx.baseline is None else ctx.baseline.info.sha256,
+    ]
+    written = [first.header["candidate_sha256"], first.header["baseline_sha256"]]
+    if loaded_here != written:
+        raise InputError(
+            f"{first.path}: the shards predicted with other models than mlci.yaml names now",
+            tip="merge with the models the shard jobs used",
+        )
+    return predictions

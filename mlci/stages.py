@@ -191,12 +191,26 @@ class ModelContext:
         """The evaluation data's columns that ``model`` reads."""
         return model_frame(model, self.data)
 
+    @property
+    def models(self) -> tuple[Model, ...]:
+        """The candidate, then its baseline when it has one."""
+        return (self.candidate,) if self.baseline is None else (self.candidate, self.baseline)
+
     @cached_property
     def predictions(self) -> tuple[Predictions, ...]:
-        """Candidate (and baseline) predictions on the evaluation data."""
+        """Candidate (and baseline) predictions on the evaluation data.
+
+        ``options.predict`` supplies them when they come from elsewhere (shard files, a Dask
+        cluster); otherwise the models predict here, on every row at once.
+        """
+        if self.options.predict is not None:
+            return self.options.predict(self)
+        if self.loaded.config.engine.kind == "dask":
+            from mlci.scale.dask_engine import predict_on_cluster
+
+            return predict_on_cluster(self)
         self.progress(f"predicting on {self.data.rows} rows")
-        models = [self.candidate] if self.baseline is None else [self.candidate, self.baseline]
-        return tuple(m.predict(self.frame(m)) for m in models)
+        return tuple(m.predict(self.frame(m)) for m in self.models)
 
     @cached_property
     def aligned(self) -> Aligned:
@@ -236,3 +250,5 @@ class RunOptions:
     push: bool | None = None  # overrides image.push
     sign: str | None = None  # overrides image.sign.method: none, key or keyless
     sign_key: Path | None = None  # overrides image.sign.key
+    # Where the evaluation data's predictions come from when not from the models here.
+    predict: Callable[[ModelContext], tuple[Predictions, ...]] | None = None

@@ -108,6 +108,14 @@ def register(sub: Any) -> None:
         p = command(sub, name, help_text, description)
         _run_args(p)
         p.set_defaults(run=run_check, stages=[stage])
+        if name == "evaluate":
+            p.add_argument(
+                "--shard",
+                metavar="I/N",
+                help="predict only shard I of N (0 <= I < N) of the rows and write "
+                "shard-I-of-N.npz into --out; mlci report --merge puts the shards together "
+                "into the single-run document",
+            )
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -119,6 +127,8 @@ def run_check(args: argparse.Namespace) -> int:
 
     check_out_dir(args.out)  # before any work: a bad --out must not waste a whole run
     loaded = load_config(args.config)
+    if getattr(args, "shard", None) is not None:
+        return _run_shard(args, loaded)
     only = args.stages or parse_stage_list(getattr(args, "only", None), "--only")
     skip = parse_stage_list(getattr(args, "skip", None), "--skip")
     stages = choose_stages(loaded.config.stages, only, skip)
@@ -159,6 +169,18 @@ def run_check(args: argparse.Namespace) -> int:
         }
     )
     return 1 if failed else 0
+
+
+def _run_shard(args: argparse.Namespace, loaded: Any) -> int:
+    from mlci.pipeline import predict_shard
+    from mlci.scale.shards import parse_shard
+
+    shard = parse_shard(args.shard)
+    with progress_reporter(args.quiet) as progress:
+        written = predict_shard(loaded, args.out, shard, progress)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
 
 
 _SEVERITY = {"promote": 0, "hold": 1, "block": 2}

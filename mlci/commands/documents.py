@@ -13,6 +13,7 @@ from mlci.commands._base import (
     fail_on_arg,
     optional_config,
     out_file_arg,
+    quiet_arg,
     set_outputs,
     templates_arg,
     write_or_print,
@@ -38,10 +39,14 @@ def register(sub: Any) -> None:
         "re-render reports from results.json; merge results of several jobs",
         "Render a report again from a results document, without re-running anything. With "
         "--merge, combine results files written by different jobs for the same model and data "
-        "(files describing different models, baselines or data are refused); the merged "
-        "document is judged again by the gate when --config has one.",
+        "(files describing different models, baselines or data are refused), and the "
+        "shard-I-of-N.npz files of mlci evaluate --shard, which are evaluated together into "
+        "the single-run evaluation (they need --config); the merged document is judged again "
+        "by the gate when --config has one.",
     )
-    report.add_argument("results", type=Path, nargs="+", help="results.json file(s)")
+    report.add_argument(
+        "results", type=Path, nargs="+", help="results.json file(s) and, with --merge, shard files"
+    )
     report.add_argument(
         "--merge", action="store_true", help="merge several results files into one document"
     )
@@ -62,6 +67,7 @@ def register(sub: Any) -> None:
         help="mlci.yaml: its gate judges a merged document, its report.templates apply",
     )
     templates_arg(report)
+    quiet_arg(report)
     report.set_defaults(run=run_report)
 
     gate = command(
@@ -127,21 +133,39 @@ def run_report(args: argparse.Namespace) -> int:
         raise UsageError(
             "mlci report: several results files need --merge", tip="add --merge to combine them"
         )
-    documents = [load(path) for path in args.results]
+    shards = [path for path in args.results if path.suffix == ".npz"]
+    if shards and not args.merge:
+        raise UsageError(
+            f"mlci report: {shards[0]} is a shard file", tip="add --merge to evaluate the shards"
+        )
+    if shards and args.config is None:
+        raise UsageError(
+            "mlci report --merge: shard files need --config",
+            tip="pass the mlci.yaml the shard jobs used, with -c",
+        )
+    sources = [str(path) for path in args.results if path.suffix != ".npz"]
+    documents = [load(Path(path)) for path in sources]
     loaded = None
     if args.config is not None:
         from mlci.config import load_config
 
         loaded = load_config(args.config)
     if args.merge:
+        if shards:
+            assert loaded is not None
+            for document in _evaluate_shards(loaded, shards, args.quiet):
+                documents.append(document)
+                sources.append(f"the shards of model '{document.model.name}'")
         try:
             document = merge(documents)
         except MergeError as exc:
-            raise InputError(f"{args.results[exc.index]}: {exc.message}", tip=exc.tip) from None
+            raise InputError(f"{sources[exc.index]}: {exc.message}", tip=exc.tip) from None
         if loaded is not None and loaded.config.gate is not None:
             from mlci.gate.stage import judge
+            from mlci.results import StageOutcome
 
             document = document.with_section("gate", judge(loaded, document))
+            document = document.with_stage("gate", StageOutcome(status="ran"))
     else:
         document = documents[0]
     templates = args.templates
@@ -153,6 +177,16 @@ def run_report(args: argparse.Namespace) -> int:
         text = RENDERERS[args.format](document, templates)
     write_or_print(text, args.out)
     return 0
+
+
+def _evaluate_shards(loaded: Any, paths: list[Path], quiet: bool) -> list[Any]:
+    from mlci.commands._base import progress_reporter
+    from mlci.pipeline import evaluate_shards
+    from mlci.scale.shards import read_shard
+
+    files = [read_shard(path) for path in paths]
+    with progress_reporter(quiet) as progress:
+        return evaluate_shards(loaded, files, progress)
 
 
 def run_gate(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Evaluation beyond one job: shards over a job matrix, and a Dask cluster."""

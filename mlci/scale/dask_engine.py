@@ -1,0 +1,224 @@
+"""Predictions on a Dask cluster: workers read and predict Parquet row groups.
+
+The evaluation data's Parquet row groups are grouped into partitions of about
+``engine.partition_rows`` rows. Each partition is one task: a worker reads just those row
+groups and just the columns the models read, converts them exactly as ``mlci check`` does,
+and predicts with models it loaded once (they are kept per worker process, keyed by the
+configuration's digest). The client puts the predictions back in row order, so the
+evaluation that follows sees the predictions one process would have made. A worker's memory
+is bounded by one partition, whatever the number of rows.
+
+Tasks and their results travel between client and workers with Dask's own serialisation
+(pickle): connect only to a scheduler whose workers you trust, as with any Dask cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlci.errors import ConfigError
+from mlci.models.interface import Model, Predictions
+from mlci.scale.shards import concatenate
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from mlci.config import EngineConfig
+    from mlci.stages import ModelContext
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task of one model's predictions shares."""
+
+    config: str  # absolute path of mlci.yaml, as the workers see it
+    config_sha256: str
+    model: str
+    data: str  # absolute path of the Parquet file
+    columns: tuple[tuple[str, ...], ...]  # per model (candidate, baseline): the columns it reads
+    dtypes: tuple[tuple[str, str], ...]  # each column's numpy dtype in the client's dataset
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Consecutive row groups holding rows ``[start, stop)`` of the data."""
+
+    row_groups: tuple[int, ...]
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    predictions: tuple[Predictions, ...]
+    worker: str  # host and process id of the worker that predicted
+    loaded_models: bool  # whether this task loaded the models (the worker's first task)
+
+
+def plan_partitions(row_group_rows: Sequence[int], partition_rows: int) -> list[Partition]:
+    """Consecutive row groups, grouped until each partition holds ``partition_rows`` or more."""
+    parts: list[Partition] = []
+    groups: list[int] = []
+    start = position = 0
+    for index, rows in enumerate(row_group_rows):
+        groups.append(index)
+        position += rows
+        if position - start >= partition_rows:
+            parts.append(Partition(tuple(groups), start, position))
+            groups, start = [], position
+    if groups:
+        parts.append(Partition(tuple(groups), start, position))
+    return parts
+
+
+def predict_on_cluster(ctx: ModelContext) -> tuple[Predictions, ...]:
+    """The candidate's (and baseline's) predictions on every row, computed by Dask workers."""
+    import pyarrow.parquet as pq
+
+    from mlci.hashing import sha256_file
+
+    loaded, data = ctx.loaded, ctx.data
+    engine = loaded.config.engine
+    if data.format != "parquet":
+        raise loaded.error(
+            ("engine", "kind"),
+            f"engine: dask has workers read Parquet row groups, but {data.display} is "
+            f"{data.format.upper()}",
+            tip="write the data as Parquet, or use engine: local",
+        )
+    frames = [ctx.frame(m) for m in ctx.models]
+    columns = tuple(tuple(frame) for frame in frames)
+    needed = dict.fromkeys(name for cols in columns for name in cols)
+    job = Job(
+        config=str(loaded.path.resolve()),
+        config_sha256=sha256_file(loaded.path),
+        model=ctx.name,
+        data=str(Path(data.path).resolve()),
+        columns=columns,
+        dtypes=tuple((name, data.columns[name].dtype.str) for name in needed),
+    )
+    metadata = pq.ParquetFile(job.data).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    parts = plan_partitions(sizes, engine.partition_rows)
+    with client_for(engine) as client:
+        results = predict_partitions(client, job, parts, ctx.progress)
+    workers = {r.worker for r in results}
+    ctx.progress(
+        f"{len(parts)} partitions predicted by {len(workers)} workers "
+        f"(models loaded {sum(r.loaded_models for r in results)} times)"
+    )
+    return concatenate([r.predictions for r in results])
+
+
+@contextmanager
+def client_for(engine: EngineConfig) -> Iterator[Client]:
+    """A client of the configured scheduler, or of a local cluster started for this run."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "engine: dask needs Dask's distributed scheduler, which is not installed",
+            tip="pip install 'mlci[dask]'",
+        ) from None
+    if engine.scheduler is not None:
+        try:
+            client = Client(engine.scheduler, timeout="15s")  # type: ignore[no-untyped-call]
+        except OSError as exc:
+            raise ConfigError(
+                f"engine.scheduler: cannot reach the Dask scheduler at {engine.scheduler} ({exc})",
+                tip="start the scheduler, or leave engine.scheduler out for a local cluster",
+            ) from None
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=engine.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
+    ):
+        yield client
+
+
+def predict_partitions(
+    client: Client, job: Job, parts: Sequence[Partition], progress: Any = None
+) -> list[PartitionResult]:
+    """Every partition's predictions, in row order, reporting progress as tasks finish."""
+    from distributed import as_completed
+
+    futures = [
+        client.submit(predict_partition, job, part, key=f"mlci-predict-{job.model}-{i}", pure=False)
+        for i, part in enumerate(parts)
+    ]
+    done = 0
+    for future in as_completed(futures):  # type: ignore[no-untyped-call]
+        done += 1
+        if future.status == "error":
+            future.result()  # raises the worker's exception here, with its message
+        if progress is not None:
+            progress(f"predicted {done} of {len(parts)} partitions")
+    results: list[PartitionResult] = client.gather(futures)  # type: ignore[no-untyped-call]
+    return results
+
+
+# ------------------------------------------------------------------ on the workers
+
+_MODELS: dict[tuple[str, str, str], tuple[Model, ...]] = {}
+
+
+def predict_partition(job: Job, part: Partition) -> PartitionResult:
+    """Read one partition's row groups and predict them (runs on a worker)."""
+    import pyarrow.parquet as pq
+
+    from mlci.data import to_numpy
+
+    key = (job.config, job.config_sha256, job.model)
+    loaded_now = key not in _MODELS
+    if loaded_now:
+        _MODELS[key] = _load_models(job)
+    models = _MODELS[key]
+    dtypes = dict(job.dtypes)
+    table = pq.ParquetFile(job.data).read_row_groups(list(part.row_groups), columns=list(dtypes))
+    if table.num_rows != part.stop - part.start:
+        raise ValueError(f"{job.data} changed while it was being evaluated")
+    arrays = {}
+    for name, dtype in dtypes.items():
+        values, _ = to_numpy(table.column(name), name, job.data)
+        # A partition may lack the nulls that made the whole column float or object.
+        arrays[name] = np.asarray(values, dtype=np.dtype(dtype))
+    predictions = tuple(
+        model.predict({name: arrays[name] for name in columns})
+        for model, columns in zip(models, job.columns, strict=True)
+    )
+    import socket
+
+    return PartitionResult(predictions, f"{socket.gethostname()}:{os.getpid()}", loaded_now)
+
+
+def _load_models(job: Job) -> tuple[Model, ...]:
+    from mlci.config import load_config
+    from mlci.hashing import sha256_file
+    from mlci.stages import load_with_source
+
+    path = Path(job.config)
+    if sha256_file(path) != job.config_sha256:
+        raise ValueError(f"{path} on this worker differs from the client's mlci.yaml")
+    loaded = load_config(path)
+    spec = next(m for m in loaded.config.models if m.name == job.model)
+    models = [load_with_source(spec, spec.name, loaded)[0]]
+    if spec.baseline is not None:
+        models.append(
+            load_with_source(spec.baseline, f"{spec.name} (baseline)", loaded, candidate=spec)[0]
+        )
+    return tuple(models)

@@ -1,0 +1,497 @@
+"""Evaluation beyond one job: shards merged with `mlci report --merge`, and a Dask cluster.
+
+Both must give exactly the document of a single `mlci evaluate`: the same metrics,
+intervals, slices, flags, discovered slices, fairness and importance, and the same gate.
+The cluster tests run real `distributed` worker processes talking TCP over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlci.commands import main
+from mlci.scale.dask_engine import plan_partitions
+from mlci.scale.shards import Shard
+
+# What a sharded or clustered run must reproduce bit for bit ("created" and stage durations
+# are the only parts of a document that depend on when and how long it ran).
+SAME = ("evaluation", "model", "baseline", "data", "config")
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def credit(credit_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The credit example with its data also as Parquet in row groups of 1,500 rows."""
+    root = tmp_path_factory.mktemp("scale") / "credit"
+    shutil.copytree(credit_example, root, ignore=shutil.ignore_patterns("mlci-out"))
+    table = pacsv.read_csv(root / "data" / "eval.csv")
+    pq.write_table(table, root / "data" / "eval.parquet", row_group_size=1500)
+    return root
+
+
+def configure(root: Path, name: str, **changes: Any) -> Path:
+    """A copy of the example's mlci.yaml beside it, with top-level sections replaced."""
+    config = yaml.safe_load((root / "mlci.yaml").read_text())
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            config[section][field] = value
+        else:
+            config[section] = value
+    path = root / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def single(credit: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One job's `mlci evaluate`, judged by `mlci gate`: what every other way must equal."""
+    out = tmp_path_factory.mktemp("single")
+    config = str(credit / "mlci.yaml")
+    assert main(["evaluate", "-c", config, "-o", str(out), "-q"]) == 0
+    main(["gate", str(out / "results.json"), "-c", config])
+    document: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return document
+
+
+def assert_same_run(document: dict[str, Any], single: dict[str, Any]) -> None:
+    for key in SAME:
+        assert document[key] == single[key], key
+    ours, theirs = document["gate"], single["gate"]
+    assert ours["decision"] == theirs["decision"]
+    assert ours["rules"] == theirs["rules"]
+
+
+def write_shards(
+    config: Path, count: int, out: Path, capsys: pytest.CaptureFixture[str]
+) -> list[str]:
+    paths = []
+    for index in range(count):
+        code, stdout, _ = cli(
+            [
+                "evaluate",
+                "-c",
+                str(config),
+                "--shard",
+                f"{index}/{count}",
+                "-o",
+                str(out / f"job{index}"),
+                "-q",
+            ],
+            capsys,
+        )
+        assert code == 0
+        paths.append(stdout.split()[-1])
+    return paths
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+def test_merged_shards_are_the_single_run(
+    credit: Path,
+    single: dict[str, Any],
+    count: int,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = credit / "mlci.yaml"
+    shards = write_shards(config, count, tmp_path, capsys)
+    merged = tmp_path / "merged.json"
+    # Shards in any order: the merge puts rows back by shard index.
+    argv = [
+        "report",
+        "--merge",
+        *reversed(shards),
+        "-c",
+        str(config),
+        "-f",
+        "json",
+        "-o",
+        str(merged),
+        "-q",
+    ]
+    code, _, err = cli(argv, capsys)
+    assert code == 0, err
+    document = json.loads(merged.read_text())
+    assert_same_run(document, single)
+    evaluation = document["evaluation"]
+    assert evaluation["slices"] and evaluation["fairness"] and evaluation["importance"]
+    assert any(s["flagged"] for s in evaluation["slices"])
+
+
+def test_shards_merge_with_other_jobs_results(
+    credit: Path, single: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A matrix of shards and a separate tests job: one document, one gate."""
+    config = credit / "mlci.yaml"
+    shards = write_shards(config, 2, tmp_path, capsys)
+    tests_out = tmp_path / "tests-job"
+    assert main(["test", "-c", str(config), "-o", str(tests_out), "-q"]) in (0, 1)
+    merged = tmp_path / "merged.json"
+    argv = ["report", "--merge", *shards, str(tests_out / "results.json"), "-c", str(config)]
+    code, _, err = cli([*argv, "-f", "json", "-o", str(merged), "-q"], capsys)
+    assert code == 0, err
+    document = json.loads(merged.read_text())
+    assert document["evaluation"] == single["evaluation"]
+    assert document["tests"] is not None
+    assert document["stages"]["gate"]["status"] == "ran"
+
+
+@given(st.integers(0, 10_000), st.integers(1, 64))
+def test_shards_tile_the_rows(total: int, count: int) -> None:
+    ranges = [Shard(i, count).rows(total) for i in range(count)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    sizes = [stop - start for start, stop in ranges]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=40), st.integers(1, 200))
+def test_partitions_hold_whole_row_groups_in_order(groups: list[int], target: int) -> None:
+    parts = plan_partitions(groups, target)
+    assert [g for p in parts for g in p.row_groups] == list(range(len(groups)))
+    assert parts[0].start == 0 and parts[-1].stop == sum(groups)
+    for part in parts[:-1]:
+        assert part.stop - part.start >= target
+        # Without its last row group, a partition would have been short of the target.
+        assert part.stop - part.start - groups[part.row_groups[-1]] < target
+
+
+# ----------------------------------------------------------------------- bad shards
+
+
+@pytest.fixture(scope="module")
+def three_shards(credit: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("three")
+    config = str(credit / "mlci.yaml")
+    for index in range(3):
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "-c",
+                    config,
+                    "--shard",
+                    f"{index}/3",
+                    "-o",
+                    str(out / str(index)),
+                    "-q",
+                ]
+            )
+            == 0
+        )
+    return [out / str(i) / f"shard-{i}-of-3.npz" for i in range(3)]
+
+
+def _rewrite(path: Path, out: Path, edit: Any) -> Path:
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(bytes(arrays["header.json"]).decode())
+    edit(header, arrays)
+    arrays["header.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(out, **arrays)
+    return out
+
+
+def _bad_cases(
+    shards: list[Path], tmp: Path, credit: Path
+) -> dict[str, tuple[list[Path], str, str]]:
+    other_data = credit / "other.csv"
+    lines = (credit / "data" / "eval.csv").read_text().splitlines()
+    other_data.write_text("\n".join(lines[:-1]) + "\n")
+    not_zip = tmp / "noise.npz"
+    not_zip.write_bytes(b"not an archive")
+    pickled = tmp / "pickled.npz"
+    np.savez(pickled, **{"header.json": np.array([{"format": "mlci-shard"}], dtype=object)})
+
+    def shorter(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        arrays["candidate.proba"] = arrays["candidate.proba"][:-1]
+
+    def header_field(key: str, value: Any) -> Any:
+        return lambda header, arrays: header.__setitem__(key, value)
+
+    return {
+        "a shard missing": (shards[:2], "shards 2 of 3 are missing", "every shard"),
+        "a shard twice": (
+            [*shards, shards[1]],
+            "shard 1 of 3 was already given",
+            "each shard file once",
+        ),
+        "not a zip": ([*shards[:2], not_zip], "not an mlci shard file", "shard-I-of-N.npz"),
+        "an object array": ([*shards[:2], pickled], "not an mlci shard file", "shard-I-of-N.npz"),
+        "rows cut short": (
+            [*shards[:2], _rewrite(shards[2], tmp / "short.npz", shorter)],
+            "candidate proba has",
+            "write the shard again",
+        ),
+        "another count": (
+            [*shards[:2], _rewrite(shards[2], tmp / "count.npz", header_field("shards", 4))],
+            "rows do not match its shard index",
+            "shard-I-of-N.npz",
+        ),
+        "another model file": (
+            [
+                *shards[:2],
+                _rewrite(shards[2], tmp / "model.npz", header_field("candidate_sha256", "0" * 64)),
+            ],
+            "candidate_sha256 is",
+            "the same mlci.yaml, data and models",
+        ),
+        "another config": (
+            [
+                _rewrite(s, tmp / f"cfg{i}.npz", header_field("config_sha256", "f" * 64))
+                for i, s in enumerate(shards)
+            ],
+            "written for another mlci.yaml",
+            "the mlci.yaml the shard jobs used",
+        ),
+        "other data": (
+            [
+                _rewrite(s, tmp / f"data{i}.npz", header_field("data_sha256", "e" * 64))
+                for i, s in enumerate(shards)
+            ],
+            "written for other data",
+            "the data the shard jobs evaluated",
+        ),
+    }
+
+
+BAD = [
+    "a shard missing",
+    "a shard twice",
+    "not a zip",
+    "an object array",
+    "rows cut short",
+    "another count",
+    "another model file",
+    "another config",
+    "other data",
+]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_shards_are_refused_in_one_line(
+    case: str,
+    credit: Path,
+    three_shards: list[Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    files, message, tip = _bad_cases(three_shards, tmp_path, credit)[case]
+    out = tmp_path / "merged.json"
+    argv = [
+        "report",
+        "--merge",
+        *map(str, files),
+        "-c",
+        str(credit / "mlci.yaml"),
+        "-f",
+        "json",
+        "-o",
+        str(out),
+        "-q",
+    ]
+    code, stdout, err = cli(argv, capsys)
+    assert code == 2
+    first = err.strip().splitlines()[0]
+    assert message in first, err
+    assert tip in err
+    assert not out.exists()
+
+
+def test_models_changed_since_the_shards_are_refused(
+    credit: Path, three_shards: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "credit"
+    shutil.copytree(credit, root)
+    (root / "models" / "candidate.onnx").write_bytes(
+        (root / "models" / "baseline.onnx").read_bytes()
+    )
+    argv = [
+        "report",
+        "--merge",
+        *map(str, three_shards),
+        "-c",
+        str(root / "mlci.yaml"),
+        "-f",
+        "json",
+        "-q",
+    ]
+    code, _, err = cli(argv, capsys)
+    # The copied mlci.yaml is the same file, so the shards pass until the models are loaded.
+    assert code == 2
+    assert "the shards predicted with other models" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--shard", "3/3"], "the index must be in 0..2"),
+        (["evaluate", "--shard", "1-of-3"], "is not I/N"),
+        (["evaluate", "--shard", "0/0"], "the count in 1..10000"),
+        (["report", "x.npz"], "is a shard file"),
+        (["report", "--merge", "x.npz"], "shard files need --config"),
+    ],
+)
+def test_bad_shard_options(
+    argv: list[str], message: str, credit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if argv[0] == "evaluate":
+        argv = [*argv, "-c", str(credit / "mlci.yaml"), "-o", str(tmp_path / "out")]
+    code, _, err = cli(argv, capsys)
+    assert code == 2
+    assert message in err.strip().splitlines()[0]
+    assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------- Dask
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    """A cluster of two worker processes, reached over TCP on loopback by its address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+    ) as running:
+        yield running
+
+
+def test_dask_on_a_scheduler_is_the_single_run(
+    credit: Path,
+    single: dict[str, Any],
+    cluster: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parquet = configure(credit, "parquet.yaml", data__path="data/eval.parquet")
+    dask = configure(
+        credit,
+        "dask.yaml",
+        data__path="data/eval.parquet",
+        engine={"kind": "dask", "scheduler": cluster.scheduler_address, "partition_rows": 2500},
+    )
+    local_out, dask_out = tmp_path / "local", tmp_path / "dask"
+    assert main(["evaluate", "-c", str(parquet), "-o", str(local_out), "-q"]) == 0
+    code, _, err = cli(["evaluate", "-c", str(dask), "-o", str(dask_out)], capsys)
+    assert code == 0, err
+    local = json.loads((local_out / "results.json").read_text())
+    clustered = json.loads((dask_out / "results.json").read_text())
+    for key in ("evaluation", "model", "baseline", "data"):
+        assert clustered[key] == local[key], key
+    # The Parquet file holds the CSV's rows: the same evaluation as the single CSV run.
+    assert clustered["evaluation"] == single["evaluation"]
+    # 20,000 rows in 14 row groups (13 of 1,500, one of 500), grouped to >= 2,500 rows: 6
+    # partitions of 3,000 rows and one of 2,000; each worker loads the models once.
+    line = next(x for x in err.splitlines() if "partitions predicted by" in x)
+    assert "7 partitions predicted by 2 workers (models loaded 2 times)" in line
+    assert "predicted 7 of 7 partitions" in err
+
+
+def test_dask_local_cluster_and_progress(
+    credit: Path, single: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a scheduler address, mlci starts (and stops) a local cluster itself."""
+    dask = configure(
+        credit,
+        "dask-local.yaml",
+        data__path="data/eval.parquet",
+        evaluation={"bootstrap": 200, "slices": [{"feature": "region"}]},
+        engine={"kind": "dask", "workers": 2, "partition_rows": 6000},
+    )
+    local = configure(
+        credit,
+        "local-small.yaml",
+        data__path="data/eval.parquet",
+        evaluation={"bootstrap": 200, "slices": [{"feature": "region"}]},
+    )
+    code, _, err = cli(["evaluate", "-c", str(dask), "-o", str(tmp_path / "dask")], capsys)
+    assert code == 0, err
+    assert "predicted 4 of 4 partitions" in err
+    assert main(["evaluate", "-c", str(local), "-o", str(tmp_path / "local"), "-q"]) == 0
+    a = json.loads((tmp_path / "dask" / "results.json").read_text())
+    b = json.loads((tmp_path / "local" / "results.json").read_text())
+    assert a["evaluation"] == b["evaluation"]
+
+
+def test_dask_needs_parquet(
+    credit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = configure(credit, "dask-csv.yaml", engine={"kind": "dask"})
+    code, _, err = cli(["evaluate", "-c", str(config), "-o", str(tmp_path / "out"), "-q"], capsys)
+    assert code == 2
+    first = err.splitlines()[0]
+    assert "dask-csv.yaml" in first and "engine.kind" in first
+    assert "engine: dask has workers read Parquet row groups" in first
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_scheduler(
+    credit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = configure(
+        credit,
+        "dask-nowhere.yaml",
+        data__path="data/eval.parquet",
+        engine={"kind": "dask", "scheduler": f"tcp://127.0.0.1:{port}"},
+    )
+    config_text = yaml.safe_load(config.read_text())
+    config_text["evaluation"]["bootstrap"] = 0
+    config.write_text(yaml.safe_dump(config_text))
+    code, _, err = cli(["evaluate", "-c", str(config), "-o", str(tmp_path / "out"), "-q"], capsys)
+    assert code == 2
+    assert "cannot reach the Dask scheduler" in err.splitlines()[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_worker_reads_only_its_row_groups(credit: Path) -> None:
+    """A task reads its own row groups: the predictions of a partition are those rows'."""
+    from mlci.scale.dask_engine import Job, Partition, predict_partition
+
+    table = pq.read_table(credit / "data" / "eval.parquet")
+    features = [c for c in table.column_names if c not in ("defaulted", "application_id")]
+    job = Job(
+        config=str((credit / "mlci.yaml").resolve()),
+        config_sha256=__import__("hashlib").sha256((credit / "mlci.yaml").read_bytes()).hexdigest(),
+        model="credit-default",
+        data=str((credit / "data" / "eval.parquet").resolve()),
+        columns=(tuple(features), tuple(features)),
+        dtypes=tuple(
+            (
+                c,
+                np.dtype(
+                    object if pa.types.is_string(table.schema.field(c).type) else np.float64
+                ).str,
+            )
+            for c in features
+        ),
+    )
+    whole = predict_partition(job, Partition(tuple(range(14)), 0, 20_000))
+    part = predict_partition(job, Partition((3, 4), 4500, 7500))
+    assert part.loaded_models is False  # the same process: the models are already loaded
+    for mine, all_rows in zip(part.predictions, whole.predictions, strict=True):
+        assert all_rows.proba is not None and mine.proba is not None
+        np.testing.assert_array_equal(mine.proba, all_rows.proba[4500:7500])
