@@ -16,7 +16,7 @@ from mlci.errors import ConfigError, UsageError
 from mlci.models.formats import FORMATS, format_of
 
 # Every extra of the package, in the order pip is given them (a test checks pyproject.toml).
-EXTRAS = ("sklearn", "card", "supply", "image", "mlflow", "pytest")
+EXTRAS = ("sklearn", "card", "supply", "image", "mlflow", "pytest", "dask")
 
 
 def _sources(model: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
@@ -67,6 +67,9 @@ def extras_for(config: Mapping[str, Any]) -> list[str]:
             needed.add("supply")
     if {"sbom", "sign"} & set(stages):
         needed.add("supply")
+    engine = config.get("engine")
+    if isinstance(engine, Mapping) and engine.get("kind") == "dask":
+        needed.add("dask")
     return [name for name in EXTRAS if name in needed]
 
 

@@ -28,6 +28,8 @@ def test_the_list_of_extras_is_the_packages() -> None:
     [
         ({"models": [{"name": "m", "path": "m.onnx"}]}, []),
         ({"models": [{"name": "m", "path": "models/M.SKOPS"}]}, ["sklearn"]),
+        ({"models": [{"name": "m", "path": "m.onnx"}], "engine": {"kind": "dask"}}, ["dask"]),
+        ({"models": [{"name": "m", "path": "m.onnx"}], "engine": {"kind": "local"}}, []),
         ({"models": [{"name": "m", "path": "m.onnx", "baseline": {"path": "b.joblib"}}]},
          ["sklearn"]),
         ({"models": [{"name": "m", "path": "m.bin", "format": "pickle"}]}, ["sklearn"]),
