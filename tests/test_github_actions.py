@@ -62,6 +62,7 @@ def test_one_action_per_stage_and_every_workflow() -> None:
     assert {p.name for p in TEMPLATES} == {
         "pull-request.yml", "comment-from-fork.yml", "trusted-run.yml", "gpu-benchmark.yml",
         "release.yml", "drift.yml", "promote.yml", "watch.yml", "canary.yml",
+        "sharded-evaluation.yml",
     }  # fmt: skip
     assert {p.name for p in OWN} == {"ci.yml", "selftest.yml"}
 

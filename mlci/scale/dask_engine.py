@@ -15,6 +15,7 @@ Tasks and their results travel between client and workers with Dask's own serial
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class PartitionResult:
     predictions: tuple[Predictions, ...]
     worker: str  # host and process id of the worker that predicted
     loaded_models: bool  # whether this task loaded the models (the worker's first task)
+    peak_memory: int  # the worker process's peak resident memory so far, in bytes
 
 
 def plan_partitions(row_group_rows: Sequence[int], partition_rows: int) -> list[Partition]:
@@ -110,9 +112,11 @@ def predict_on_cluster(ctx: ModelContext) -> tuple[Predictions, ...]:
     with client_for(engine) as client:
         results = predict_partitions(client, job, parts, ctx.progress)
     workers = {r.worker for r in results}
+    peak = max(r.peak_memory for r in results) / 2**20
     ctx.progress(
         f"{len(parts)} partitions predicted by {len(workers)} workers "
-        f"(models loaded {sum(r.loaded_models for r in results)} times)"
+        f"(models loaded {sum(r.loaded_models for r in results)} times; "
+        f"peak worker memory {peak:.0f} MiB)"
     )
     return concatenate([r.predictions for r in results])
 
@@ -201,9 +205,17 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult:
         model.predict({name: arrays[name] for name in columns})
         for model, columns in zip(models, job.columns, strict=True)
     )
-    import socket
+    return PartitionResult(
+        predictions, f"{socket.gethostname()}:{os.getpid()}", loaded_now, _peak_memory()
+    )
 
-    return PartitionResult(predictions, f"{socket.gethostname()}:{os.getpid()}", loaded_now)
+
+def _peak_memory() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # kilobytes on Linux
 
 
 def _load_models(job: Job) -> tuple[Model, ...]:
