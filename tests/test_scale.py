@@ -402,7 +402,7 @@ def test_dask_on_a_scheduler_is_the_single_run(
     # 20,000 rows in 14 row groups (13 of 1,500, one of 500), grouped to >= 2,500 rows: 6
     # partitions of 3,000 rows and one of 2,000; each worker loads the models once.
     line = next(x for x in err.splitlines() if "partitions predicted by" in x)
-    assert "7 partitions predicted by 2 workers (models loaded 2 times)" in line
+    assert "7 partitions predicted by 2 workers (models loaded 2 times;" in line
     assert "predicted 7 of 7 partitions" in err
 
 
