@@ -8,7 +8,10 @@ The cluster tests run real `distributed` worker processes talking TCP over loopb
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +75,10 @@ def single(credit: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     return document
 
 
-def assert_same_run(document: dict[str, Any], single: dict[str, Any]) -> None:
-    for key in SAME:
+def assert_same_run(
+    document: dict[str, Any], single: dict[str, Any], keys: tuple[str, ...] = SAME
+) -> None:
+    for key in keys:
         assert document[key] == single[key], key
     ours, theirs = document["gate"], single["gate"]
     assert ours["decision"] == theirs["decision"]
@@ -495,3 +500,88 @@ def test_worker_reads_only_its_row_groups(credit: Path) -> None:
     for mine, all_rows in zip(part.predictions, whole.predictions, strict=True):
         assert all_rows.proba is not None and mine.proba is not None
         np.testing.assert_array_equal(mine.proba, all_rows.proba[4500:7500])
+
+
+# ------------------------------------------------------------ the job-matrix template
+
+
+def _template_scripts() -> dict[str, dict[str, str]]:
+    """Each job's `run:` scripts in workflows/sharded-evaluation.yml, by step name or id."""
+    path = Path(__file__).resolve().parent.parent / "workflows" / "sharded-evaluation.yml"
+    jobs = yaml.safe_load(path.read_text())["jobs"]
+    return {
+        job: {str(s.get("id") or s.get("name")): s["run"] for s in spec["steps"] if "run" in s}
+        for job, spec in jobs.items()
+    }
+
+
+def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_matrix_template_scripts_merge_to_the_single_run(
+    credit: Path, single: dict[str, Any], tmp_path: Path
+) -> None:
+    """The template's shell steps, run as its jobs would run them, with the real mlci."""
+    scripts = _template_scripts()
+    mlci = tmp_path / "bin" / "mlci"
+    mlci.parent.mkdir()
+    mlci.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom mlci.commands import main\nsys.exit(main())\n"
+    )
+    mlci.chmod(0o755)
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    github = {"GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
+
+    output.write_text("")
+    assert _bash(scripts["plan"]["plan"], tmp_path, {**github, "MLCI_SHARDS": "3"}).returncode == 0
+    indexes = json.loads(output.read_text().strip().split("=", 1)[1])
+    assert indexes == [0, 1, 2]
+    for bad in ("0", "257", "two", ""):
+        refused = _bash(scripts["plan"]["plan"], tmp_path, {**github, "MLCI_SHARDS": bad})
+        assert refused.returncode == 2, bad
+
+    downloads = tmp_path / "shards"
+    for index in indexes:
+        job = tmp_path / f"job{index}"
+        shutil.copytree(credit, job, ignore=shutil.ignore_patterns("*.parquet"))
+        env = {
+            "MLCI": str(mlci),
+            "MLCI_CONFIG": "mlci.yaml",
+            "MLCI_SHARD": str(index),
+            "MLCI_SHARDS": "3",
+        }
+        done = _bash(scripts["shard"]["Predict on this shard's rows"], job, env)
+        assert done.returncode == 0, done.stderr
+        # download-artifact with a pattern puts each artifact in a folder of its name
+        shutil.copytree(job / "mlci-shard", downloads / f"mlci-shard-{index}")
+
+    merge = tmp_path / "merge"
+    shutil.copytree(credit, merge, ignore=shutil.ignore_patterns("*.parquet"))
+    env = {
+        **github,
+        "MLCI": str(mlci),
+        "MLCI_CONFIG": "mlci.yaml",
+        "MLCI_SHARDS_DIR": str(downloads),
+    }
+    done = _bash(scripts["merge"]["Evaluate the merged shards"], merge, env)
+    assert done.returncode == 0, done.stderr
+    document = json.loads((merge / "mlci-out" / "results.json").read_text())
+    # Only the paths differ: this job's checkout is in another folder.
+    assert_same_run(document, single, ("evaluation",))
+    assert {p.name for p in (merge / "mlci-out").iterdir()} == {
+        "results.json", "report.md", "comment.md", "summary.md",
+    }  # fmt: skip
+    assert summary.read_text().strip()
+
+    output.write_text("")
+    judged = _bash(scripts["merge"]["judge"], merge, env)
+    assert judged.returncode == 1  # the example's gate blocks, and the job fails with it
+    assert "decision" in output.read_text() and "block" in output.read_text()
