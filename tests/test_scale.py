@@ -474,26 +474,9 @@ def test_unreachable_scheduler(
 
 def test_worker_reads_only_its_row_groups(credit: Path) -> None:
     """A task reads its own row groups: the predictions of a partition are those rows'."""
-    from mlci.scale.dask_engine import Job, Partition, predict_partition
+    from mlci.scale.dask_engine import Partition, predict_partition
 
-    table = pq.read_table(credit / "data" / "eval.parquet")
-    features = [c for c in table.column_names if c not in ("defaulted", "application_id")]
-    job = Job(
-        config=str((credit / "mlci.yaml").resolve()),
-        config_sha256=__import__("hashlib").sha256((credit / "mlci.yaml").read_bytes()).hexdigest(),
-        model="credit-default",
-        data=str((credit / "data" / "eval.parquet").resolve()),
-        columns=(tuple(features), tuple(features)),
-        dtypes=tuple(
-            (
-                c,
-                np.dtype(
-                    object if pa.types.is_string(table.schema.field(c).type) else np.float64
-                ).str,
-            )
-            for c in features
-        ),
-    )
+    job = _job(credit)
     whole = predict_partition(job, Partition(tuple(range(14)), 0, 20_000))
     part = predict_partition(job, Partition((3, 4), 4500, 7500))
     assert part.loaded_models is False  # the same process: the models are already loaded
@@ -515,11 +498,17 @@ def _template_scripts() -> dict[str, dict[str, str]]:
     }
 
 
+# The environment before any cluster started: a LocalCluster sets OMP_NUM_THREADS=1 and
+# friends in its parent's environment for the workers it spawns, and a BLAS with another
+# thread count sums in another order (the last digits of an interval, about 1e-12).
+ENVIRONMENT = dict(os.environ)
+
+
 def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**ENVIRONMENT, **env},
         capture_output=True,
         text=True,
         check=False,
@@ -585,3 +574,97 @@ def test_the_matrix_template_scripts_merge_to_the_single_run(
     judged = _bash(scripts["merge"]["judge"], merge, env)
     assert judged.returncode == 1  # the example's gate blocks, and the job fails with it
     assert "decision" in output.read_text() and "block" in output.read_text()
+
+
+def _job(credit: Path, **changes: Any) -> Any:
+    import hashlib
+
+    from mlci.scale.dask_engine import Job
+
+    table = pq.read_table(credit / "data" / "eval.parquet")
+    features = [c for c in table.column_names if c not in ("defaulted", "application_id")]
+    text = {c for c in features if pa.types.is_string(table.schema.field(c).type)}
+    fields: dict[str, Any] = {
+        "config": str((credit / "mlci.yaml").resolve()),
+        "config_sha256": hashlib.sha256((credit / "mlci.yaml").read_bytes()).hexdigest(),
+        "model": "credit-default",
+        "data": str((credit / "data" / "eval.parquet").resolve()),
+        "columns": (tuple(features), tuple(features)),
+        "dtypes": tuple((c, np.dtype(object if c in text else np.float64).str) for c in features),
+    }
+    return Job(**{**fields, **changes})
+
+
+def test_worker_failures_are_one_line_errors(credit: Path, cluster: Any, tmp_path: Path) -> None:
+    """What a worker cannot do reaches the client as mlci's error, naming the worker."""
+    from distributed import Client
+
+    from mlci.errors import ConfigError, DataError
+    from mlci.scale.dask_engine import Partition, predict_partitions
+
+    part = Partition((0,), 0, 1500)
+    cases = [
+        (_job(credit, config=str(tmp_path / "nowhere.yaml")), ConfigError, "cannot load model"),
+        (_job(credit, config_sha256="0" * 64), ConfigError, "differs from the client's mlci.yaml"),
+        (_job(credit, data=str(tmp_path / "gone.parquet")), DataError, "cannot read"),
+    ]
+    with Client(cluster.scheduler_address) as client:
+        for job, kind, message in cases:
+            with pytest.raises(kind, match=message) as caught:
+                predict_partitions(client, job, [part])
+            assert "Dask worker" in str(caught.value)
+            assert "same paths" in (caught.value.tip or "")
+        with pytest.raises(DataError, match="changed while it was being evaluated"):
+            predict_partitions(client, _job(credit), [Partition((0,), 0, 1000)])
+
+
+def test_several_models_shard_into_a_folder_each(
+    credit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = yaml.safe_load((credit / "mlci.yaml").read_text())["models"]
+    # The second model is the production scorecard compared with itself.
+    second_spec = {**models[0], "name": "second", "path": models[0]["baseline"]["path"]}
+    config = configure(credit, "two-models.yaml", models=[*models, second_spec])
+    for index in range(2):
+        argv = [
+            "evaluate",
+            "-c",
+            str(config),
+            "--shard",
+            f"{index}/2",
+            "-o",
+            str(tmp_path / f"j{index}"),
+            "-q",
+        ]
+        code, stdout, _ = cli(argv, capsys)
+        assert code == 0
+        assert sorted(Path(line.split()[-1]).parent.name for line in stdout.splitlines()) == [
+            "credit-default", "second",
+        ]  # fmt: skip
+    second = sorted(tmp_path.glob("j*/second/*.npz"))
+    merged = tmp_path / "second.json"
+    argv = [
+        "report",
+        "--merge",
+        *map(str, second),
+        "-c",
+        str(config),
+        "-f",
+        "json",
+        "-o",
+        str(merged),
+        "-q",
+    ]
+    code, _, err = cli(argv, capsys)
+    assert code == 0, err
+    document = json.loads(merged.read_text())
+    assert document["model"]["name"] == "second"
+    assert document["model"]["sha256"] == document["baseline"]["sha256"]
+    delta = document["evaluation"]["metrics"]["delta"]["roc_auc"]
+    assert delta["value"] == 0.0 and delta["verdict"] == "no detectable difference"
+    # Both models' shards at once make two documents, which one report cannot hold.
+    everything = sorted(tmp_path.glob("j*/*/*.npz"))
+    argv = ["report", "--merge", *map(str, everything), "-c", str(config), "-f", "json", "-q"]
+    code, _, err = cli(argv, capsys)
+    assert code == 2
+    assert "the shards of model" in err.splitlines()[0]

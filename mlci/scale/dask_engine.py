@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlci.errors import ConfigError
+from mlci.errors import ConfigError, DataError
 from mlci.models.interface import Model, Predictions
 from mlci.scale.shards import concatenate
 
@@ -161,8 +162,9 @@ def predict_partitions(
     """Every partition's predictions, in row order, reporting progress as tasks finish."""
     from distributed import as_completed
 
+    run = uuid.uuid4().hex[:12]  # keys of earlier runs may still be known to the scheduler
     futures = [
-        client.submit(predict_partition, job, part, key=f"mlci-predict-{job.model}-{i}", pure=False)
+        client.submit(predict_partition, job, part, key=f"mlci-predict-{job.model}-{run}-{i}")
         for i, part in enumerate(parts)
     ]
     done = 0
@@ -189,13 +191,28 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult:
 
     key = (job.config, job.config_sha256, job.model)
     loaded_now = key not in _MODELS
+    where = f"Dask worker {socket.gethostname()}:{os.getpid()}"
+    same_files = "workers need the client's mlci.yaml, models and data at the same paths"
     if loaded_now:
-        _MODELS[key] = _load_models(job)
+        try:
+            _MODELS[key] = _load_models(job)
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: cannot load model '{job.model}' ({exc})", tip=same_files
+            ) from None
     models = _MODELS[key]
     dtypes = dict(job.dtypes)
-    table = pq.ParquetFile(job.data).read_row_groups(list(part.row_groups), columns=list(dtypes))
+    try:
+        table = pq.ParquetFile(job.data).read_row_groups(
+            list(part.row_groups), columns=list(dtypes)
+        )
+    except OSError as exc:
+        raise DataError(f"{where}: cannot read {job.data} ({exc})", tip=same_files) from None
     if table.num_rows != part.stop - part.start:
-        raise ValueError(f"{job.data} changed while it was being evaluated")
+        raise DataError(
+            f"{where}: {job.data} changed while it was being evaluated",
+            tip="evaluate data that no job writes to while mlci runs",
+        )
     arrays = {}
     for name, dtype in dtypes.items():
         values, _ = to_numpy(table.column(name), name, job.data)
@@ -211,11 +228,23 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult:
 
 
 def _peak_memory() -> int:
+    """This process's peak resident memory in bytes.
+
+    On Linux from /proc (VmHWM), which counts this process only: getrusage's ru_maxrss
+    survives exec, so a worker spawned by a client that had loaded the data would report
+    the client's peak as its own.
+    """
     import resource
     import sys
 
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # kilobytes on Linux
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def _load_models(job: Job) -> tuple[Model, ...]:
@@ -225,7 +254,10 @@ def _load_models(job: Job) -> tuple[Model, ...]:
 
     path = Path(job.config)
     if sha256_file(path) != job.config_sha256:
-        raise ValueError(f"{path} on this worker differs from the client's mlci.yaml")
+        raise ConfigError(
+            f"{path} on Dask worker {socket.gethostname()} differs from the client's mlci.yaml",
+            tip="workers need the client's mlci.yaml, models and data at the same paths",
+        )
     loaded = load_config(path)
     spec = next(m for m in loaded.config.models if m.name == job.model)
     models = [load_with_source(spec, spec.name, loaded)[0]]
