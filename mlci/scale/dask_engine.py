@@ -159,23 +159,26 @@ def client_for(engine: EngineConfig) -> Iterator[Client]:
 def predict_partitions(
     client: Client, job: Job, parts: Sequence[Partition], progress: Any = None
 ) -> list[PartitionResult]:
-    """Every partition's predictions, in row order, reporting progress as tasks finish."""
+    """Every partition's predictions, in row order, reporting progress as tasks finish.
+
+    Each result is fetched as soon as its task finishes and then released, so a worker
+    holds one partition's predictions at a time, not every partition it predicted.
+    """
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:12]  # keys of earlier runs may still be known to the scheduler
-    futures = [
-        client.submit(predict_partition, job, part, key=f"mlci-predict-{job.model}-{run}-{i}")
-        for i, part in enumerate(parts)
-    ]
-    done = 0
-    for future in as_completed(futures):  # type: ignore[no-untyped-call]
-        done += 1
-        if future.status == "error":
-            future.result()  # raises the worker's exception here, with its message
+    index = {}
+    for i, part in enumerate(parts):
+        key = f"mlci-predict-{job.model}-{run}-{i}"
+        index[client.submit(predict_partition, job, part, key=key)] = i
+    results: dict[int, PartitionResult] = {}
+    for future in as_completed(list(index)):  # type: ignore[no-untyped-call]
+        # result() raises the worker's exception here, with its message
+        results[index.pop(future)] = future.result()
+        future.release()
         if progress is not None:
-            progress(f"predicted {done} of {len(parts)} partitions")
-    results: list[PartitionResult] = client.gather(futures)  # type: ignore[no-untyped-call]
-    return results
+            progress(f"predicted {len(results)} of {len(parts)} partitions")
+    return [results[i] for i in range(len(parts))]
 
 
 # ------------------------------------------------------------------ on the workers
