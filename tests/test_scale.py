@@ -229,6 +229,11 @@ def _bad_cases(
     def shorter(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         arrays["candidate.proba"] = arrays["candidate.proba"][:-1]
 
+    def not_a_number(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        proba = arrays["baseline.proba"].copy()
+        proba[5, 0] = np.nan
+        arrays["baseline.proba"] = proba
+
     def header_field(key: str, value: Any) -> Any:
         return lambda header, arrays: header.__setitem__(key, value)
 
@@ -244,6 +249,11 @@ def _bad_cases(
         "rows cut short": (
             [*shards[:2], _rewrite(shards[2], tmp / "short.npz", shorter)],
             "candidate proba has",
+            "write the shard again",
+        ),
+        "a probability not a number": (
+            [*shards[:2], _rewrite(shards[2], tmp / "nan.npz", not_a_number)],
+            "(baseline)",
             "write the shard again",
         ),
         "another count": (
@@ -284,6 +294,7 @@ BAD = [
     "not a zip",
     "an object array",
     "rows cut short",
+    "a probability not a number",
     "another count",
     "another model file",
     "another config",

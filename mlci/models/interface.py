@@ -74,7 +74,7 @@ class Model(abc.ABC):
         from mlci.models.outputs import check_predictions
 
         rows = frame_length(frame, self.info.path or self.info.name)
-        return check_predictions(self._predict(frame), rows, self.info)
+        return check_predictions(self._predict(frame), rows, self.info.path or self.info.name)
 
     @abc.abstractmethod
     def _predict(self, frame: Frame) -> Predictions:

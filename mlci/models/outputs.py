@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 
 from mlci.errors import ModelError
-from mlci.models.interface import ModelInfo, Predictions
+from mlci.models.interface import Predictions
 
 # How far a row of probabilities may sum from one (float16 outputs round to about 1e-3).
 PROBA_SUM_TOLERANCE = 1e-2
 
 
-def check_predictions(predictions: Predictions, rows: int, info: ModelInfo) -> Predictions:
-    """Return ``predictions`` when they are well formed for ``rows`` input rows, else raise."""
-    where = info.path or info.name
+def check_predictions(predictions: Predictions, rows: int, where: str) -> Predictions:
+    """Return ``predictions`` when they are well formed for ``rows`` input rows, else raise
+    ModelError naming ``where`` (the model file, or a shard file that holds predictions)."""
     labels, proba, values = predictions.labels, predictions.proba, predictions.values
     if labels is None and proba is None and values is None:
         raise ModelError(f"{where}: the model returned no predictions")

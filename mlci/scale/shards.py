@@ -27,6 +27,7 @@ import numpy as np
 
 from mlci.errors import InputError, ModelError, UsageError
 from mlci.models.interface import Predictions
+from mlci.models.outputs import check_predictions
 
 FORMAT = "mlci-shard"
 VERSION = 1
@@ -142,7 +143,17 @@ def read_shard(path: Path) -> ShardFile:
                     f"{path}: {role} {field} has {len(value)} rows, the header says {rows}",
                     tip="write the shard again with mlci evaluate --shard",
                 )
-    return ShardFile(path, header, tuple(predictions))
+    # The checks every model's output passes: shapes, finite values, probabilities.
+    try:
+        checked = [
+            check_predictions(p, rows, f"{path} ({role})")
+            for role, p in zip(ROLES, predictions, strict=False)
+        ]
+    except ModelError as exc:
+        raise InputError(
+            exc.message, tip="write the shard again with mlci evaluate --shard"
+        ) from None
+    return ShardFile(path, header, tuple(checked))
 
 
 _INTS = ("shard", "shards", "start", "stop", "rows")
