@@ -679,3 +679,21 @@ def test_several_models_shard_into_a_folder_each(
     code, _, err = cli(argv, capsys)
     assert code == 2
     assert "the shards of model" in err.splitlines()[0]
+
+
+def test_too_few_row_groups_for_the_workers_are_reported(
+    credit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quick = {"bootstrap": 0, "discover": {"enabled": False}}
+    config = configure(
+        credit,
+        "dask-one-partition.yaml",
+        data__path="data/eval.parquet",
+        evaluation=quick,
+        engine={"kind": "dask", "workers": 2, "partition_rows": 100_000},
+    )
+    code, _, err = cli(["evaluate", "-c", str(config), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert "holds 14 row groups: only 1 of 2 workers get a partition" in err
+    assert "row groups of at most 100,000 rows" in err
+    assert "predicted 1 of 1 partitions" in err

@@ -110,6 +110,12 @@ def predict_on_cluster(ctx: ModelContext) -> tuple[Predictions, ...]:
     metadata = pq.ParquetFile(job.data).metadata
     sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     parts = plan_partitions(sizes, engine.partition_rows)
+    if len(parts) < engine.workers and engine.scheduler is None:
+        ctx.progress(
+            f"{data.display} holds {len(sizes)} row groups: only {len(parts)} of {engine.workers} "
+            f"workers get a partition (write row groups of at most {engine.partition_rows:,} rows "
+            "to spread the work)"
+        )
     with client_for(engine) as client:
         results = predict_partitions(client, job, parts, ctx.progress)
     workers = {r.worker for r in results}
