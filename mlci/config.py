@@ -316,7 +316,7 @@ class EngineConfig(Strict):
     kind: Literal["local", "dask"] = Field(
         "local",
         description="local: in this process; dask: on a Dask cluster's workers, each reading "
-        "and predicting its Parquet row groups.",
+        "and predicting its share of the Parquet file's rows.",
     )
     scheduler: str | None = Field(
         None,
@@ -328,8 +328,8 @@ class EngineConfig(Strict):
     partition_rows: int = Field(
         1_000_000,
         ge=1,
-        description="Rows per task: consecutive Parquet row groups are grouped to about this "
-        "many (a row group is never split).",
+        description="Rows per task, rounded up to whole prediction chunks of 65,536 rows; a "
+        "worker reads the Parquet row groups its rows lie in.",
     )
 
 

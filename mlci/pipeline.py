@@ -275,6 +275,8 @@ def predict_shard(loaded: LoadedConfig, out: Path, shard: Shard, progress: Progr
         progress(f"{spec.name}: predicting on rows {start} to {stop - 1} (shard {shard.index})")
         predictions = [
             m.predict({name: values[start:stop] for name, values in ctx.frame(m).items()})
+            if stop > start
+            else Predictions()  # a shard past the last chunk of rows
             for m in ctx.models
         ]
         header = {

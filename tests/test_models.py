@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from mlci.errors import DataError, ModelError  # noqa: E402
-from mlci.models import onnx as onnx_runtime  # noqa: E402
+from mlci.models import interface  # noqa: E402
 from mlci.models.convert import convert_to_onnx  # noqa: E402
 from mlci.models.load import load_model  # noqa: E402
 from mlci.models.onnx import OnnxModel  # noqa: E402
@@ -238,7 +238,7 @@ def test_onnx_regression(tmp_path: Path, data: pd.DataFrame, regressor: Any) -> 
     np.testing.assert_allclose(pred.values, regressor.predict(data[columns]), rtol=1e-5, atol=1e-5)
 
 
-def test_onnx_runs_in_chunks(
+def test_models_predict_in_chunks(
     tmp_path: Path,
     data: pd.DataFrame,
     frame: dict,
@@ -248,8 +248,14 @@ def test_onnx_runs_in_chunks(
     path = export_onnx(binary_pipe, column_types(data, list(data.columns)), tmp_path / "b.onnx")
     model = load_model(path, name="b")
     whole = model.predict(frame)
-    monkeypatch.setattr(onnx_runtime, "CHUNK_ROWS", 7)
+    calls = []
+    run = model._predict
+    monkeypatch.setattr(
+        model, "_predict", lambda chunk: calls.append(len(chunk["k"])) or run(chunk)
+    )
+    monkeypatch.setattr(interface, "PREDICT_CHUNK_ROWS", 7)
     chunked = model.predict(frame)
+    assert calls == [7] * (N_ROWS // 7) + ([N_ROWS % 7] if N_ROWS % 7 else [])
     np.testing.assert_array_equal(chunked.labels, whole.labels)
     np.testing.assert_array_equal(chunked.proba, whole.proba)
 

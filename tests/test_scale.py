@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -40,13 +42,27 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
+ROWS = 140_000  # seven copies of the example's 20,000 rows: three prediction chunks
+ROW_GROUP = 30_000  # Parquet row groups that do not line up with the chunks
+
+
 @pytest.fixture(scope="module")
 def credit(credit_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The credit example with its data also as Parquet in row groups of 1,500 rows."""
+    """The credit example on 140,000 rows (more than two prediction chunks), as CSV for
+    mlci.yaml and as Parquet in row groups of 30,000 rows."""
     root = tmp_path_factory.mktemp("scale") / "credit"
     shutil.copytree(credit_example, root, ignore=shutil.ignore_patterns("mlci-out"))
-    table = pacsv.read_csv(root / "data" / "eval.csv")
-    pq.write_table(table, root / "data" / "eval.parquet", row_group_size=1500)
+    one = pacsv.read_csv(root / "data" / "eval.csv")
+    copies = []
+    for k in range(ROWS // one.num_rows):
+        ids = pa.compute.add(one.column("application_id"), k * 10_000_000)
+        copies.append(one.set_column(0, "application_id", ids))
+    table = pa.concat_tables(copies)
+    pacsv.write_csv(table, root / "data" / "big.csv")
+    pq.write_table(table, root / "data" / "big.parquet", row_group_size=ROW_GROUP)
+    config = yaml.safe_load((root / "mlci.yaml").read_text())
+    config["data"]["path"] = "data/big.csv"
+    (root / "mlci.yaml").write_text(yaml.safe_dump(config))
     return root
 
 
@@ -159,24 +175,39 @@ def test_shards_merge_with_other_jobs_results(
     assert document["stages"]["gate"]["status"] == "ran"
 
 
-@given(st.integers(0, 10_000), st.integers(1, 64))
-def test_shards_tile_the_rows(total: int, count: int) -> None:
-    ranges = [Shard(i, count).rows(total) for i in range(count)]
+@given(st.integers(0, 10_000), st.integers(1, 64), st.integers(1, 300))
+def test_shards_tile_the_rows_in_whole_chunks(total: int, count: int, chunk: int) -> None:
+    ranges = [Shard(i, count).rows(total, chunk) for i in range(count)]
     assert ranges[0][0] == 0 and ranges[-1][1] == total
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
-    sizes = [stop - start for start, stop in ranges]
-    assert max(sizes) - min(sizes) <= 1
+    assert all(start % chunk == 0 or start == total for start, _ in ranges)
+    chunks = [-(-(stop - start) // chunk) for start, stop in ranges]
+    assert max(chunks) - min(chunks) <= 1
 
 
-@given(st.lists(st.integers(1, 50), min_size=1, max_size=40), st.integers(1, 200))
-def test_partitions_hold_whole_row_groups_in_order(groups: list[int], target: int) -> None:
-    parts = plan_partitions(groups, target)
-    assert [g for p in parts for g in p.row_groups] == list(range(len(groups)))
-    assert parts[0].start == 0 and parts[-1].stop == sum(groups)
-    for part in parts[:-1]:
-        assert part.stop - part.start >= target
-        # Without its last row group, a partition would have been short of the target.
-        assert part.stop - part.start - groups[part.row_groups[-1]] < target
+@given(
+    st.lists(st.integers(1, 50), min_size=1, max_size=40),
+    st.integers(1, 200),
+    st.integers(1, 30),
+)
+def test_partitions_are_whole_chunks_read_from_their_row_groups(
+    groups: list[int], target: int, chunk: int
+) -> None:
+    parts = plan_partitions(groups, target, chunk)
+    starts = [0]
+    for rows in groups:
+        starts.append(starts[-1] + rows)
+    assert parts[0].start == 0 and parts[-1].stop == starts[-1]
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:], strict=False))
+    for part in parts:
+        assert part.start % chunk == 0
+        assert part.stop - part.start <= max(target, chunk) + chunk - 1
+        first, last = part.row_groups[0], part.row_groups[-1]
+        assert list(part.row_groups) == list(range(first, last + 1))
+        # The groups read hold the partition's rows and no group more.
+        assert starts[first] + part.skip == part.start
+        assert starts[first] <= part.start < starts[first + 1]
+        assert starts[last] < part.stop <= starts[last + 1]
 
 
 # ----------------------------------------------------------------------- bad shards
@@ -398,11 +429,11 @@ def test_dask_on_a_scheduler_is_the_single_run(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    parquet = configure(credit, "parquet.yaml", data__path="data/eval.parquet")
+    parquet = configure(credit, "parquet.yaml", data__path="data/big.parquet")
     dask = configure(
         credit,
         "dask.yaml",
-        data__path="data/eval.parquet",
+        data__path="data/big.parquet",
         engine={"kind": "dask", "scheduler": cluster.scheduler_address, "partition_rows": 2500},
     )
     local_out, dask_out = tmp_path / "local", tmp_path / "dask"
@@ -415,11 +446,13 @@ def test_dask_on_a_scheduler_is_the_single_run(
         assert clustered[key] == local[key], key
     # The Parquet file holds the CSV's rows: the same evaluation as the single CSV run.
     assert clustered["evaluation"] == single["evaluation"]
-    # 20,000 rows in 14 row groups (13 of 1,500, one of 500), grouped to >= 2,500 rows: 6
-    # partitions of 3,000 rows and one of 2,000; each worker loads the models once.
-    line = next(x for x in err.splitlines() if "partitions predicted by" in x)
-    assert "7 partitions predicted by 2 workers (models loaded 2 times;" in line
-    assert "predicted 7 of 7 partitions" in err
+    # 140,000 rows in partitions of 2,500 rows rounded up to a chunk: 65,536, 65,536 and
+    # 8,928 rows, read from row groups of 30,000 that straddle them. Each worker that
+    # predicted loaded the models once, whatever it predicted.
+    found = re.search(r"3 partitions predicted by (\d) workers \(models loaded (\d) times;", err)
+    assert found is not None, err
+    assert found[1] == found[2]
+    assert "predicted 3 of 3 partitions" in err
 
 
 def test_dask_local_cluster_and_progress(
@@ -429,19 +462,19 @@ def test_dask_local_cluster_and_progress(
     dask = configure(
         credit,
         "dask-local.yaml",
-        data__path="data/eval.parquet",
+        data__path="data/big.parquet",
         evaluation={"bootstrap": 200, "slices": [{"feature": "region"}]},
         engine={"kind": "dask", "workers": 2, "partition_rows": 6000},
     )
     local = configure(
         credit,
         "local-small.yaml",
-        data__path="data/eval.parquet",
+        data__path="data/big.parquet",
         evaluation={"bootstrap": 200, "slices": [{"feature": "region"}]},
     )
     code, _, err = cli(["evaluate", "-c", str(dask), "-o", str(tmp_path / "dask")], capsys)
     assert code == 0, err
-    assert "predicted 4 of 4 partitions" in err
+    assert "predicted 3 of 3 partitions" in err
     assert main(["evaluate", "-c", str(local), "-o", str(tmp_path / "local"), "-q"]) == 0
     a = json.loads((tmp_path / "dask" / "results.json").read_text())
     b = json.loads((tmp_path / "local" / "results.json").read_text())
@@ -471,7 +504,7 @@ def test_unreachable_scheduler(
     config = configure(
         credit,
         "dask-nowhere.yaml",
-        data__path="data/eval.parquet",
+        data__path="data/big.parquet",
         engine={"kind": "dask", "scheduler": f"tcp://127.0.0.1:{port}"},
     )
     config_text = yaml.safe_load(config.read_text())
@@ -488,12 +521,12 @@ def test_worker_reads_only_its_row_groups(credit: Path) -> None:
     from mlci.scale.dask_engine import Partition, predict_partition
 
     job = _job(credit)
-    whole = predict_partition(job, Partition(tuple(range(14)), 0, 20_000))
-    part = predict_partition(job, Partition((3, 4), 4500, 7500))
+    whole = predict_partition(job, Partition(tuple(range(5)), 0, ROWS))
+    part = predict_partition(job, Partition((1, 2), 40_000, 70_000, skip=10_000))
     assert part.loaded_models is False  # the same process: the models are already loaded
     for mine, all_rows in zip(part.predictions, whole.predictions, strict=True):
         assert all_rows.proba is not None and mine.proba is not None
-        np.testing.assert_array_equal(mine.proba, all_rows.proba[4500:7500])
+        np.testing.assert_array_equal(mine.proba, all_rows.proba[40_000:70_000])
 
 
 # ------------------------------------------------------------ the job-matrix template
@@ -592,14 +625,14 @@ def _job(credit: Path, **changes: Any) -> Any:
 
     from mlci.scale.dask_engine import Job
 
-    table = pq.read_table(credit / "data" / "eval.parquet")
+    table = pq.read_table(credit / "data" / "big.parquet")
     features = [c for c in table.column_names if c not in ("defaulted", "application_id")]
     text = {c for c in features if pa.types.is_string(table.schema.field(c).type)}
     fields: dict[str, Any] = {
         "config": str((credit / "mlci.yaml").resolve()),
         "config_sha256": hashlib.sha256((credit / "mlci.yaml").read_bytes()).hexdigest(),
         "model": "credit-default",
-        "data": str((credit / "data" / "eval.parquet").resolve()),
+        "data": str((credit / "data" / "big.parquet").resolve()),
         "columns": (tuple(features), tuple(features)),
         "dtypes": tuple((c, np.dtype(object if c in text else np.float64).str) for c in features),
     }
@@ -625,8 +658,9 @@ def test_worker_failures_are_one_line_errors(credit: Path, cluster: Any, tmp_pat
                 predict_partitions(client, job, [part])
             assert "Dask worker" in str(caught.value)
             assert "same paths" in (caught.value.tip or "")
+        # The last row group holds 20,000 rows, not the 30,000 the plan expects.
         with pytest.raises(DataError, match="changed while it was being evaluated"):
-            predict_partitions(client, _job(credit), [Partition((0,), 0, 1000)])
+            predict_partitions(client, _job(credit), [Partition((4,), 120_000, 150_000)])
 
 
 def test_several_models_shard_into_a_folder_each(
@@ -681,19 +715,18 @@ def test_several_models_shard_into_a_folder_each(
     assert "the shards of model" in err.splitlines()[0]
 
 
-def test_too_few_row_groups_for_the_workers_are_reported(
+def test_too_few_partitions_for_the_workers_are_reported(
     credit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     quick = {"bootstrap": 0, "discover": {"enabled": False}}
     config = configure(
         credit,
         "dask-one-partition.yaml",
-        data__path="data/eval.parquet",
+        data__path="data/big.parquet",
         evaluation=quick,
-        engine={"kind": "dask", "workers": 2, "partition_rows": 100_000},
+        engine={"kind": "dask", "workers": 2, "partition_rows": 200_000},
     )
     code, _, err = cli(["evaluate", "-c", str(config), "-o", str(tmp_path / "out")], capsys)
     assert code == 0, err
-    assert "holds 14 row groups: only 1 of 2 workers get a partition" in err
-    assert "row groups of at most 100,000 rows" in err
+    assert "140,000 rows make 1 partitions for 2 workers (lower engine.partition_rows" in err
     assert "predicted 1 of 1 partitions" in err

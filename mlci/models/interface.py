@@ -17,6 +17,14 @@ Task = Literal["binary", "multiclass", "regression"]
 # A batch of input rows: column name -> 1-D numpy array (object dtype for strings).
 Frame = Mapping[str, "np.ndarray"]
 
+# Models predict in chunks of this many rows, counted from the frame's first row. It bounds
+# the memory of one call, and it makes a model's output for a row independent of how the rows
+# were split among jobs: runtimes choose their kernels and their summation order by batch
+# size (ONNX Runtime's tree ensembles sum over trees for small batches, over rows for large
+# ones), so shards and Dask partitions start on chunk boundaries and every chunk is predicted
+# exactly as one job predicts it.
+PREDICT_CHUNK_ROWS = 65_536
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -69,12 +77,21 @@ class Model(abc.ABC):
     info: ModelInfo
 
     def predict(self, frame: Frame) -> Predictions:
-        """Predict for every row of ``frame``; raise ModelError on failure or bad output."""
+        """Predict for every row of ``frame`` in chunks of ``PREDICT_CHUNK_ROWS``; raise
+        ModelError on failure or bad output."""
         from mlci.models.frames import frame_length
-        from mlci.models.outputs import check_predictions
+        from mlci.models.outputs import check_predictions, concatenate
 
-        rows = frame_length(frame, self.info.path or self.info.name)
-        return check_predictions(self._predict(frame), rows, self.info.path or self.info.name)
+        where = self.info.path or self.info.name
+        rows = frame_length(frame, where)
+        if rows <= PREDICT_CHUNK_ROWS:
+            return check_predictions(self._predict(frame), rows, where)
+        parts = []
+        for start in range(0, rows, PREDICT_CHUNK_ROWS):
+            chunk = {k: v[start : start + PREDICT_CHUNK_ROWS] for k, v in frame.items()}
+            n = min(PREDICT_CHUNK_ROWS, rows - start)
+            parts.append((check_predictions(self._predict(chunk), n, where),))
+        return concatenate(parts)[0]
 
     @abc.abstractmethod
     def _predict(self, frame: Frame) -> Predictions:

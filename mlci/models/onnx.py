@@ -14,16 +14,11 @@ from mlci.errors import DataError, ModelError
 from mlci.hashing import sha256_file
 from mlci.models.frames import (
     ORT_PREFIX,
-    frame_length,
     missing_columns_error,
     one_line,
     single_output_values,
 )
 from mlci.models.interface import Frame, InputSpec, Model, ModelInfo, Predictions, Task
-
-# Rows per session.run call: bounds peak memory on large evaluation sets while keeping the
-# per-call overhead negligible.
-CHUNK_ROWS = 65_536
 
 # ONNX Runtime element type -> (numpy dtype, InputSpec dtype).
 _ORT_TYPES: dict[str, tuple[Any, str]] = {
@@ -222,38 +217,22 @@ class OnnxModel(Model):
     # -- prediction -----------------------------------------------------------------------
 
     def _predict(self, frame: Frame) -> Predictions:
-        """Run the model on every row of ``frame`` in chunks of ``CHUNK_ROWS``."""
+        """Run the model on the rows of ``frame`` (one chunk: see ``Model.predict``)."""
         where = str(self.path)
-        n = frame_length(frame, where)
         feeds = self._feeds(frame)
-        labels: list[np.ndarray] = []
-        probas: list[np.ndarray] = []
-        values: list[np.ndarray] = []
         classes = self.classes
         wanted = [o.name for o in (self._label_out, self._proba_out, self._value_out) if o]
-        for start in range(0, max(n, 1), CHUNK_ROWS):
-            chunk = {k: v[start : start + CHUNK_ROWS] for k, v in feeds.items()}
-            try:
-                result = dict(zip(wanted, self.session.run(wanted, chunk), strict=True))
-            except Exception as exc:
-                raise ModelError(
-                    f"{where}: ONNX Runtime failed on the data ({one_line(exc)})"
-                ) from exc
-            if self._label_out:
-                labels.append(np.asarray(result[self._label_out.name]).reshape(-1))
-            if self._proba_out:
-                proba, classes = self._proba(result[self._proba_out.name], classes)
-                probas.append(proba)
-            if self._value_out:
-                values.append(self._values(result[self._value_out.name]))
-            if n == 0:
-                break
-
+        try:
+            result = dict(zip(wanted, self.session.run(wanted, feeds), strict=True))
+        except Exception as exc:
+            raise ModelError(f"{where}: ONNX Runtime failed on the data ({one_line(exc)})") from exc
         if self._value_out is not None:
-            return Predictions(values=np.concatenate(values))
-        proba_all = np.concatenate(probas) if probas else None
-        if labels:
-            label_all = np.concatenate(labels)
+            return Predictions(values=self._values(result[self._value_out.name]))
+        proba_all = None
+        if self._proba_out:
+            proba_all, classes = self._proba(result[self._proba_out.name], classes)
+        if self._label_out:
+            label_all = np.asarray(result[self._label_out.name]).reshape(-1)
             if label_all.dtype.kind in "OSU":
                 label_all = label_all.astype(object)
         elif proba_all is not None:

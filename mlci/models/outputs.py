@@ -8,6 +8,7 @@ this is reported by name instead of reaching a metric as NaN or a shape error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -123,3 +124,21 @@ def _distinct_classes(classes: tuple[Any, ...], where: str) -> None:
         if key in seen:
             raise ModelError(f"{where}: the model names class '{key}' twice")
         seen.add(key)
+
+
+def concatenate(parts: Sequence[tuple[Predictions, ...]]) -> tuple[Predictions, ...]:
+    """Predictions of consecutive row ranges put together in row order, model by model.
+
+    ``parts[i][m]`` is model m's predictions on the i-th range; a field is kept when every
+    range has it. Text labels stay Python objects.
+    """
+    merged = []
+    for m in range(len(parts[0])):
+        pieces = [p[m] for p in parts]
+        fields: dict[str, np.ndarray] = {}
+        for name in ("labels", "proba", "values"):
+            values = [getattr(p, name) for p in pieces]
+            if all(v is not None for v in values):
+                fields[name] = np.concatenate(values)
+        merged.append(Predictions(**fields, classes=pieces[0].classes))
+    return tuple(merged)

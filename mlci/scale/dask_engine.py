@@ -1,12 +1,14 @@
 """Predictions on a Dask cluster: workers read and predict Parquet row groups.
 
-The evaluation data's Parquet row groups are grouped into partitions of about
-``engine.partition_rows`` rows. Each partition is one task: a worker reads just those row
-groups and just the columns the models read, converts them exactly as ``mlci check`` does,
+The evaluation data's rows are cut into partitions of ``engine.partition_rows`` rounded up to
+whole prediction chunks (``PREDICT_CHUNK_ROWS``). Each partition is one task: a worker reads
+just the Parquet row groups the partition overlaps and just the columns the models read,
+keeps the partition's rows, converts them exactly as ``mlci check`` does,
 and predicts with models it loaded once (they are kept per worker process, keyed by the
 configuration's digest). The client puts the predictions back in row order, so the
-evaluation that follows sees the predictions one process would have made. A worker's memory
-is bounded by one partition, whatever the number of rows.
+evaluation that follows sees the predictions one process would have made (the chunks of
+rows are the same). A worker's memory is bounded by one partition and the row groups at its
+edges, whatever the number of rows.
 
 Tasks and their results travel between client and workers with Dask's own serialisation
 (pickle): connect only to a scheduler whose workers you trust, as with any Dask cluster.
@@ -14,6 +16,8 @@ Tasks and their results travel between client and workers with Dask's own serial
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import socket
 import uuid
@@ -26,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlci.errors import ConfigError, DataError
-from mlci.models.interface import Model, Predictions
-from mlci.scale.shards import concatenate
+from mlci.models.interface import PREDICT_CHUNK_ROWS, Model, Predictions
+from mlci.models.outputs import concatenate
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -50,11 +54,13 @@ class Job:
 
 @dataclass(frozen=True)
 class Partition:
-    """Consecutive row groups holding rows ``[start, stop)`` of the data."""
+    """Rows ``[start, stop)`` of the data, which lie in ``row_groups`` from row ``skip`` of the
+    first of them on."""
 
     row_groups: tuple[int, ...]
     start: int
     stop: int
+    skip: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,19 +71,25 @@ class PartitionResult:
     peak_memory: int  # the worker process's peak resident memory so far, in bytes
 
 
-def plan_partitions(row_group_rows: Sequence[int], partition_rows: int) -> list[Partition]:
-    """Consecutive row groups, grouped until each partition holds ``partition_rows`` or more."""
-    parts: list[Partition] = []
-    groups: list[int] = []
-    start = position = 0
-    for index, rows in enumerate(row_group_rows):
-        groups.append(index)
-        position += rows
-        if position - start >= partition_rows:
-            parts.append(Partition(tuple(groups), start, position))
-            groups, start = [], position
-    if groups:
-        parts.append(Partition(tuple(groups), start, position))
+def plan_partitions(
+    row_group_rows: Sequence[int], partition_rows: int, chunk: int = PREDICT_CHUNK_ROWS
+) -> list[Partition]:
+    """Row ranges of ``partition_rows`` rounded up to whole prediction chunks, and the row
+    groups each one reads.
+
+    Every partition starts on a chunk boundary, so the models predict the same chunks of rows
+    as in one process (see ``PREDICT_CHUNK_ROWS``); a partition reads the row groups it
+    overlaps and keeps its own rows.
+    """
+    bounds = list(itertools.accumulate(row_group_rows, initial=0))
+    total = bounds[-1]
+    step = max(1, -(-partition_rows // chunk)) * chunk
+    parts = []
+    for start in range(0, total, step):
+        stop = min(start + step, total)
+        first = bisect.bisect_right(bounds, start) - 1
+        last = bisect.bisect_left(bounds, stop) - 1  # the group holding row stop - 1
+        parts.append(Partition(tuple(range(first, last + 1)), start, stop, start - bounds[first]))
     return parts
 
 
@@ -112,9 +124,9 @@ def predict_on_cluster(ctx: ModelContext) -> tuple[Predictions, ...]:
     parts = plan_partitions(sizes, engine.partition_rows)
     if len(parts) < engine.workers and engine.scheduler is None:
         ctx.progress(
-            f"{data.display} holds {len(sizes)} row groups: only {len(parts)} of {engine.workers} "
-            f"workers get a partition (write row groups of at most {engine.partition_rows:,} rows "
-            "to spread the work)"
+            f"{data.rows:,} rows make {len(parts)} partitions for {engine.workers} workers "
+            "(lower engine.partition_rows to spread the work; a partition is whole chunks of "
+            f"{PREDICT_CHUNK_ROWS:,} rows)"
         )
     with client_for(engine) as client:
         results = predict_partitions(client, job, parts, ctx.progress)
@@ -217,6 +229,7 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult:
         )
     except OSError as exc:
         raise DataError(f"{where}: cannot read {job.data} ({exc})", tip=same_files) from None
+    table = table.slice(part.skip, part.stop - part.start)
     if table.num_rows != part.stop - part.start:
         raise DataError(
             f"{where}: {job.data} changed while it was being evaluated",

@@ -1,15 +1,16 @@
 """Sharded evaluation: each job predicts on a share of the rows; one job merges.
 
-``mlci evaluate --shard I/N`` predicts the candidate (and its baseline) on rows
-``[I * n // N, (I + 1) * n // N)`` of the evaluation data and writes them into a shard file.
+``mlci evaluate --shard I/N`` predicts the candidate (and its baseline) on the I-th of N
+shares of the evaluation data's rows and writes them into a shard file.
 ``mlci report --merge`` checks that the shard files cover every row exactly once, for the
 same mlci.yaml, data and models, puts the predictions back together in row order and runs
 the evaluation and the gate on them. Predicting is the part of an evaluation that grows with
 the model; the statistics are computed once, on exactly the predictions one job would have
 made, so the merged document is the single-run document.
 
-A shard file is a NumPy ``.npz`` archive read with ``allow_pickle=False``: a JSON header and
-the prediction arrays, never Python objects.
+Shards are runs of whole prediction chunks (``PREDICT_CHUNK_ROWS``), so every chunk of rows
+is predicted exactly as one job predicts it. A shard file is a NumPy ``.npz`` archive read
+with ``allow_pickle=False``: a JSON header and the prediction arrays, never Python objects.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from mlci.errors import InputError, ModelError, UsageError
-from mlci.models.interface import Predictions
-from mlci.models.outputs import check_predictions
+from mlci.models.interface import PREDICT_CHUNK_ROWS, Predictions
+from mlci.models.outputs import check_predictions, concatenate
 
 FORMAT = "mlci-shard"
 VERSION = 1
@@ -43,9 +44,16 @@ class Shard:
     index: int
     count: int
 
-    def rows(self, total: int) -> tuple[int, int]:
-        """First and past-the-last row of this shard among ``total`` rows."""
-        return self.index * total // self.count, (self.index + 1) * total // self.count
+    def rows(self, total: int, chunk: int = PREDICT_CHUNK_ROWS) -> tuple[int, int]:
+        """First and past-the-last row of this shard among ``total`` rows.
+
+        Shards are runs of whole prediction chunks (``PREDICT_CHUNK_ROWS``), so the models
+        predict the same chunks of rows as in one job; with fewer chunks than shards, some
+        shards are empty.
+        """
+        chunks = -(-total // chunk)
+        first, last = (i * chunks // self.count for i in (self.index, self.index + 1))
+        return min(first * chunk, total), min(last * chunk, total)
 
     @property
     def filename(self) -> str:
@@ -119,8 +127,9 @@ def read_shard(path: Path) -> ShardFile:
                 raise ValueError(f"it is version {header.get('version')!r}, not {VERSION}")
             _check_header(header)
             predictions = []
+            empty = header["start"] == header["stop"]
             for role in ROLES[: 2 if header["baseline"] else 1]:
-                if not any(f"{role}.{f}" in names for f in _FIELDS):
+                if not empty and not any(f"{role}.{f}" in names for f in _FIELDS):
                     raise ValueError(f"it holds no {role} predictions")
                 fields = {f: archive[f"{role}.{f}"] for f in _FIELDS if f"{role}.{f}" in names}
                 listed = header["classes"].get(role)
@@ -146,7 +155,7 @@ def read_shard(path: Path) -> ShardFile:
     # The checks every model's output passes: shapes, finite values, probabilities.
     try:
         checked = [
-            check_predictions(p, rows, f"{path} ({role})")
+            check_predictions(p, rows, f"{path} ({role})") if rows else p
             for role, p in zip(ROLES, predictions, strict=False)
         ]
     except ModelError as exc:
@@ -212,8 +221,10 @@ def merge_shards(files: Sequence[ShardFile]) -> tuple[Predictions, ...]:
             f"(model '{first.model}')",
             tip="pass every shard-I-of-N.npz that the job matrix wrote",
         )
+    # Shards past the last chunk of rows are empty and predicted nothing.
+    filled = [f for f in files if f.header["start"] < f.header["stop"]]
     for i, role in enumerate(ROLES[: len(first.predictions)]):
-        parts = [f.predictions[i] for f in files]
+        parts = [f.predictions[i] for f in filled]
         if len({tuple(map(str, p.classes)) if p.classes else None for p in parts}) > 1:
             raise InputError(
                 f"{first.path}: the shards' {role} predictions name different classes",
@@ -225,22 +236,8 @@ def merge_shards(files: Sequence[ShardFile]) -> tuple[Predictions, ...]:
                     f"{first.path}: some shards hold {role} {field} and others do not",
                     tip="merge shards of one run: the same models",
                 )
-    ordered = sorted(files, key=lambda f: int(f.header["shard"]))
+    ordered = sorted(filled, key=lambda f: int(f.header["shard"]))
     return concatenate([f.predictions for f in ordered])
-
-
-def concatenate(parts: Sequence[tuple[Predictions, ...]]) -> tuple[Predictions, ...]:
-    """Predictions of consecutive row ranges put together in row order, model by model."""
-    merged = []
-    for i in range(len(parts[0])):
-        pieces = [p[i] for p in parts]
-        fields: dict[str, np.ndarray] = {}
-        for field in _FIELDS:
-            values = [getattr(p, field) for p in pieces]
-            if all(v is not None for v in values):
-                fields[field] = np.concatenate(values)
-        merged.append(Predictions(**fields, classes=pieces[0].classes))
-    return tuple(merged)
 
 
 def _plain(value: Any) -> Any:
