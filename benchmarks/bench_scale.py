@@ -15,9 +15,9 @@ the client's peak memory and the largest worker's peak memory are printed, with 
 against ``local``, for every size. Every run's evaluation section must equal the local one.
 The crossover is the smallest size at which ``dask-2`` beats ``local``.
 
-Figures (shared 2-core machine, medians of 3): 250,000 rows 3.5 s local, 5.8 s dask-1, 5.7 s
-dask-2; 1,000,000 rows 7.3 / 10.3 / 11.0 s; 4,000,000 rows 25.4 / 29.8 / 33.1 s (0.77x to
-0.85x); workers' peak memory 409 to 455 MiB at every size, the client's 452 to 2,600 MiB. No
+Figures (shared 2-core machine, medians of 3): 250,000 rows 3.5 s local, 6.2 s dask-1, 6.4 s
+dask-2; 1,000,000 rows 7.7 / 11.2 / 11.5 s; 4,000,000 rows 24.9 / 31.0 / 32.6 s (0.76x to
+0.80x); workers' peak memory 402 to 456 MiB at every size, the client's 453 to 2,282 MiB. No
 crossover here: prediction is about a quarter of the run and ONNX Runtime already uses both
 cores in one process.
 
