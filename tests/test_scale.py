@@ -101,6 +101,12 @@ def assert_same_run(
     assert ours["rules"] == theirs["rules"]
 
 
+def merge_argv(files: Any, config: Path, out: Path | None = None) -> list[str]:
+    """`mlci report --merge FILES -c CONFIG -f json [-o OUT] -q`."""
+    written = [] if out is None else ["-o", str(out)]
+    return ["report", "--merge", *map(str, files), "-c", str(config), "-f", "json", *written, "-q"]
+
+
 def write_shards(
     config: Path, count: int, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> list[str]:
@@ -136,18 +142,7 @@ def test_merged_shards_are_the_single_run(
     shards = write_shards(config, count, tmp_path, capsys)
     merged = tmp_path / "merged.json"
     # Shards in any order: the merge puts rows back by shard index.
-    argv = [
-        "report",
-        "--merge",
-        *reversed(shards),
-        "-c",
-        str(config),
-        "-f",
-        "json",
-        "-o",
-        str(merged),
-        "-q",
-    ]
+    argv = merge_argv(reversed(shards), config, merged)
     code, _, err = cli(argv, capsys)
     assert code == 0, err
     document = json.loads(merged.read_text())
@@ -166,8 +161,7 @@ def test_shards_merge_with_other_jobs_results(
     tests_out = tmp_path / "tests-job"
     assert main(["test", "-c", str(config), "-o", str(tests_out), "-q"]) in (0, 1)
     merged = tmp_path / "merged.json"
-    argv = ["report", "--merge", *shards, str(tests_out / "results.json"), "-c", str(config)]
-    code, _, err = cli([*argv, "-f", "json", "-o", str(merged), "-q"], capsys)
+    code, _, err = cli(merge_argv([*shards, tests_out / "results.json"], config, merged), capsys)
     assert code == 0, err
     document = json.loads(merged.read_text())
     assert document["evaluation"] == single["evaluation"]
@@ -343,18 +337,7 @@ def test_bad_shards_are_refused_in_one_line(
 ) -> None:
     files, message, tip = _bad_cases(three_shards, tmp_path, credit)[case]
     out = tmp_path / "merged.json"
-    argv = [
-        "report",
-        "--merge",
-        *map(str, files),
-        "-c",
-        str(credit / "mlci.yaml"),
-        "-f",
-        "json",
-        "-o",
-        str(out),
-        "-q",
-    ]
+    argv = merge_argv(files, credit / "mlci.yaml", out)
     code, stdout, err = cli(argv, capsys)
     assert code == 2
     first = err.strip().splitlines()[0]
@@ -371,17 +354,7 @@ def test_models_changed_since_the_shards_are_refused(
     (root / "models" / "candidate.onnx").write_bytes(
         (root / "models" / "baseline.onnx").read_bytes()
     )
-    argv = [
-        "report",
-        "--merge",
-        *map(str, three_shards),
-        "-c",
-        str(root / "mlci.yaml"),
-        "-f",
-        "json",
-        "-q",
-    ]
-    code, _, err = cli(argv, capsys)
+    code, _, err = cli(merge_argv(three_shards, root / "mlci.yaml"), capsys)
     # The copied mlci.yaml is the same file, so the shards pass until the models are loaded.
     assert code == 2
     assert "the shards predicted with other models" in err
@@ -688,18 +661,7 @@ def test_several_models_shard_into_a_folder_each(
         ]  # fmt: skip
     second = sorted(tmp_path.glob("j*/second/*.npz"))
     merged = tmp_path / "second.json"
-    argv = [
-        "report",
-        "--merge",
-        *map(str, second),
-        "-c",
-        str(config),
-        "-f",
-        "json",
-        "-o",
-        str(merged),
-        "-q",
-    ]
+    argv = merge_argv(second, config, merged)
     code, _, err = cli(argv, capsys)
     assert code == 0, err
     document = json.loads(merged.read_text())
@@ -709,8 +671,7 @@ def test_several_models_shard_into_a_folder_each(
     assert delta["value"] == 0.0 and delta["verdict"] == "no detectable difference"
     # Both models' shards at once make two documents, which one report cannot hold.
     everything = sorted(tmp_path.glob("j*/*/*.npz"))
-    argv = ["report", "--merge", *map(str, everything), "-c", str(config), "-f", "json", "-q"]
-    code, _, err = cli(argv, capsys)
+    code, _, err = cli(merge_argv(everything, config), capsys)
     assert code == 2
     assert "the shards of model" in err.splitlines()[0]
 
