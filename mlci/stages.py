@@ -89,6 +89,15 @@ def load_source(
     return load_with_source(source, name, loaded, candidate)[0]
 
 
+def load_models(spec: ModelConfig, loaded: LoadedConfig) -> list[tuple[Model, SourceRecord | None]]:
+    """A model of mlci.yaml and, when it has one, its baseline, each with where it came from."""
+    models = [load_with_source(spec, spec.name, loaded)]
+    if spec.baseline is not None:
+        name = f"{spec.name} (baseline)"
+        models.append(load_with_source(spec.baseline, name, loaded, candidate=spec))
+    return models
+
+
 def load_with_source(
     source: ModelSource, name: str, loaded: LoadedConfig, candidate: ModelSource | None = None
 ) -> tuple[Model, SourceRecord | None]:
@@ -161,13 +170,12 @@ class ModelContext:
         self.staging = staging
         self.options = options or RunOptions()
         self._progress = progress
-        self.candidate, self.candidate_source = load_with_source(spec, spec.name, loaded)
+        models = load_models(spec, loaded)
+        self.candidate, self.candidate_source = models[0]
         self.baseline: Model | None = None
         self.baseline_source: SourceRecord | None = None
-        if spec.baseline is not None:
-            self.baseline, self.baseline_source = load_with_source(
-                spec.baseline, f"{spec.name} (baseline)", loaded, candidate=spec
-            )
+        if len(models) > 1:
+            self.baseline, self.baseline_source = models[1]
         self._results: Results | None = None
 
     @property

@@ -212,7 +212,8 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult:
 
     key = (job.config, job.config_sha256, job.model)
     loaded_now = key not in _MODELS
-    where = f"Dask worker {socket.gethostname()}:{os.getpid()}"
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    where = f"Dask worker {worker}"
     same_files = "workers need the client's mlci.yaml, models and data at the same paths"
     if loaded_now:
         try:
@@ -244,9 +245,7 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult:
         model.predict({name: arrays[name] for name in columns})
         for model, columns in zip(models, job.columns, strict=True)
     )
-    return PartitionResult(
-        predictions, f"{socket.gethostname()}:{os.getpid()}", loaded_now, _peak_memory()
-    )
+    return PartitionResult(predictions, worker, loaded_now, _peak_memory())
 
 
 def _peak_memory() -> int:
@@ -272,7 +271,7 @@ def _peak_memory() -> int:
 def _load_models(job: Job) -> tuple[Model, ...]:
     from mlci.config import load_config
     from mlci.hashing import sha256_file
-    from mlci.stages import load_with_source
+    from mlci.stages import load_models
 
     path = Path(job.config)
     if sha256_file(path) != job.config_sha256:
@@ -282,9 +281,4 @@ def _load_models(job: Job) -> tuple[Model, ...]:
         )
     loaded = load_config(path)
     spec = next(m for m in loaded.config.models if m.name == job.model)
-    models = [load_with_source(spec, spec.name, loaded)[0]]
-    if spec.baseline is not None:
-        models.append(
-            load_with_source(spec.baseline, f"{spec.name} (baseline)", loaded, candidate=spec)[0]
-        )
-    return tuple(models)
+    return tuple(model for model, _ in load_models(spec, loaded))
