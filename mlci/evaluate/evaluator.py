@@ -124,6 +124,36 @@ class Resampled:
     units: int  # buckets holding at least one selected row
 
 
+@dataclass(frozen=True)
+class Sums:
+    """Mergeable statistics of one model's outputs on one selection of rows, which
+    :meth:`Evaluator.finish` turns into metrics and intervals.
+
+    ``point``: each family's statistics over all the rows (ranking aside); ``buckets``: each
+    family's statistics per bootstrap bucket (for ranking, score histograms), empty without
+    a bootstrap; ``ranking``: the exact ROC AUC and average precision; ``rows``: the rows in
+    each bucket (None without a bootstrap). Two disjoint sets of rows merge with
+    :func:`merge_sums`, ranking aside.
+    """
+
+    point: dict[str, np.ndarray]
+    buckets: dict[str, np.ndarray]
+    ranking: dict[str, float]
+    rows: np.ndarray | None
+
+
+def merge_sums(a: Sums, b: Sums) -> Sums:
+    """The statistics of the union of two disjoint sets of rows (ranking values excluded)."""
+    if a.ranking or b.ranking:
+        raise ValueError("exact ranking values do not merge; fold their score counts instead")
+    return Sums(
+        {f: M.merge_stats(f, a.point[f], b.point[f]) for f in a.point},
+        {f: M.merge_stats(f, a.buckets[f], b.buckets[f]) for f in a.buckets},
+        {},
+        None if a.rows is None or b.rows is None else a.rows + b.rows,
+    )
+
+
 class Evaluator:
     """Metrics of model outputs against one target, with seeded bootstrap intervals."""
 
@@ -141,13 +171,16 @@ class Evaluator:
         seed: int = 0,
         max_buckets: int = 1000,
         n_score_bins: int = 256,
+        bootstrap: BucketBootstrap | None = None,
     ) -> None:
         """Validate the target and settings; nothing is computed until asked.
 
         ``keys`` gives each row's resampling unit (its id, or its cluster: rows with one key
         are resampled together); by default every row is a unit keyed by its index.
         ``max_buckets`` is the number of buckets units are hashed into, and ``n_score_bins``
-        the score grid used to resample ROC AUC and average precision.
+        the score grid used to resample ROC AUC and average precision. ``bootstrap`` shares
+        another evaluator's weights (its n_boot, seed and buckets), as evaluators of batches
+        of one dataset must.
         """
         if task not in ("binary", "multiclass", "regression"):
             raise ValueError(f"unknown task {task!r}; expected binary, multiclass or regression")
@@ -175,7 +208,10 @@ class Evaluator:
         self.seed = seed
         self.max_buckets = max_buckets
         self.n_score_bins = n_score_bins
-        self._boot: BucketBootstrap | None = None
+        self._boot = bootstrap
+        if bootstrap is not None:
+            self.n_boot, self.seed = bootstrap.n_boot, bootstrap.seed
+            self.max_buckets = bootstrap.n_buckets
         self._row_bucket: np.ndarray | None = None
 
     # ----------------------------------------------------------------- public API
@@ -341,40 +377,71 @@ class Evaluator:
     def _evaluate(
         self, data: _Data, *, replicates: bool
     ) -> tuple[dict[str, float], Resampled | None]:
-        """Point values, and (optionally) every metric's bootstrap and jackknife values.
+        return self.finish(self._sums(data, resample=replicates))
+
+    def sums(
+        self, out: Outputs, rows: Rows = None, *, resample: bool, ranking: bool = True
+    ) -> Sums:
+        """The mergeable statistics of ``out`` on the selected rows (see :class:`Sums`).
+
+        Without ``ranking``, ROC AUC and average precision are left out: their exact tables
+        and score grid are not sums of rows, so a fold over batches keeps them apart.
+        """
+        return self._sums(self._data(out, self._rows(rows)), resample=resample, ranking=ranking)
+
+    def _sums(self, data: _Data, *, resample: bool, ranking: bool = True) -> Sums:
+        boot = self._bootstrap() if resample and self.n_boot > 0 else None
+        group = None if boot is None else _take(self._buckets(), data.idx)
+        point: dict[str, np.ndarray] = {}
+        buckets: dict[str, np.ndarray] = {}
+        exact: dict[str, float] = {}
+        for family, names in self._by_family.items():
+            if family == "ranking":
+                if not ranking:
+                    continue
+                assert data.proba is not None
+                if boot is None:
+                    tables = M.ranking_tables(data.y, data.proba, data.weight)
+                    exact.update(M.ranking_metrics_from_tables(tables, names))
+                    continue
+                tables, bins = M.ranking_bins(data.y, data.proba, data.weight, self.n_score_bins)
+                exact.update(M.ranking_metrics_from_tables(tables, names))
+                positive = M.ranking_columns(data.y, data.proba)[1]
+                buckets[family] = M.ranking_histograms(
+                    bins, positive, data.weight, self.n_score_bins, group, boot.n_buckets
+                )
+                continue
+            point[family] = self._family_stats(family, data)
+            if boot is not None:
+                buckets[family] = self._family_stats(family, data, group, boot.n_buckets)
+        rows = None
+        if boot is not None and group is not None:
+            rows = np.bincount(group, minlength=boot.n_buckets)
+        return Sums(point, buckets, exact, rows)
+
+    def finish(self, sums: Sums) -> tuple[dict[str, float], Resampled | None]:
+        """Point values, and (when ``sums`` were resampled) every metric's bootstrap and
+        jackknife values.
 
         All families' bucket statistics are resampled by one matrix product, so the
         bootstrap costs a single (n_boot x buckets) @ (buckets x statistics) product; the
         jackknife leaves out each bucket that holds a selected row.
         """
-        values: dict[str, float] = {}
-        boot = self._bootstrap() if replicates else None
+        values: dict[str, float] = dict(sums.ranking)
         blocks: list[tuple[np.ndarray, Callable[[np.ndarray], dict[str, np.ndarray]]]] = []
         means: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
-        group = None if boot is None else _take(self._buckets(), data.idx)
         for family, names in self._by_family.items():
+            if family != "ranking":
+                point = M.metrics_from_stats(family, sums.point[family], names)
+                values.update({name: float(v[0]) for name, v in point.items()})
+            if sums.rows is None:
+                continue
+            bucket_stats = sums.buckets[family]
             if family == "ranking":
-                assert data.proba is not None
-                if boot is None:
-                    tables = M.ranking_tables(data.y, data.proba, data.weight)
-                    values.update(M.ranking_metrics_from_tables(tables, names))
-                    continue
-                tables, bins = M.ranking_bins(data.y, data.proba, data.weight, self.n_score_bins)
-                exact = M.ranking_metrics_from_tables(tables, names)
-                values.update(exact)
-                positive = M.ranking_columns(data.y, data.proba)[1]
-                hist = M.ranking_histograms(
-                    bins, positive, data.weight, self.n_score_bins, group, boot.n_buckets
-                )
-                binned_all = M.metrics_from_stats("ranking", hist.sum(axis=0), names)
-                blocks.append((hist, partial(_finish_ranking, names, exact, binned_all)))
+                exact = {name: sums.ranking[name] for name in names}
+                binned_all = M.metrics_from_stats("ranking", bucket_stats.sum(axis=0), names)
+                blocks.append((bucket_stats, partial(_finish_ranking, names, exact, binned_all)))
                 continue
-            stats = self._family_stats(family, data)
-            point = M.metrics_from_stats(family, stats, names)
-            values.update({name: float(v[0]) for name, v in point.items()})
-            if boot is None:
-                continue
-            bucket_stats = self._family_stats(family, data, group, boot.n_buckets)
             for name in names:
                 if name in MEAN_ERRORS:
                     _, total, weight, power = MEAN_ERRORS[name]
@@ -384,9 +451,10 @@ class Evaluator:
                 blocks.append((columns, partial(_finish_regression, names, centre)))
             else:
                 blocks.append((bucket_stats, partial(M.metrics_from_stats, family, names=names)))
-        if boot is None or group is None:
+        if sums.rows is None:
             return values, None
-        used = np.unique(group)
+        boot = self._bootstrap()
+        used = np.flatnonzero(sums.rows)
         return values, Resampled(
             _resample_blocks(boot, blocks),
             _jackknife_blocks(used, blocks),
