@@ -174,12 +174,13 @@ def read_columns(
 
 
 def to_numpy(
-    column: pa.ChunkedArray, name: str = "", where: str = "the data"
+    column: pa.ChunkedArray, name: str = "", where: str = "the data", first_row: int = 0
 ) -> tuple[np.ndarray, ColumnKind]:
     """One Arrow column as a numpy array and its kind; every data column passes through here.
 
     Numbers become float64 or int64 and must be finite and within ``MAX_MAGNITUDE`` (missing
     values are NaN); text, dates and times become Python strings; nested types are refused.
+    ``first_row`` is the file's row index of the column's first value, for messages.
     """
     import numpy as np
     import pyarrow as pa
@@ -198,7 +199,7 @@ def to_numpy(
             values = column.to_numpy()
             if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
                 values = values.astype(np.float64)
-            return _finite(values, name, where), "numeric"
+            return _finite(values, name, where, first_row), "numeric"
         try:
             column = pc.cast(column, pa.float64(), safe=False)
         except pa.ArrowException:
@@ -206,7 +207,7 @@ def to_numpy(
                 f"{where}: column '{name}' has numbers beyond what a 64-bit float holds"
             ) from None
         values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-        return _finite(values, name, where), "numeric"
+        return _finite(values, name, where, first_row), "numeric"
     if pa.types.is_null(kind):
         return np.full(len(column), None, dtype=object), "categorical"
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
@@ -235,7 +236,7 @@ def to_numpy(
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object), "categorical"
 
 
-def _finite(values: np.ndarray, name: str, where: str) -> np.ndarray:
+def _finite(values: np.ndarray, name: str, where: str, first_row: int = 0) -> np.ndarray:
     """``values`` when every number is finite and within MAX_MAGNITUDE (NaN means missing)."""
     import numpy as np
 
@@ -244,7 +245,7 @@ def _finite(values: np.ndarray, name: str, where: str) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         bad = np.isinf(values) | (np.abs(values) > MAX_MAGNITUDE)
     if bad.any():
-        first = int(bad.argmax())
+        first = first_row + int(bad.argmax())
         raise DataError(
             f"{where}: column '{name}' has {int(bad.sum())} infinite or out-of-range numbers "
             f"(first at data row {first + 1}); numbers must lie within ±{MAX_MAGNITUDE:.4g}",
@@ -253,12 +254,10 @@ def _finite(values: np.ndarray, name: str, where: str) -> np.ndarray:
     return values
 
 
-def load_dataset(loaded: LoadedConfig) -> Dataset:
-    """Load the configured evaluation data and check it against the configuration."""
+def column_roles(loaded: LoadedConfig, names: list[str]) -> tuple[str, ...]:
+    """Check that the columns mlci.yaml names exist and return the feature columns."""
     cfg = loaded.config.data
     display = str(cfg.path)
-    fmt, table = read_table(cfg.path, cfg.format)
-    names = list(table.column_names)
 
     def require(loc: tuple[str | int, ...], column: str) -> None:
         if column not in names:
@@ -286,6 +285,16 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
         features = tuple(cfg.features)
     else:
         features = tuple(n for n in names if n not in reserved and n != cfg.group)
+    return features
+
+
+def load_dataset(loaded: LoadedConfig) -> Dataset:
+    """Load the configured evaluation data and check it against the configuration."""
+    cfg = loaded.config.data
+    display = str(cfg.path)
+    fmt, table = read_table(cfg.path, cfg.format)
+    names = list(table.column_names)
+    features = column_roles(loaded, names)
     if table.num_rows == 0:
         raise DataError(f"{display}: no rows to evaluate", tip="check the file and data.path")
     if table.num_rows < MIN_ROWS:
@@ -301,17 +310,13 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
     for name in names:
         columns[name], kinds[name] = to_numpy(table.column(name), name, display)
 
-    _check_target(columns[cfg.target], kinds[cfg.target], cfg.target, display)
-    if cfg.weight is not None:
-        _check_weight(columns[cfg.weight], kinds[cfg.weight], cfg.weight, display)
+    check_rows(loaded, columns, kinds)
     for feature in features:
         if missing_mask(columns[feature]).all():
             raise DataError(
                 f"{display}: feature column '{feature}' is missing in every row",
                 tip="fill the column, or leave it out with data.features",
             )
-    if cfg.group is not None:
-        _check_group(columns[cfg.group], cfg.group, display)
     return Dataset(
         path=cfg.path,
         display=display,
@@ -326,6 +331,33 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
         group=cfg.group,
         features_declared_at=None if cfg.features is None else loaded.where(("data", "features")),
     )
+
+
+def check_rows(
+    loaded: LoadedConfig,
+    columns: dict[str, np.ndarray],
+    kinds: dict[str, ColumnKind],
+    first_row: int = 0,
+    *,
+    every_row: bool = True,
+) -> None:
+    """Check the target, weight and group of rows that start at file row ``first_row``
+    (``every_row``: and that they are all the rows, as a weight that is never positive)."""
+    cfg = loaded.config.data
+    display = str(cfg.path)
+    _check_target(columns[cfg.target], cfg.target, display, first_row)
+    if cfg.weight is not None:
+        weight = columns[cfg.weight]
+        _check_weight(weight, kinds[cfg.weight], cfg.weight, display, first_row)
+        if every_row and not (weight > 0).any():
+            raise no_weight(loaded)
+    if cfg.group is not None:
+        _check_group(columns[cfg.group], cfg.group, display, first_row)
+
+
+def no_weight(loaded: LoadedConfig) -> DataError:
+    cfg = loaded.config.data
+    return DataError(f"{cfg.path}: weight column '{cfg.weight}' is zero everywhere")
 
 
 def missing_mask(values: np.ndarray) -> np.ndarray:
@@ -343,10 +375,10 @@ def missing_mask(values: np.ndarray) -> np.ndarray:
     return np.zeros(len(values), dtype=bool)
 
 
-def _check_target(values: np.ndarray, kind: ColumnKind, name: str, display: str) -> None:
+def _check_target(values: np.ndarray, name: str, display: str, first_row: int) -> None:
     missing = missing_mask(values)
     if missing.any():
-        first = int(missing.argmax())
+        first = first_row + int(missing.argmax())
         raise DataError(
             f"{display}: target '{name}' is missing in {int(missing.sum())} rows "
             f"(first at data row {first + 1})",
@@ -354,7 +386,9 @@ def _check_target(values: np.ndarray, kind: ColumnKind, name: str, display: str)
         )
 
 
-def _check_weight(values: np.ndarray, kind: ColumnKind, name: str, display: str) -> None:
+def _check_weight(
+    values: np.ndarray, kind: ColumnKind, name: str, display: str, first_row: int
+) -> None:
     import numpy as np
 
     if kind != "numeric":
@@ -363,17 +397,15 @@ def _check_weight(values: np.ndarray, kind: ColumnKind, name: str, display: str)
     if bad.any():
         raise DataError(
             f"{display}: weight column '{name}' has {int(bad.sum())} negative, missing or "
-            f"infinite values (first at data row {int(bad.argmax()) + 1})"
+            f"infinite values (first at data row {first_row + int(bad.argmax()) + 1})"
         )
-    if not (values > 0).any():
-        raise DataError(f"{display}: weight column '{name}' is zero everywhere")
 
 
-def _check_group(values: np.ndarray, name: str, display: str) -> None:
+def _check_group(values: np.ndarray, name: str, display: str, first_row: int) -> None:
     missing = missing_mask(values)
     if missing.any():
         raise DataError(
             f"{display}: group column '{name}' is missing in {int(missing.sum())} rows "
-            f"(first at data row {int(missing.argmax()) + 1})",
+            f"(first at data row {first_row + int(missing.argmax()) + 1})",
             tip="give every row its cluster (a row of its own can use its id)",
         )

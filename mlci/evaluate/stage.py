@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -22,7 +23,7 @@ from mlci.evaluate.sliceline import (
     find_slices,
     slice_mask,
 )
-from mlci.evaluate.stats import flag_worse
+from mlci.evaluate.stats import benjamini_hochberg, flag_worse
 from mlci.models.interface import Task
 from mlci.results import base as RB
 from mlci.results import evaluation as R
@@ -235,7 +236,6 @@ def evaluate_model(
         )
     weight = data.columns[data.weight] if data.weight else None
     n_classes = len(classes) if classes is not None else None
-    unit, unit_column = resampling_unit(data)
     evaluator = Evaluator(
         task,
         y_true,
@@ -279,14 +279,40 @@ def evaluate_model(
         slices.extend(found)
 
     progress(f"evaluating {len(slices)} slices")
+    return evaluation_section(
+        cfg,
+        task,
+        classes,
+        metrics,
+        primary,
+        resampling_unit(data),
+        metrics=overall,
+        mcnemar=mcnemar,
+        slices=_evaluate_slices(evaluator, slices, task, y_true, candidate, baseline, primary, cfg),
+        discovery=discovery,
+        calibration=calibration(task, y_true, candidate, baseline, weight),
+    )
+
+
+def evaluation_section(
+    cfg: EvaluationConfig,
+    task: Task,
+    classes: Sequence[Any] | None,
+    metric_names: Sequence[str],
+    primary: str,
+    unit: tuple[str, str | None],
+    **measured: Any,
+) -> R.Evaluation:
+    """The ``evaluation`` section from what was measured (metrics, mcnemar, slices,
+    discovery, calibration) and the settings it was measured with."""
     return R.Evaluation(
         task=task,
         classes=None if classes is None else list(classes),
         primary_metric=primary,
         confidence=cfg.confidence,
         interval_method="poisson-bootstrap" if cfg.bootstrap else "none",
-        interval_kinds={m: interval_kind(m) for m in metrics} if cfg.bootstrap else None,
-        resampling=R.Resampling(unit=unit, column=unit_column, buckets=N_BUCKETS),
+        interval_kinds={m: interval_kind(m) for m in metric_names} if cfg.bootstrap else None,
+        resampling=R.Resampling(unit=unit[0], column=unit[1], buckets=N_BUCKETS),
         bootstrap=cfg.bootstrap,
         seed=cfg.seed,
         fdr=cfg.fdr,
@@ -296,13 +322,9 @@ def evaluate_model(
                 higher_is_better=METRICS[name].higher_is_better,
                 description=METRICS[name].description,
             )
-            for name in metrics
+            for name in metric_names
         },
-        metrics=overall,
-        mcnemar=mcnemar,
-        slices=_evaluate_slices(evaluator, slices, task, y_true, candidate, baseline, primary, cfg),
-        discovery=discovery,
-        calibration=calibration(task, y_true, candidate, baseline, weight),
+        **measured,
     )
 
 
@@ -329,22 +351,25 @@ def calibration(
     """Reliability curves of the candidate (and baseline), for the calibration plot."""
     if task == "regression" or candidate.proba is None:
         return None
-    kind: Literal["positive_class", "top_label"] = (
-        "positive_class" if task == "binary" else "top_label"
-    )
+    kind = calibration_kind(task)
     return R.Calibration(
         kind=kind,
         bins=bins,
-        candidate=_curve(kind, y_true, candidate.proba, weight, bins),
-        baseline=_curve(kind, y_true, baseline.proba, weight, bins)
+        candidate=curve(curve_sums(kind, y_true, candidate.proba, weight, bins)),
+        baseline=curve(curve_sums(kind, y_true, baseline.proba, weight, bins))
         if baseline is not None and baseline.proba is not None
         else None,
     )
 
 
-def _curve(
+def calibration_kind(task: Task) -> Literal["positive_class", "top_label"]:
+    return "positive_class" if task == "binary" else "top_label"
+
+
+def curve_sums(
     kind: str, y_true: np.ndarray, proba: np.ndarray, weight: np.ndarray | None, bins: int
-) -> list[R.CalibrationBin]:
+) -> np.ndarray:
+    """Per reliability bin: total weight, weighted predicted score, weighted hits (3, bins)."""
     proba = np.asarray(proba, dtype=np.float64)
     if kind == "positive_class":
         score = proba[:, 1]
@@ -355,9 +380,19 @@ def _curve(
         hit = (top == y_true).astype(np.float64)
     w = np.ones_like(score) if weight is None else np.asarray(weight, dtype=np.float64)
     index = np.clip(np.ceil(score * bins).astype(np.int64) - 1, 0, bins - 1)
-    total = np.bincount(index, weights=w, minlength=bins)
-    predicted = np.bincount(index, weights=w * score, minlength=bins)
-    observed = np.bincount(index, weights=w * hit, minlength=bins)
+    return np.stack(
+        [
+            np.bincount(index, weights=w, minlength=bins),
+            np.bincount(index, weights=w * score, minlength=bins),
+            np.bincount(index, weights=w * hit, minlength=bins),
+        ]
+    )
+
+
+def curve(sums: np.ndarray) -> list[R.CalibrationBin]:
+    """The reliability curve from :func:`curve_sums` (of one batch of rows or of many)."""
+    total, predicted, observed = sums
+    bins = len(total)
     return [
         R.CalibrationBin(
             lower=i / bins,
@@ -374,14 +409,20 @@ def _metric_tables(
     evaluator: Evaluator, candidate: Outputs, baseline: Outputs | None, rows: np.ndarray | None
 ) -> R.MetricTables:
     if baseline is None:
-        return R.MetricTables(
-            candidate=estimate_table(evaluator.estimate(candidate, rows)), baseline=None, delta=None
-        )
+        return metric_tables(evaluator.estimate(candidate, rows))
     both = evaluator.compare_both(candidate, baseline, rows)
+    return metric_tables(both.candidate, both.baseline, both.delta)
+
+
+def metric_tables(
+    candidate: dict[str, Estimate],
+    baseline: dict[str, Estimate] | None = None,
+    delta: dict[str, Estimate] | None = None,
+) -> R.MetricTables:
     return R.MetricTables(
-        candidate=estimate_table(both.candidate),
-        baseline=estimate_table(both.baseline),
-        delta=delta_table(both.delta),
+        candidate=estimate_table(candidate),
+        baseline=None if baseline is None else estimate_table(baseline),
+        delta=None if delta is None else delta_table(delta),
     )
 
 
@@ -396,6 +437,16 @@ def _sliceline_score(s: SliceRows) -> R.SliceLineScore | None:
     )
 
 
+@dataclass(frozen=True)
+class SliceMeasure:
+    """What was measured on a slice big enough to evaluate."""
+
+    tables: R.MetricTables
+    error_mean: float
+    rest_error_mean: float | None
+    p_value: float  # one-sided Welch test of its errors against the other rows'
+
+
 def _evaluate_slices(
     evaluator: Evaluator,
     slices: Sequence[SliceRows],
@@ -407,46 +458,80 @@ def _evaluate_slices(
     cfg: EvaluationConfig,
 ) -> list[R.SliceResult]:
     sizes = [int(s.mask.sum()) for s in slices]
+    big = [i for i, n in enumerate(sizes) if n >= cfg.min_slice_size]
+    measured: dict[int, SliceMeasure] = {}
+    if big:
+        errors = row_errors(task, y_true, candidate)
+        tests = slice_significance(errors, [slices[i].mask for i in big], fdr=cfg.fdr)
+        for i, test in zip(big, tests, strict=True):
+            mask = slices[i].mask
+            rest = errors[~mask]
+            measured[i] = SliceMeasure(
+                _metric_tables(evaluator, candidate, baseline, mask),
+                float(errors[mask].mean()),
+                float(rest.mean()) if rest.size else None,
+                test.p_value,
+            )
+    return slice_results(
+        [(s.name, s.definition, s.source, _sliceline_score(s)) for s in slices],
+        sizes,
+        measured,
+        baseline is not None,
+        primary,
+        cfg,
+    )
+
+
+def slice_results(
+    slices: Sequence[tuple[str, str, str, R.SliceLineScore | None]],
+    sizes: Sequence[int],
+    measured: dict[int, SliceMeasure],
+    has_baseline: bool,
+    primary: str,
+    cfg: EvaluationConfig,
+) -> list[R.SliceResult]:
+    """Slice records, with flags: slices worse than the baseline (or, without one, than the
+    other rows) at the false discovery rate ``cfg.fdr`` across the slices measured.
+
+    ``slices``: (name, definition, source, SliceLine score) of each slice; ``measured``:
+    what was measured on each slice of at least ``cfg.min_slice_size`` rows, by index.
+    """
     records = [
         R.SliceResult(
-            name=s.name,
-            definition=s.definition,
-            source="discovered" if s.source == "discovered" else "declared",
+            name=name,
+            definition=definition,
+            source="discovered" if source == "discovered" else "declared",
             size=size,
             status="too_small",
-            metrics=R.SliceMetrics(candidate={}, baseline=None if baseline is None else {}),
+            metrics=R.SliceMetrics(candidate={}, baseline={} if has_baseline else None),
             delta=None,
             flagged=False,
             reason=f"fewer than {cfg.min_slice_size} rows",
-            sliceline=_sliceline_score(s),
+            sliceline=score,
         )
-        for s, size in zip(slices, sizes, strict=True)
+        for (name, definition, source, score), size in zip(slices, sizes, strict=True)
     ]
-    big = [i for i, n in enumerate(sizes) if n >= cfg.min_slice_size]
+    big = sorted(measured)
     if not big:
         return records
-
-    errors = row_errors(task, y_true, candidate)
-    tests = slice_significance(errors, [slices[i].mask for i in big], fdr=cfg.fdr)
+    q_rest, significant = benjamini_hochberg(np.array([measured[i].p_value for i in big]), cfg.fdr)
     evaluated: dict[int, dict[str, Any]] = {}
-    for i, test in zip(big, tests, strict=True):
-        mask = slices[i].mask
-        tables = _metric_tables(evaluator, candidate, baseline, mask)
-        rest = errors[~mask]
+    for i, q, sig in zip(big, q_rest, significant, strict=True):
+        m = measured[i]
         evaluated[i] = {
             "status": "evaluated",
             "reason": None,
-            "metrics": R.SliceMetrics(candidate=tables.candidate, baseline=tables.baseline),
-            "delta": tables.delta,
+            "metrics": R.SliceMetrics(candidate=m.tables.candidate, baseline=m.tables.baseline),
+            "delta": m.tables.delta,
             "vs_rest": R.VsRest(
-                error_mean=float(errors[mask].mean()),
-                rest_error_mean=float(rest.mean()) if rest.size else None,
-                p_value=test.p_value,
-                q_value=test.q_value,
-                significant=test.significant,
+                error_mean=m.error_mean,
+                rest_error_mean=m.rest_error_mean,
+                p_value=m.p_value,
+                q_value=float(q),
+                significant=bool(sig),
             ),
         }
-    if baseline is None:
+    if not has_baseline:
         for i in big:
             vs_rest = evaluated[i]["vs_rest"]
             evaluated[i].update(

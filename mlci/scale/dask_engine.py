@@ -16,8 +16,6 @@ Tasks and their results travel between client and workers with Dask's own serial
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import os
 import socket
 import uuid
@@ -27,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from mlci.errors import ConfigError, DataError
 from mlci.models.interface import PREDICT_CHUNK_ROWS, Model, Predictions
 from mlci.models.outputs import concatenate
+from mlci.scale.partitions import Partition, plan_partitions, read_partition
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -53,44 +50,11 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Partition:
-    """Rows ``[start, stop)`` of the data, which lie in ``row_groups`` from row ``skip`` of the
-    first of them on."""
-
-    row_groups: tuple[int, ...]
-    start: int
-    stop: int
-    skip: int = 0
-
-
-@dataclass(frozen=True)
 class PartitionResult:
     predictions: tuple[Predictions, ...]
     worker: str  # host and process id of the worker that predicted
     loaded_models: bool  # whether this task loaded the models (the worker's first task)
     peak_memory: int  # the worker process's peak resident memory so far, in bytes
-
-
-def plan_partitions(
-    row_group_rows: Sequence[int], partition_rows: int, chunk: int = PREDICT_CHUNK_ROWS
-) -> list[Partition]:
-    """Row ranges of ``partition_rows`` rounded up to whole prediction chunks, and the row
-    groups each one reads.
-
-    Every partition starts on a chunk boundary, so the models predict the same chunks of rows
-    as in one process (see ``PREDICT_CHUNK_ROWS``); a partition reads the row groups it
-    overlaps and keeps its own rows.
-    """
-    bounds = list(itertools.accumulate(row_group_rows, initial=0))
-    total = bounds[-1]
-    step = max(1, -(-partition_rows // chunk)) * chunk
-    parts = []
-    for start in range(0, total, step):
-        stop = min(start + step, total)
-        first = bisect.bisect_right(bounds, start) - 1
-        last = bisect.bisect_left(bounds, stop) - 1  # the group holding row stop - 1
-        parts.append(Partition(tuple(range(first, last + 1)), start, stop, start - bounds[first]))
-    return parts
 
 
 def predict_on_cluster(ctx: ModelContext) -> tuple[Predictions, ...]:
@@ -206,10 +170,6 @@ _MODELS: dict[tuple[str, str, str], tuple[Model, ...]] = {}
 
 def predict_partition(job: Job, part: Partition) -> PartitionResult:
     """Read one partition's row groups and predict them (runs on a worker)."""
-    import pyarrow.parquet as pq
-
-    from mlci.data import to_numpy
-
     key = (job.config, job.config_sha256, job.model)
     loaded_now = key not in _MODELS
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -223,24 +183,10 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult:
                 f"{where}: cannot load model '{job.model}' ({exc})", tip=same_files
             ) from None
     models = _MODELS[key]
-    dtypes = dict(job.dtypes)
     try:
-        table = pq.ParquetFile(job.data).read_row_groups(
-            list(part.row_groups), columns=list(dtypes)
-        )
+        arrays = read_partition(job.data, part, dict(job.dtypes), where)
     except OSError as exc:
         raise DataError(f"{where}: cannot read {job.data} ({exc})", tip=same_files) from None
-    table = table.slice(part.skip, part.stop - part.start)
-    if table.num_rows != part.stop - part.start:
-        raise DataError(
-            f"{where}: {job.data} changed while it was being evaluated",
-            tip="evaluate data that no job writes to while mlci runs",
-        )
-    arrays = {}
-    for name, dtype in dtypes.items():
-        values, _ = to_numpy(table.column(name), name, job.data)
-        # A partition may lack the nulls that made the whole column float or object.
-        arrays[name] = np.asarray(values, dtype=np.dtype(dtype))
     predictions = tuple(
         model.predict({name: arrays[name] for name in columns})
         for model, columns in zip(models, job.columns, strict=True)
