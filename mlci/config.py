@@ -313,10 +313,12 @@ class ReportConfig(Strict):
 class EngineConfig(Strict):
     """Where the models predict on the evaluation data."""
 
-    kind: Literal["local", "dask"] = Field(
+    kind: Literal["local", "dask", "stream"] = Field(
         "local",
         description="local: in this process; dask: on a Dask cluster's workers, each reading "
-        "and predicting its share of the Parquet file's rows.",
+        "and predicting its share of the Parquet file's rows; stream: in this process, one "
+        "batch of the Parquet file's rows at a time, in memory that does not grow with the "
+        "rows (evaluate and gate stages, declared slices).",
     )
     scheduler: str | None = Field(
         None,
@@ -328,8 +330,8 @@ class EngineConfig(Strict):
     partition_rows: int = Field(
         1_000_000,
         ge=1,
-        description="Rows per task, rounded up to whole prediction chunks of 65,536 rows; a "
-        "worker reads the Parquet row groups its rows lie in.",
+        description="Rows per Dask task or stream batch, rounded up to whole prediction chunks "
+        "of 65,536 rows; each reads the Parquet row groups its rows lie in.",
     )
 
 

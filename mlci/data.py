@@ -87,7 +87,7 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[str, pa.Table]:
     try:
         if fmt == "parquet":
             # Arrow cannot even read a table whose columns share a name: check them first.
-            _check_names(path, list(pq.read_schema(path).names))
+            check_names(path, list(pq.read_schema(path).names))
             table = pq.read_table(path)
         else:
             options = pacsv.ParseOptions(delimiter=delimiter)
@@ -103,7 +103,7 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[str, pa.Table]:
             f"{path}: not a readable {fmt.upper()} file ({detail})",
             tip="check that the path names the data file and that its format is right",
         ) from None
-    _check_names(path, list(table.column_names))
+    check_names(path, list(table.column_names))
     return fmt, table
 
 
@@ -146,7 +146,7 @@ def _arrow_reason(exc: BaseException) -> str:
     return re.split(r": |'", text, maxsplit=1)[0].strip() or exc.__class__.__name__
 
 
-def _check_names(path: Path, names: list[str]) -> None:
+def check_names(path: Path, names: list[str]) -> None:
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if not name.strip():

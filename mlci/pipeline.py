@@ -224,8 +224,14 @@ def check(
     from mlci.report import render_all
 
     check_out_dir(out)
-    progress(f"reading {loaded.config.data.path}")
-    data = load_dataset(loaded)
+    streamed = None
+    if loaded.config.engine.kind == "stream":
+        from mlci.scale.stream import documents
+
+        streamed = dict(documents(loaded, stages, progress))
+    else:
+        progress(f"reading {loaded.config.data.path}")
+        data = load_dataset(loaded)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(temp_dir(out.parent))
     try:
@@ -233,8 +239,12 @@ def check(
         for spec in loaded.config.models:
             model_staging = staging / spec.name
             model_staging.mkdir()
-            document = run_model(
-                loaded, data, spec, model_staging, progress, stages, options or RunOptions()
+            document = (
+                streamed[spec.name]
+                if streamed is not None
+                else run_model(
+                    loaded, data, spec, model_staging, progress, stages, options or RunOptions()
+                )
             )
             runs.append(
                 ModelRun(

@@ -56,8 +56,14 @@ def infer_task(predictions: Predictions, declared: Task | None) -> Task:
     return "binary" if classes is not None and len(classes) <= 2 else "multiclass"
 
 
-def align(task: Task, target: np.ndarray, predictions: Sequence[Predictions]) -> Aligned:
-    """Map the target and every model's predictions to one shared class order."""
+def align(
+    task: Task, target: np.ndarray, predictions: Sequence[Predictions], *, min_classes: int = 2
+) -> Aligned:
+    """Map the target and every model's predictions to one shared class order.
+
+    ``min_classes``: the target must hold at least two classes, unless these rows are one
+    batch of many (1), whose classes are counted over every batch.
+    """
     if task == "regression":
         return _align_regression(target, predictions)
     first = predictions[0]
@@ -70,7 +76,7 @@ def align(task: Task, target: np.ndarray, predictions: Sequence[Predictions]) ->
     index = {label_key(c): i for i, c in enumerate(classes)}
     y_true = _to_index(target, index, "the target")
     present = np.unique(y_true)
-    if len(present) < 2:
+    if len(present) < min_classes:
         only = label_key(classes[int(present[0])]) if len(present) else "none"
         raise AlignmentError(
             f"the target holds one class ('{only}') in all {len(y_true)} rows; a classifier can "

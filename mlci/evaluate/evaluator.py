@@ -264,9 +264,9 @@ class Evaluator:
     def estimate(self, out: Outputs, rows: Rows = None) -> dict[str, Estimate]:
         """Point value and bootstrap BCa interval of every metric."""
         data = self._data(out, self._rows(rows))
-        return self._estimates(*self._evaluate(data, replicates=self.n_boot > 0))
+        return self.estimates(*self._evaluate(data, replicates=self.n_boot > 0))
 
-    def _estimates(self, values: dict[str, float], boot: Resampled | None) -> dict[str, Estimate]:
+    def estimates(self, values: dict[str, float], boot: Resampled | None) -> dict[str, Estimate]:
         result: dict[str, Estimate] = {}
         for name in self.metrics:
             value = float(values[name])
@@ -325,8 +325,8 @@ class Evaluator:
         vc, rc = self._evaluate(self._data(candidate, idx), replicates=self.n_boot > 0)
         vb, rb = self._evaluate(self._data(baseline, idx), replicates=self.n_boot > 0)
         return Comparison(
-            candidate=self._estimates(vc, rc),
-            baseline=self._estimates(vb, rb),
+            candidate=self.estimates(vc, rc),
+            baseline=self.estimates(vb, rb),
             delta=self.deltas(vc, rc, vb, rb),
         )
 

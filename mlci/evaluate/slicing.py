@@ -123,8 +123,8 @@ def expand(
         if kinds[feature] != "numeric":
             raise SliceError(f"'{feature}' is not numeric, so it cannot be binned", "feature")
         edges = _edges(values, spec.get("bins"), spec.get("quantiles"))
-        return _prefixed(spec.get("name"), _bins(feature, values, edges))
-    return _prefixed(
+        return prefixed(spec.get("name"), _bins(feature, values, edges))
+    return prefixed(
         spec.get("name"), _by_value(feature, values, kinds[feature], spec.get("values"))
     )
 
@@ -138,13 +138,13 @@ def _require(
         )
 
 
-def _prefixed(prefix: str | None, slices: list[SliceDef]) -> list[SliceDef]:
+def prefixed(prefix: str | None, slices: list[SliceDef]) -> list[SliceDef]:
     if not prefix:
         return slices
     return [SliceDef(f"{prefix}: {s.name}", s.definition, s.selector, s.code) for s in slices]
 
 
-def _value_key(value: Any) -> str:
+def value_key(value: Any) -> str:
     # YAML may read `1` where the column holds 1.0 or "1": match on a canonical text form.
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
@@ -158,34 +158,44 @@ def _by_value(
 ) -> list[SliceDef]:
     codes, present = encode_categorical(values)
     codes = _compact(codes, len(present))
+    by_key = {value_key(v): v for v in present}
+    code_of = {value_key(v): i for i, v in enumerate(present)}
+    slices = []
+    for key, actual in chosen_values(feature, kind, by_key, chosen):
+        slices.append(SliceDef(*value_slice(feature, actual), codes, code_of[key]))
+    return slices
+
+
+def chosen_values(
+    feature: str, kind: str, by_key: Mapping[str, Any], chosen: Sequence[Any] | None
+) -> list[tuple[str, Any]]:
+    """(key, value) of each value to slice by: those ``chosen``, else every value present.
+
+    ``by_key``: the values present in the column, by :func:`value_key`, in slicing order.
+    """
     if chosen is None:
-        if kind == "numeric" and len(present) > MAX_VALUE_SLICES:
+        if kind == "numeric" and len(by_key) > MAX_VALUE_SLICES:
             raise SliceError(
-                f"numeric feature '{feature}' has {len(present)} distinct values; "
+                f"numeric feature '{feature}' has {len(by_key)} distinct values; "
                 "give 'bins' or 'quantiles' to slice it",
                 "feature",
             )
-        chosen = present
-    by_key = {_value_key(v): v for v in present}
-    code_of = {_value_key(v): i for i, v in enumerate(present)}
-    slices = []
+        return list(by_key.items())
+    out = []
     for i, value in enumerate(chosen):
-        key = _value_key(value)
+        key = value_key(value)
         if key not in by_key:
             raise SliceError(
                 f"no value {format_value(value)} in column '{feature}'{did_you_mean(key, by_key)}",
                 ("values", i),
             )
-        actual = by_key[key]
-        slices.append(
-            SliceDef(
-                f"{feature}={_value_key(actual)}",
-                f"{feature} == {format_value(actual)}",
-                codes,
-                code_of[key],
-            )
-        )
-    return slices
+        out.append((key, by_key[key]))
+    return out
+
+
+def value_slice(feature: str, value: Any) -> tuple[str, str]:
+    """Name and definition of the slice of rows whose ``feature`` is ``value``."""
+    return f"{feature}={value_key(value)}", f"{feature} == {format_value(value)}"
 
 
 def _compact(codes: np.ndarray, n_codes: int) -> np.ndarray:
@@ -255,4 +265,4 @@ def _cross(
             if sizes[code] > 0:
                 definition = f"{a.definition} and {b.definition}"
                 slices.append(SliceDef(f"{a.name}, {b.name}", definition, codes, code))
-    return _prefixed(spec.get("name"), slices)
+    return prefixed(spec.get("name"), slices)

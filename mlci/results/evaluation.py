@@ -161,6 +161,12 @@ class Evaluation(Section):
     slices: list[SliceResult]
     discovery: Discovery | None = None
     calibration: Calibration | None = None
+    roc_auc_sketch_error: float | None = Field(
+        None,
+        ge=0,
+        description="engine: stream: the largest difference a score sketch can make to any "
+        "ROC AUC here (exact tables: none).",
+    )
     fairness: Fairness | None = None
     importance: Importance | None = None
 
