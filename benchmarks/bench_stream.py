@@ -1,0 +1,153 @@
+"""`mlci evaluate` with engine stream (batch by batch) against engine local (all rows at once).
+
+The data and models are bench_scale.py's: a synthetic credit-like task (8 numeric features,
+a text column) written to Parquet row group by row group, so the generator never holds all
+rows; an ONNX gradient-boosted candidate and an ONNX logistic baseline. The evaluation has
+1000 bootstrap replicates, a declared slice per region, five bins of one feature and a
+``where`` slice; SliceLine is off (engine stream does not search).
+
+Each size is run by both engines, interleaved and repeated; printed: medians of wall time and
+rows per second, the peak resident memory of the process, and the speed ratio. ``local`` is
+skipped above ``--local-max`` rows, where it would need more memory than the machine has
+(about 300 MB per million rows). Non-ranking metrics must agree between the engines to
+1e-9, and ROC AUC to the sketch's reported bound.
+
+Figures: see the README ("Evaluation beyond one job").
+
+Run: ``python benchmarks/bench_stream.py [--rows 1000000,10000000,100000000] [--repeat 1]``
+(needs the test extra: scikit-learn, skl2onnx).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_scale import train_models, write_data  # noqa: E402
+
+
+def config(root: Path, engine: dict[str, object]) -> Path:
+    path = root / f"mlci-{engine['kind']}.yaml"
+    document = {
+        "version": 1,
+        "data": {"path": "data.parquet", "target": "y", "id": "id"},
+        "models": [{"name": "m", "path": "candidate.onnx", "baseline": {"path": "baseline.onnx"}}],
+        "evaluation": {
+            "bootstrap": 1000,
+            "discover": {"enabled": False},
+            "slices": [
+                {"feature": "region"},
+                {"feature": "x0", "bins": [-10, -1.5, -0.5, 0.5, 1.5, 10]},
+                {"name": "tail", "where": "x1 > 2 and region == 'north'"},
+            ],
+        },
+        "engine": engine,
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def run(config_path: Path, out: Path) -> tuple[float, float, dict[str, Any]]:
+    """Wall seconds, peak resident MiB and the evaluation section of one `mlci evaluate`."""
+    script = (
+        "import resource, sys; from mlci.commands import main; code = main(sys.argv[1:]); "
+        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+        "sys.exit(code)"
+    )
+    argv = [sys.executable, "-c", script, "evaluate", "-c", str(config_path), "-o", str(out)]
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{config_path.name} failed:\n{done.stderr[-3000:]}")
+    peak = int(done.stderr.rsplit("PEAK", 1)[1].split()[0]) / 1024
+    evaluation: dict[str, Any] = json.loads((out / "results.json").read_text())["evaluation"]
+    return wall, peak, evaluation
+
+
+def agree(local: dict[str, Any], stream: dict[str, Any]) -> float:
+    """The largest ROC AUC difference; SystemExit when any other number differs."""
+    worst = 0.0
+
+    def walk(a: Any, b: Any, path: str, ranking: bool) -> None:
+        nonlocal worst
+        if isinstance(a, dict):
+            for key in a:
+                if key in b and key != "roc_auc_sketch_error":
+                    walk(a[key], b[key], f"{path}.{key}", ranking or key in RANKING)
+        elif isinstance(a, list):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{i}]", ranking)
+        elif isinstance(a, float) and isinstance(b, float):
+            if ranking or path.endswith(("q_value", "reason")):
+                if ".roc_auc.value" in path:
+                    worst = max(worst, abs(a - b))
+            elif abs(a - b) > 1e-9 * max(1.0, abs(a)):
+                raise SystemExit(f"{path}: local {a!r}, stream {b!r}")
+        elif not ranking and not path.endswith(("reason", "q_value", "flagged")) and a != b:
+            raise SystemExit(f"{path}: local {a!r}, stream {b!r}")
+
+    walk(local, stream, "", False)
+    return worst
+
+
+RANKING = ("roc_auc", "pr_auc")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="1000000,10000000,100000000")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--group-rows", type=int, default=500_000)
+    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--local-max", type=int, default=10_000_000)
+    args = parser.parse_args()
+    sizes = [int(v) for v in args.rows.split(",")]
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+        root = Path(tmp)
+        train_models(root)
+        configs = {
+            "local": config(root, {"kind": "local"}),
+            "stream": config(root, {"kind": "stream", "partition_rows": args.batch_rows}),
+        }
+        print(f"{'rows':>11} {'engine':>7} {'wall s':>8} {'rows/s':>10} {'peak MiB':>9} "
+              f"{'vs local':>9}")  # fmt: skip
+        for rows in sizes:
+            write_data(root / "data.parquet", rows, args.group_rows, seed=rows)
+            names = ["local", "stream"] if rows <= args.local_max else ["stream"]
+            times: dict[str, list[float]] = {name: [] for name in names}
+            peaks: dict[str, list[float]] = {name: [] for name in names}
+            sections: dict[str, dict[str, Any]] = {}
+            for r in range(args.repeat):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    wall, peak, sections[name] = run(configs[name], root / f"out-{name}")
+                    times[name].append(wall)
+                    peaks[name].append(peak)
+            note = ""
+            if "local" in sections:
+                gap = agree(sections["local"], sections["stream"])
+                bound = sections["stream"]["roc_auc_sketch_error"]
+                note = f"  (ROC AUC within {gap:.2g} of exact; reported bound {bound:.2g})"
+            local = statistics.median(times["local"]) if "local" in times else None
+            for name in names:
+                wall = statistics.median(times[name])
+                ratio = f"{local / wall:>8.2f}x" if local else f"{'-':>9}"
+                print(f"{rows:>11} {name:>7} {wall:>8.1f} {rows / wall:>10.0f} "
+                      f"{max(peaks[name]):>9.0f} {ratio}")  # fmt: skip
+            if note:
+                print(note)
+            (root / "data.parquet").unlink()
+
+
+if __name__ == "__main__":
+    main()
