@@ -380,3 +380,56 @@ def test_sums_of_batches_finish_into_the_whole_evaluation(
         for field in ("value", "ci_low", "ci_high"):
             a, b = getattr(expected[name], field), getattr(got[name], field)
             assert b == pytest.approx(a, rel=1e-9, abs=1e-12), (name, field)
+
+
+TASKS = {
+    "regression": ("metrics: [mae, rmse, r2, mape]", "rmse"),
+    "multiclass": ("metrics: [accuracy, f1_macro, log_loss, roc_auc, ece]", "roc_auc"),
+}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_regression_and_multiclass_fold_like_the_whole(task: str, tmp_path: Path) -> None:
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+    rng = np.random.default_rng(11)
+    n = ROWS
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    group = np.array(["a", "b", "c", "d"])[rng.integers(0, 4, n)]
+    if task == "regression":
+        y: Any = x @ np.array([1.5, -2.0, 0.5]) + 10 + rng.standard_t(3, n)
+        models = (LinearRegression(), Ridge(alpha=50_000.0))
+    else:
+        score = x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.5, size=n)
+        y = np.array(["high", "low", "mid"])[np.digitize(score, [-0.5, 0.5])]
+        models = (LogisticRegression(max_iter=300), LogisticRegression(C=1e-4, max_iter=300))
+    for name, model in zip(("candidate", "baseline"), models, strict=True):
+        model.fit(x[:5000], y[:5000])
+        (tmp_path / f"{name}.onnx").write_bytes(to_onnx(model, x[:1]).SerializeToString())
+    columns = {"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "g": group, "y": y}
+    pq.write_table(pa.table(columns), tmp_path / "data.parquet", row_group_size=ROW_GROUP)
+    metrics, primary = TASKS[task]
+    text = f"""\
+version: 1
+data: {{path: data.parquet, target: y, features: [x1, x2, x3]}}
+models:
+  - {{name: m, path: candidate.onnx, baseline: {{path: baseline.onnx}}}}
+evaluation:
+  {metrics}
+  bootstrap: 200
+  discover: {{enabled: false}}
+  slices:
+    - feature: g
+    - {{feature: x1, bins: [-9, -1, 0, 1, 9]}}
+    - {{name: corner, where: "x2 > 1 and g == 'a'"}}
+"""
+    (tmp_path / "local.yaml").write_text(text)
+    (tmp_path / "stream.yaml").write_text(text + "engine: {kind: stream, partition_rows: 1}\n")
+    local = evaluate(tmp_path / "local.yaml", tmp_path / "l")["evaluation"]
+    streamed = evaluate(tmp_path / "stream.yaml", tmp_path / "s")["evaluation"]
+    assert streamed["task"] == task and streamed["primary_metric"] == primary
+    assert len(streamed["slices"]) == 4 + 4 + 1
+    bound = streamed["roc_auc_sketch_error"] or 0.0
+    assert (bound > 0) == (task == "multiclass")
+    compare(local, streamed, bound)
