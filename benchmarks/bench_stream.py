@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--local-max", type=int, default=10_000_000)
     args = parser.parse_args()
     sizes = [int(v) for v in args.rows.split(",")]
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         train_models(root)
         configs = {
