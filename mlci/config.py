@@ -313,6 +313,11 @@ class ReportConfig(Strict):
 class EngineConfig(Strict):
     """Where the models predict on the evaluation data."""
 
+    @property
+    def folds(self) -> bool:
+        """Whether the evaluation is folded batch by batch (never holding every row)."""
+        return self.kind == "stream" or (self.kind == "dask" and self.fold)
+
     kind: Literal["local", "dask", "stream"] = Field(
         "local",
         description="local: in this process; dask: on a Dask cluster's workers, each reading "
@@ -327,6 +332,11 @@ class EngineConfig(Strict):
         "cluster of worker processes on this machine.",
     )
     workers: int = Field(2, ge=1, le=256, description="Worker processes of a local cluster.")
+    fold: bool = Field(
+        False,
+        description="dask: workers also fold the statistics of their rows and the client only "
+        "merges them, so neither holds the data (engine: stream's limits apply).",
+    )
     partition_rows: int = Field(
         1_000_000,
         ge=1,

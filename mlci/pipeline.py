@@ -225,7 +225,7 @@ def check(
 
     check_out_dir(out)
     streamed = None
-    if loaded.config.engine.kind == "stream":
+    if loaded.config.engine.folds:
         from mlci.scale.stream import documents
 
         streamed = dict(documents(loaded, stages, progress))

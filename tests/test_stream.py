@@ -433,3 +433,24 @@ evaluation:
     bound = streamed["roc_auc_sketch_error"] or 0.0
     assert (bound > 0) == (task == "multiclass")
     compare(local, streamed, bound)
+
+
+def test_dask_workers_fold_what_one_process_folds(
+    credit: Path, pair: tuple[dict[str, Any], ...], tmp_path: Path, capsys: Any
+) -> None:
+    """On a real LocalCluster (two worker processes over TCP): workers fold their partitions,
+    the client merges the folds in row order, and the document is the streamed one exactly."""
+    engine = {"kind": "dask", "fold": True, "workers": 2, "partition_rows": 1}
+    config = configure(credit, "dask-fold.yaml", engine)
+    capsys.readouterr()
+    assert main(["evaluate", "-c", str(config), "-o", str(tmp_path), "-q"]) == 0
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["evaluation"] == pair[1]["evaluation"]
+
+
+def test_dask_fold_refuses_what_needs_every_row(credit: Path, tmp_path: Path, capsys: Any) -> None:
+    config = configure(credit, "dask-stages.yaml", {"kind": "dask", "fold": True})
+    capsys.readouterr()
+    assert main(["check", "-c", str(config), "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "engine: dask with fold: true" in err and "evaluate and gate stages" in err

@@ -69,17 +69,22 @@ class Moments:
     high: float = -math.inf
 
     def add(self, x: np.ndarray) -> None:
-        """Fold in more numbers (Chan et al.'s pairwise update of the mean and M2)."""
-        if x.size == 0:
+        """Fold in more numbers."""
+        if x.size:
+            mean = float(x.mean())
+            m2 = float(np.sum(np.square(x - mean)))
+            self.merge(Moments(x.size, mean, m2, float(x.min()), float(x.max())))
+
+    def merge(self, other: Moments) -> None:
+        """Fold in another part's moments (Chan et al.'s pairwise update of mean and M2)."""
+        if other.n == 0:
             return
-        n, mean = x.size, float(x.mean())
-        m2 = float(np.sum(np.square(x - mean)))
-        total = self.n + n
-        delta = mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += m2 + delta * delta * self.n * n / total
+        total = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / total
+        self.m2 += other.m2 + delta * delta * self.n * other.n / total
         self.n = total
-        self.low, self.high = min(self.low, float(x.min())), max(self.high, float(x.max()))
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
 
 
 def welch_greater(inside: Moments, outside: Moments) -> float:

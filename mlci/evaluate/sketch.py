@@ -90,11 +90,16 @@ class ScoreSketch:
             bounds.append(float(np.sum(pos * neg)) / (2.0 * pairs) if pairs > 0 else 0.0)
         return float(np.mean(bounds)) if bounds else 0.0
 
-    def bins(self, scores: np.ndarray, n_bins: int) -> np.ndarray:
-        """Each row's bin, per column, on a grid of at most ``n_bins`` quantile bins of the
-        sketched scores (the bootstrap's grid; see :mod:`mlci.evaluate.bootstrap`)."""
-        out = np.empty(scores.shape, dtype=np.intp)
-        for c, table in enumerate(self.tables()):
-            cuts = M.score_cuts(table, n_bins)
-            out[:, c] = np.searchsorted(cuts, score_cells(scores[:, c]))
-        return out
+    def cuts(self, n_bins: int) -> list[np.ndarray]:
+        """Per column, cut points (in cells) of at most ``n_bins`` quantile bins of the
+        sketched scores: the bootstrap's grid (see :mod:`mlci.evaluate.bootstrap`)."""
+        return [M.score_cuts(table, n_bins) for table in self.tables()]
+
+
+def bin_scores(cuts: list[np.ndarray], scores: np.ndarray) -> np.ndarray:
+    """Each row's bin per column (shape of ``scores``) on the grids :meth:`ScoreSketch.cuts`
+    gave."""
+    out = np.empty(scores.shape, dtype=np.intp)
+    for c, column_cuts in enumerate(cuts):
+        out[:, c] = np.searchsorted(column_cuts, score_cells(scores[:, c]))
+    return out

@@ -33,7 +33,8 @@ from mlci.scale.partitions import Partition, plan_partitions, read_partition
 if TYPE_CHECKING:
     from distributed import Client
 
-    from mlci.config import EngineConfig
+    from mlci.config import EngineConfig, LoadedConfig, ModelConfig
+    from mlci.scale.stream import Batch, Fold, Grids, Histograms, Source
     from mlci.stages import ModelContext
 
 
@@ -214,10 +215,17 @@ def _peak_memory() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _load_models(job: Job) -> tuple[Model, ...]:
+def _load_models(job: Job | FoldJob) -> tuple[Model, ...]:
+    from mlci.stages import load_models
+
+    loaded = _load_config(job)
+    spec = next(m for m in loaded.config.models if m.name == job.model)
+    return tuple(model for model, _ in load_models(spec, loaded))
+
+
+def _load_config(job: Job | FoldJob) -> LoadedConfig:
     from mlci.config import load_config
     from mlci.hashing import sha256_file
-    from mlci.stages import load_models
 
     path = Path(job.config)
     if sha256_file(path) != job.config_sha256:
@@ -225,6 +233,119 @@ def _load_models(job: Job) -> tuple[Model, ...]:
             f"{path} on Dask worker {socket.gethostname()} differs from the client's mlci.yaml",
             tip="workers need the client's mlci.yaml, models and data at the same paths",
         )
-    loaded = load_config(path)
-    spec = next(m for m in loaded.config.models if m.name == job.model)
-    return tuple(model for model, _ in load_models(spec, loaded))
+    return load_config(path)
+
+
+# ------------------------------------------------------------------ folding on the workers
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """What every task of one model's folded evaluation shares."""
+
+    config: str  # absolute path of mlci.yaml, as the workers see it
+    config_sha256: str
+    model: str
+    source: Source
+    models: int  # the candidate, and its baseline when it has one
+
+
+def fold_on_cluster(
+    loaded: LoadedConfig, source: Source, spec: ModelConfig, models: Sequence[Model], progress: Any
+) -> Fold:
+    """The fold of every partition, each made on a worker and merged here in row order.
+
+    A worker sends back statistics, not rows or predictions, so the client's memory, like
+    the workers', does not grow with the rows.
+    """
+    from mlci.hashing import sha256_file
+    from mlci.scale.stream import add_histograms, check_whole, grids, merge_folds
+
+    job = FoldJob(
+        str(loaded.path.resolve()), sha256_file(loaded.path), spec.name, source, len(models)
+    )
+    parts = source.parts
+    with client_for(loaded.config.engine) as client:
+        fold: Fold | None = None
+        for result in _in_order(client, fold_partition, job, parts, progress, "folded"):
+            if fold is None:
+                fold = result
+            else:
+                merge_folds(fold, result)
+        assert fold is not None
+        check_whole(loaded, source, fold)
+        if fold.ranking and fold.resampling is not None:
+            second = (job, fold.resampling, grids(fold))
+            for hist in _in_order(
+                client, histogram_partition, second, parts, progress, "resampled"
+            ):
+                add_histograms(fold, hist)
+    return fold
+
+
+def _in_order(
+    client: Client, task: Any, job: Any, parts: Sequence[Partition], progress: Any, what: str
+) -> Iterator[Any]:
+    """Each partition's result, in row order, as soon as it and those before it finished.
+
+    Folding in row order keeps the sums' rounding, and so the document, the same from run
+    to run; a result waits only for the slower partitions before it.
+    """
+    from distributed import as_completed
+
+    run = uuid.uuid4().hex[:12]
+    index = {}
+    for i, part in enumerate(parts):
+        index[client.submit(task, job, part, key=f"mlci-{what}-{run}-{i}")] = i
+    waiting: dict[int, Any] = {}
+    done = 0
+    for future in as_completed(list(index)):  # type: ignore[no-untyped-call]
+        waiting[index.pop(future)] = future.result()
+        future.release()
+        progress(f"{what} {len(waiting) + done} of {len(parts)} partitions")
+        while done in waiting:
+            yield waiting.pop(done)
+            done += 1
+
+
+def fold_partition(job: FoldJob, part: Partition) -> Fold:
+    """Read, predict and fold one partition (runs on a worker)."""
+    from mlci.scale.stream import fold_one
+
+    loaded, models = _worker_state(job)
+    batch = _read(job, loaded, models, part)
+    return fold_one(loaded, batch, job.models)
+
+
+def histogram_partition(
+    args: tuple[FoldJob, tuple[int, int], Grids], part: Partition
+) -> Histograms:
+    """Second pass on one partition: its score histograms on the whole data's grids."""
+    from mlci.scale.stream import ranking_histograms
+
+    job, resampling, cuts = args
+    loaded, models = _worker_state(job)
+    return ranking_histograms(resampling, cuts, loaded, _read(job, loaded, models, part))
+
+
+def _worker_state(job: FoldJob) -> tuple[LoadedConfig, tuple[Model, ...]]:
+    key = (job.config, job.config_sha256, job.model)
+    where = f"Dask worker {socket.gethostname()}:{os.getpid()}"
+    if key not in _MODELS:
+        try:
+            _MODELS[key] = _load_models(job)
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: cannot load model '{job.model}' ({exc})", tip=_SAME_FILES
+            ) from None
+    return _load_config(job), _MODELS[key]
+
+
+def _read(job: FoldJob, loaded: LoadedConfig, models: Sequence[Model], part: Partition) -> Batch:
+    from mlci.scale.stream import read_batch
+
+    where = f"Dask worker {socket.gethostname()}:{os.getpid()}"
+    return read_batch(loaded, job.source, models, job.model, part, where)
+
+
+_SAME_FILES = "workers need the client's mlci.yaml, models and data at the same paths"

@@ -28,6 +28,7 @@ other than evaluate and gate.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,7 +45,7 @@ from mlci.evaluate import slicing
 from mlci.evaluate.bootstrap import BucketBootstrap
 from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs, Resampled, Sums, merge_sums
 from mlci.evaluate.significance import Moments, welch_greater
-from mlci.evaluate.sketch import ScoreSketch
+from mlci.evaluate.sketch import ScoreSketch, bin_scores
 from mlci.models.interface import Model, Task
 from mlci.results import Results
 from mlci.results import evaluation as R
@@ -71,10 +72,12 @@ class Source:
 def refuse_unsupported(loaded: LoadedConfig, stages: Sequence[str]) -> None:
     """A one-line error for what needs every row in memory at once."""
     cfg = loaded.config.evaluation
+    engine = loaded.config.engine
+    kind = "engine: stream" if engine.kind == "stream" else "engine: dask with fold: true"
     others = [s for s in stages if s not in STAGES]
     if others:
         raise UsageError(
-            f"engine: stream in {loaded.path} runs the evaluate and gate stages, not {others[0]}",
+            f"{kind} in {loaded.path} runs the evaluate and gate stages, not {others[0]}",
             tip="run with --only evaluate,gate, or run the other stages with engine: local",
         )
     why = "needs every row in memory at once; set it off or use engine: local or dask"
@@ -87,7 +90,8 @@ def refuse_unsupported(loaded: LoadedConfig, stages: Sequence[str]) -> None:
         if spec.quantiles is not None:
             raise loaded.error(
                 ("evaluation", "slices", i, "quantiles"),
-                "quantile edges need the whole column at once, which engine: stream never holds",
+                "quantile edges need the whole column at once, which a batch-by-batch "
+                "evaluation never holds",
                 tip="give the edges as bins: [...]",
             )
 
@@ -106,7 +110,8 @@ def open_source(loaded: LoadedConfig) -> Source:
     if cfg.format == "csv" or (cfg.format == "auto" and suffix not in (".parquet", ".pq")):
         raise loaded.error(
             ("engine", "kind"),
-            f"engine: stream reads Parquet row groups, but {display} is not a Parquet file",
+            f"a batch-by-batch evaluation reads Parquet row groups, but {display} is not a "
+            "Parquet file",
             tip="write the data as Parquet, or use engine: local",
         )
     if not Path(cfg.path).is_file():
@@ -214,13 +219,17 @@ class Fold:
     classes: tuple[Any, ...] | None
     metrics: list[str]
     models: int
-    bootstrap: BucketBootstrap | None
+    resampling: tuple[int, int] | None  # bootstrap replicates and seed (none: no intervals)
     selections: dict[tuple[Any, ...], Selection] = field(default_factory=dict)
     discordant: list[int] = field(default_factory=lambda: [0, 0])
     curves: list[np.ndarray | None] = field(default_factory=list)
     classes_seen: set[int] = field(default_factory=set)
     features_seen: set[str] = field(default_factory=set)
     weight_total: float = 0.0
+
+    @property
+    def bootstrap(self) -> BucketBootstrap | None:
+        return None if self.resampling is None else _bootstrap(*self.resampling)
 
     @property
     def ranking(self) -> list[str]:
@@ -237,6 +246,13 @@ class Fold:
     @property
     def score_columns(self) -> int:
         return 1 if self.task == "binary" else len(self.classes or ())
+
+
+@functools.lru_cache(maxsize=4)
+def _bootstrap(n_boot: int, seed: int) -> BucketBootstrap:
+    # The weights (n_boot x 1000) are drawn once per process, not once per batch, and folds
+    # travel between processes without them.
+    return BucketBootstrap(n_boot, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -263,51 +279,75 @@ def batches(
     what: str,
 ) -> Iterator[Batch]:
     """Every batch of rows, read, checked, predicted and aligned with the target."""
+    for i, part in enumerate(source.parts):
+        yield read_batch(loaded, source, models, name, part)
+        progress(f"{name}: {what} {i + 1} of {len(source.parts)} batches ({part.stop:,} rows)")
+
+
+def read_batch(
+    loaded: LoadedConfig,
+    source: Source,
+    models: Sequence[Model],
+    name: str,
+    part: Partition,
+    where: str | None = None,
+) -> Batch:
+    """One batch of rows, read, checked, predicted and aligned with the target (``where``:
+    the process reading, for messages about a file it cannot read)."""
     from mlci.evaluate.alignment import AlignmentError, align, infer_task
     from mlci.stages import model_frame
 
     cfg = loaded.config.data
-    for i, part in enumerate(source.parts):
-        try:
-            columns = read_partition(str(cfg.path), part, source.dtypes, source.display)
-        except OSError as exc:
-            raise DataError(f"{source.display}: cannot read rows {part.start}+ ({exc})") from None
-        check_rows(loaded, columns, source.kinds, part.start, every_row=False)
-        data = Dataset(
-            path=cfg.path,
-            display=source.display,
-            format="parquet",
-            sha256=source.sha256,
-            columns=columns,
-            kinds=source.kinds,
-            target=cfg.target,
-            features=source.features,
-            id=cfg.id,
-            weight=cfg.weight,
-            group=cfg.group,
-            features_declared_at=None
-            if cfg.features is None
-            else loaded.where(("data", "features")),
+    try:
+        columns = read_partition(str(cfg.path), part, source.dtypes, source.display)
+    except OSError as exc:
+        at = "" if where is None else f"{where}: "
+        raise DataError(
+            f"{at}cannot read rows {part.start:,} to {part.stop - 1:,} of {source.display} ({exc})",
+            tip="workers need the client's mlci.yaml, models and data at the same paths"
+            if where
+            else None,
+        ) from None
+    check_rows(loaded, columns, source.kinds, part.start, every_row=False)
+    data = Dataset(
+        path=cfg.path,
+        display=source.display,
+        format="parquet",
+        sha256=source.sha256,
+        columns=columns,
+        kinds=source.kinds,
+        target=cfg.target,
+        features=source.features,
+        id=cfg.id,
+        weight=cfg.weight,
+        group=cfg.group,
+        features_declared_at=None if cfg.features is None else loaded.where(("data", "features")),
+    )
+    predictions = [m.predict(model_frame(m, data)) for m in models]
+    task = infer_task(predictions[0], models[0].info.task)
+    if task != "regression" and predictions[0].classes is None:
+        raise DataError(
+            f"{name}: a batch-by-batch evaluation needs a classifier that names its classes, "
+            "so that every batch numbers them alike",
+            tip="export the model with its class labels, or use engine: local",
         )
-        predictions = [m.predict(model_frame(m, data)) for m in models]
-        task = infer_task(predictions[0], models[0].info.task)
-        if task != "regression" and predictions[0].classes is None:
-            raise DataError(
-                f"{name}: engine: stream needs a classifier that names its classes, so that "
-                "every batch numbers them alike",
-                tip="export the model with its class labels, or use engine: local",
-            )
-        try:
-            aligned = align(task, columns[cfg.target], predictions, min_classes=1)
-        except AlignmentError as exc:
-            raise DataError(f"{source.display}: model '{name}': {exc}") from None
-        unit = cfg.group or cfg.id
-        keys = np.arange(part.start, part.stop) if unit is None else columns[unit]
-        if aligned.task != "regression":
-            assert aligned.classes is not None
-            task = "binary" if len(aligned.classes) == 2 else "multiclass"
-        yield Batch(part, task, aligned.classes, data, aligned.y_true, aligned.outputs, keys)
-        progress(f"{name}: {what} {i + 1} of {len(source.parts)} batches ({part.stop:,} rows)")
+    try:
+        aligned = align(task, columns[cfg.target], predictions, min_classes=1)
+    except AlignmentError as exc:
+        raise DataError(f"{source.display}: model '{name}': {exc}") from None
+    unit = cfg.group or cfg.id
+    keys = np.arange(part.start, part.stop) if unit is None else columns[unit]
+    if aligned.task != "regression":
+        assert aligned.classes is not None
+        task = "binary" if len(aligned.classes) == 2 else "multiclass"
+    return Batch(part, task, aligned.classes, data, aligned.y_true, aligned.outputs, keys)
+
+
+def fold_one(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
+    """The fold of one batch alone (merge with :func:`merge_folds`)."""
+    fold = start(loaded, batch, models)
+    fold_batch(fold, loaded, batch)
+    return fold
 
 
 def fold_batch(fold: Fold, loaded: LoadedConfig, batch: Batch) -> None:
@@ -372,30 +412,83 @@ def fold_batch(fold: Fold, loaded: LoadedConfig, batch: Batch) -> None:
             fold.curves[m] = counts if before is None else before + counts
 
 
-def fold_ranking_histograms(fold: Fold, loaded: LoadedConfig, batch: Batch) -> None:
-    """Second pass: per bucket, score histograms on the grid of the whole data's scores."""
-    assert fold.bootstrap is not None
-    buckets = fold.bootstrap.assign(batch.keys)
+Grids = dict[tuple[Any, ...], list[list[np.ndarray]]]  # selection -> model -> column cuts
+Histograms = dict[tuple[Any, ...], list[np.ndarray]]  # selection -> model -> histograms
+
+
+def grids(fold: Fold) -> Grids:
+    """The bootstrap grid of every selection's and model's scores, from the whole data."""
+    return {
+        key: [sketch.cuts(SCORE_BINS) for sketch in sel.sketches]
+        for key, sel in fold.selections.items()
+    }
+
+
+def ranking_histograms(
+    resampling: tuple[int, int], cuts: Grids, loaded: LoadedConfig, batch: Batch
+) -> Histograms:
+    """Second pass: one batch's per-bucket score histograms on the whole data's grids."""
+    boot = _bootstrap(*resampling)
+    buckets = boot.assign(batch.keys)
     weight = batch.weight
+    out: Histograms = {}
     for key, (_, _, _, mask) in selections_of(loaded, batch).items():
-        sel = fold.selections[key]
         rows = None if mask is None else np.flatnonzero(mask)
-        if rows is not None and len(rows) == 0:
+        if key not in cuts or (rows is not None and len(rows) == 0):
             continue
-        for m, out in enumerate(batch.outputs):
-            assert out.proba is not None
-            scores, positive = _ranking_rows(batch.y, out.proba, rows)
-            bins = sel.sketches[m].bins(scores, SCORE_BINS)
-            hist = M.ranking_histograms(
-                bins,
-                positive,
-                _take(weight, rows),
-                SCORE_BINS,
-                _take(buckets, rows),
-                fold.bootstrap.n_buckets,
+        out[key] = []
+        for m, out_m in enumerate(batch.outputs):
+            assert out_m.proba is not None
+            scores, positive = _ranking_rows(batch.y, out_m.proba, rows)
+            out[key].append(
+                M.ranking_histograms(
+                    bin_scores(cuts[key][m], scores),
+                    positive,
+                    _take(weight, rows),
+                    SCORE_BINS,
+                    _take(buckets, rows),
+                    boot.n_buckets,
+                )
             )
-            previous = sel.hist[m]
-            sel.hist[m] = hist if previous is None else previous + hist
+    return out
+
+
+def add_histograms(fold: Fold, histograms: Histograms) -> None:
+    for key, per_model in histograms.items():
+        sel = fold.selections[key]
+        for m, hist in enumerate(per_model):
+            before = sel.hist[m]
+            sel.hist[m] = hist if before is None else before + hist
+
+
+def merge_folds(into: Fold, other: Fold) -> None:
+    """Fold ``other`` (of rows after ``into``'s) into ``into``."""
+    if (other.task, other.classes, other.metrics) != (into.task, into.classes, into.metrics):
+        raise DataError(
+            f"batches of the data disagree on the task or the classes ({into.task}, "
+            f"{into.classes} against {other.task}, {other.classes})"
+        )
+    for key, theirs in other.selections.items():
+        ours = into.selection(key, theirs.name, theirs.definition, theirs.value)
+        ours.size += theirs.size
+        ours.inside.merge(theirs.inside)
+        ours.outside.merge(theirs.outside)
+        for m in range(into.models):
+            a, b = ours.sums[m], theirs.sums[m]
+            ours.sums[m] = b if a is None else a if b is None else merge_sums(a, b)
+            if ours.sketches:
+                ours.sketches[m].merge(theirs.sketches[m])
+    into.discordant = [a + b for a, b in zip(into.discordant, other.discordant, strict=True)]
+    if not into.curves:
+        into.curves = list(other.curves)
+    elif other.curves:
+        into.curves = [
+            b if a is None else a if b is None else a + b
+            for a, b in zip(into.curves, other.curves, strict=True)
+        ]
+    into.classes_seen |= other.classes_seen
+    into.features_seen |= other.features_seen
+    into.weight_total += other.weight_total
 
 
 def _ranking_rows(
@@ -519,20 +612,39 @@ def evaluate_model(
     from mlci.evaluate.stage import primary_metric
 
     cfg = loaded.config.evaluation
-    fold: Fold | None = None
-    for batch in batches(loaded, source, models, spec.name, progress, "evaluated"):
-        if fold is None:
-            fold = _start(loaded, batch, len(models))
-        fold_batch(fold, loaded, batch)
-    assert fold is not None
-    _check_whole(loaded, source, fold)
-    if fold.ranking and fold.bootstrap is not None:
-        for batch in batches(loaded, source, models, spec.name, progress, "resampled ranks of"):
-            fold_ranking_histograms(fold, loaded, batch)
+    if loaded.config.engine.kind == "dask":
+        from mlci.scale.dask_engine import fold_on_cluster
+
+        fold = fold_on_cluster(loaded, source, spec, models, progress)
+    else:
+        fold = fold_here(loaded, source, spec, models, progress)
+        check_whole(loaded, source, fold)
+        if fold.ranking and fold.resampling is not None:
+            cuts = grids(fold)
+            for batch in batches(loaded, source, models, spec.name, progress, "resampled ranks of"):
+                add_histograms(fold, ranking_histograms(fold.resampling, cuts, loaded, batch))
     return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics))
 
 
-def _start(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
+def fold_here(
+    loaded: LoadedConfig,
+    source: Source,
+    spec: ModelConfig,
+    models: Sequence[Model],
+    progress: Progress,
+) -> Fold:
+    """The first pass, in this process."""
+    fold = None
+    for batch in batches(loaded, source, models, spec.name, progress, "evaluated"):
+        if fold is None:
+            fold = start(loaded, batch, len(models))
+        fold_batch(fold, loaded, batch)
+    assert fold is not None
+    return fold
+
+
+def start(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
+    """An empty fold for the task, classes and metrics of ``batch``."""
     from mlci.evaluate.stage import chosen_metrics, primary_metric
 
     cfg = loaded.config.evaluation
@@ -544,11 +656,11 @@ def _start(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
             f"'{primary}' is not among the metrics computed for this {batch.task} model",
             tip=f"choose one of: {', '.join(metrics)}",
         )
-    boot = BucketBootstrap(cfg.bootstrap, seed=cfg.seed) if cfg.bootstrap > 0 else None
-    return Fold(batch.task, batch.classes, metrics, models, boot)
+    resampling = (cfg.bootstrap, cfg.seed) if cfg.bootstrap > 0 else None
+    return Fold(batch.task, batch.classes, metrics, models, resampling)
 
 
-def _check_whole(loaded: LoadedConfig, source: Source, fold: Fold) -> None:
+def check_whole(loaded: LoadedConfig, source: Source, fold: Fold) -> None:
     """What only the whole file can show: the checks ``mlci check`` runs on all rows."""
     cfg = loaded.config.data
     for feature in source.features:
