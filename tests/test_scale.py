@@ -497,7 +497,7 @@ def test_worker_reads_only_its_row_groups(credit: Path) -> None:
     whole = predict_partition(job, Partition(tuple(range(5)), 0, ROWS))
     part = predict_partition(job, Partition((1, 2), 40_000, 70_000, skip=10_000))
     assert part.loaded_models is False  # the same process: the models are already loaded
-    for mine, all_rows in zip(part.predictions, whole.predictions, strict=True):
+    for mine, all_rows in zip(part.value, whole.value, strict=True):
         assert all_rows.proba is not None and mine.proba is not None
         np.testing.assert_array_equal(mine.proba, all_rows.proba[40_000:70_000])
 

@@ -23,18 +23,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mlci.errors import ConfigError, DataError
 from mlci.models.interface import PREDICT_CHUNK_ROWS, Model, Predictions
 from mlci.models.outputs import concatenate
 from mlci.scale.partitions import Partition, plan_partitions, read_partition
+from mlci.scale.stream import read_batch
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from distributed import Client
 
     from mlci.config import EngineConfig, LoadedConfig, ModelConfig
-    from mlci.scale.stream import Batch, Fold, Grids, Histograms, Source
+    from mlci.scale.stream import Fold, Grids, Histograms, Source
     from mlci.stages import ModelContext
 
 
@@ -51,11 +54,24 @@ class Job:
 
 
 @dataclass(frozen=True)
-class PartitionResult:
-    predictions: tuple[Predictions, ...]
-    worker: str  # host and process id of the worker that predicted
+class PartitionResult(Generic[T]):
+    """What a task sends back: its value (predictions, a fold, histograms) and how it ran."""
+
+    value: T
+    worker: str  # host and process id of the worker that ran it
     loaded_models: bool  # whether this task loaded the models (the worker's first task)
     peak_memory: int  # the worker process's peak resident memory so far, in bytes
+
+
+def worker_summary(results: Sequence[PartitionResult[Any]], done: str) -> str:
+    """One line on how the workers ran the partitions."""
+    workers = {r.worker for r in results}
+    peak = max(r.peak_memory for r in results) / 2**20
+    return (
+        f"{len(results)} partitions {done} by {len(workers)} workers "
+        f"(models loaded {sum(r.loaded_models for r in results)} times; "
+        f"peak worker memory {peak:.0f} MiB)"
+    )
 
 
 def predict_on_cluster(ctx: ModelContext) -> tuple[Predictions, ...]:
@@ -95,14 +111,8 @@ def predict_on_cluster(ctx: ModelContext) -> tuple[Predictions, ...]:
         )
     with client_for(engine) as client:
         results = predict_partitions(client, job, parts, ctx.progress)
-    workers = {r.worker for r in results}
-    peak = max(r.peak_memory for r in results) / 2**20
-    ctx.progress(
-        f"{len(parts)} partitions predicted by {len(workers)} workers "
-        f"(models loaded {sum(r.loaded_models for r in results)} times; "
-        f"peak worker memory {peak:.0f} MiB)"
-    )
-    return concatenate([r.predictions for r in results])
+    ctx.progress(worker_summary(results, "predicted"))
+    return concatenate([r.value for r in results])
 
 
 @contextmanager
@@ -141,7 +151,7 @@ def client_for(engine: EngineConfig) -> Iterator[Client]:
 
 def predict_partitions(
     client: Client, job: Job, parts: Sequence[Partition], progress: Any = None
-) -> list[PartitionResult]:
+) -> list[PartitionResult[tuple[Predictions, ...]]]:
     """Every partition's predictions, in row order, reporting progress as tasks finish.
 
     Each result is fetched as soon as its task finishes and then released, so a worker
@@ -154,7 +164,7 @@ def predict_partitions(
     for i, part in enumerate(parts):
         key = f"mlci-predict-{job.model}-{run}-{i}"
         index[client.submit(predict_partition, job, part, key=key)] = i
-    results: dict[int, PartitionResult] = {}
+    results: dict[int, PartitionResult[tuple[Predictions, ...]]] = {}
     for future in as_completed(list(index)):  # type: ignore[no-untyped-call]
         # result() raises the worker's exception here, with its message
         results[index.pop(future)] = future.result()
@@ -169,30 +179,34 @@ def predict_partitions(
 _MODELS: dict[tuple[str, str, str], tuple[Model, ...]] = {}
 
 
-def predict_partition(job: Job, part: Partition) -> PartitionResult:
+def predict_partition(job: Job, part: Partition) -> PartitionResult[tuple[Predictions, ...]]:
     """Read one partition's row groups and predict them (runs on a worker)."""
+    models, loaded_now, where = _models_here(job)
+    try:
+        arrays = read_partition(job.data, part, dict(job.dtypes), where)
+    except OSError as exc:
+        raise DataError(f"{where}: cannot read {job.data} ({exc})", tip=_SAME_FILES) from None
+    predictions = tuple(
+        model.predict({name: arrays[name] for name in columns})
+        for model, columns in zip(models, job.columns, strict=True)
+    )
+    return PartitionResult(predictions, where, loaded_now, _peak_memory())
+
+
+def _models_here(job: Job | FoldJob) -> tuple[tuple[Model, ...], bool, str]:
+    """This worker's models for the job (loaded on its first task), whether this task loaded
+    them, and the worker's name for messages."""
     key = (job.config, job.config_sha256, job.model)
     loaded_now = key not in _MODELS
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    where = f"Dask worker {worker}"
-    same_files = "workers need the client's mlci.yaml, models and data at the same paths"
+    where = f"Dask worker {socket.gethostname()}:{os.getpid()}"
     if loaded_now:
         try:
             _MODELS[key] = _load_models(job)
         except OSError as exc:
             raise ConfigError(
-                f"{where}: cannot load model '{job.model}' ({exc})", tip=same_files
+                f"{where}: cannot load model '{job.model}' ({exc})", tip=_SAME_FILES
             ) from None
-    models = _MODELS[key]
-    try:
-        arrays = read_partition(job.data, part, dict(job.dtypes), where)
-    except OSError as exc:
-        raise DataError(f"{where}: cannot read {job.data} ({exc})", tip=same_files) from None
-    predictions = tuple(
-        model.predict({name: arrays[name] for name in columns})
-        for model, columns in zip(models, job.columns, strict=True)
-    )
-    return PartitionResult(predictions, worker, loaded_now, _peak_memory())
+    return _MODELS[key], loaded_now, where
 
 
 def _peak_memory() -> int:
@@ -267,25 +281,28 @@ def fold_on_cluster(
     parts = source.parts
     with client_for(loaded.config.engine) as client:
         fold: Fold | None = None
+        ran = []
         for result in _in_order(client, fold_partition, job, parts, progress, "folded"):
+            ran.append(result)
             if fold is None:
-                fold = result
+                fold = result.value
             else:
-                merge_folds(fold, result)
+                merge_folds(fold, result.value)
         assert fold is not None
+        progress(worker_summary(ran, "folded"))
         check_whole(loaded, source, fold)
         if fold.ranking and fold.resampling is not None:
             second = (job, fold.resampling, grids(fold))
-            for hist in _in_order(
+            for done in _in_order(
                 client, histogram_partition, second, parts, progress, "resampled"
             ):
-                add_histograms(fold, hist)
+                add_histograms(fold, done.value)
     return fold
 
 
 def _in_order(
     client: Client, task: Any, job: Any, parts: Sequence[Partition], progress: Any, what: str
-) -> Iterator[Any]:
+) -> Iterator[PartitionResult[Any]]:
     """Each partition's result, in row order, as soon as it and those before it finished.
 
     Folding in row order keeps the sums' rounding, and so the document, the same from run
@@ -308,44 +325,31 @@ def _in_order(
             done += 1
 
 
-def fold_partition(job: FoldJob, part: Partition) -> Fold:
+def fold_partition(job: FoldJob, part: Partition) -> PartitionResult[Fold]:
     """Read, predict and fold one partition (runs on a worker)."""
     from mlci.scale.stream import fold_one
 
-    loaded, models = _worker_state(job)
-    batch = _read(job, loaded, models, part)
-    return fold_one(loaded, batch, job.models)
+    loaded, models, loaded_now, where = _fold_state(job)
+    batch = read_batch(loaded, job.source, models, job.model, part, where)
+    return PartitionResult(fold_one(loaded, batch, job.models), where, loaded_now, _peak_memory())
 
 
 def histogram_partition(
     args: tuple[FoldJob, tuple[int, int], Grids], part: Partition
-) -> Histograms:
+) -> PartitionResult[Histograms]:
     """Second pass on one partition: its score histograms on the whole data's grids."""
     from mlci.scale.stream import ranking_histograms
 
     job, resampling, cuts = args
-    loaded, models = _worker_state(job)
-    return ranking_histograms(resampling, cuts, loaded, _read(job, loaded, models, part))
+    loaded, models, loaded_now, where = _fold_state(job)
+    batch = read_batch(loaded, job.source, models, job.model, part, where)
+    hist = ranking_histograms(resampling, cuts, loaded, batch)
+    return PartitionResult(hist, where, loaded_now, _peak_memory())
 
 
-def _worker_state(job: FoldJob) -> tuple[LoadedConfig, tuple[Model, ...]]:
-    key = (job.config, job.config_sha256, job.model)
-    where = f"Dask worker {socket.gethostname()}:{os.getpid()}"
-    if key not in _MODELS:
-        try:
-            _MODELS[key] = _load_models(job)
-        except OSError as exc:
-            raise ConfigError(
-                f"{where}: cannot load model '{job.model}' ({exc})", tip=_SAME_FILES
-            ) from None
-    return _load_config(job), _MODELS[key]
-
-
-def _read(job: FoldJob, loaded: LoadedConfig, models: Sequence[Model], part: Partition) -> Batch:
-    from mlci.scale.stream import read_batch
-
-    where = f"Dask worker {socket.gethostname()}:{os.getpid()}"
-    return read_batch(loaded, job.source, models, job.model, part, where)
+def _fold_state(job: FoldJob) -> tuple[LoadedConfig, tuple[Model, ...], bool, str]:
+    models, loaded_now, where = _models_here(job)
+    return _load_config(job), models, loaded_now, where
 
 
 _SAME_FILES = "workers need the client's mlci.yaml, models and data at the same paths"
