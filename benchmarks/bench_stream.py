@@ -1,4 +1,4 @@
-"""`mlci evaluate` with engine stream (batch by batch) against engine local (all rows at once).
+"""`mlci evaluate` folded batch by batch (one process, or Dask workers) against all rows at once.
 
 The data and models are bench_scale.py's: a synthetic credit-like task (8 numeric features,
 a text column) written to Parquet row group by row group, so the generator never holds all
@@ -6,22 +6,29 @@ rows; an ONNX gradient-boosted candidate and an ONNX logistic baseline. The eval
 1000 bootstrap replicates, a declared slice per region, five bins of one feature and a
 ``where`` slice; SliceLine is off (engine stream does not search).
 
-Each size is run by both engines, interleaved and repeated; printed: medians of wall time and
-rows per second, the peak resident memory of the process, and the speed ratio. ``local`` is
-skipped above ``--local-max`` rows, where it would need more memory than the machine has
-(about 300 MB per million rows). Non-ranking metrics must agree between the engines to
-1e-9, and ROC AUC to the sketch's reported bound.
+Engines: ``local`` (every row in memory), ``stream`` (one process, batch by batch) and
+``dask-1``, ``dask-2`` (engine dask with fold: true on a local cluster of one or two worker
+processes: workers fold their partitions, the client merges). Each size is run by every
+engine, interleaved and repeated; printed: medians of wall time and rows per second, the peak
+resident memory of the client process and of the largest worker, and the speed ratio against
+``stream``. ``local`` is skipped above ``--local-max`` rows, where it would need more memory
+than the machine has (about 300 MB per million rows). Non-ranking metrics must agree with
+``local`` to 1e-9 and ROC AUC to the sketch's reported bound; the folded engines must agree
+with each other exactly. The crossover is the smallest size at which ``dask-2`` beats
+``stream``.
 
 Figures: see the README ("Evaluation beyond one job").
 
-Run: ``python benchmarks/bench_stream.py [--rows 1000000,10000000,100000000] [--repeat 1]``
-(needs the test extra: scikit-learn, skl2onnx).
+Run: ``python benchmarks/bench_stream.py [--rows 1000000,10000000,50000000]
+[--engines local,stream,dask-1,dask-2] [--repeat 1]`` (needs the test extra: scikit-learn,
+skl2onnx, dask[distributed]).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -36,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_scale import train_models, write_data  # noqa: E402
 
 
-def config(root: Path, engine: dict[str, object]) -> Path:
-    path = root / f"mlci-{engine['kind']}.yaml"
+def config(root: Path, name: str, engine: dict[str, object]) -> Path:
+    path = root / f"mlci-{name}.yaml"
     document = {
         "version": 1,
         "data": {"path": "data.parquet", "target": "y", "id": "id"},
@@ -57,8 +64,12 @@ def config(root: Path, engine: dict[str, object]) -> Path:
     return path
 
 
-def run(config_path: Path, out: Path) -> tuple[float, float, dict[str, Any]]:
-    """Wall seconds, peak resident MiB and the evaluation section of one `mlci evaluate`."""
+PEAK = re.compile(r"peak worker memory (\d+) MiB")
+
+
+def run(config_path: Path, out: Path) -> tuple[float, float, float | None, dict[str, Any]]:
+    """Wall seconds, the client's and the largest worker's peak resident MiB, and the
+    evaluation section of one `mlci evaluate`."""
     script = (
         "import resource, sys; from mlci.commands import main; code = main(sys.argv[1:]); "
         "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
@@ -71,8 +82,9 @@ def run(config_path: Path, out: Path) -> tuple[float, float, dict[str, Any]]:
     if done.returncode != 0:
         raise SystemExit(f"{config_path.name} failed:\n{done.stderr[-3000:]}")
     peak = int(done.stderr.rsplit("PEAK", 1)[1].split()[0]) / 1024
+    found = PEAK.search(done.stderr)
     evaluation: dict[str, Any] = json.loads((out / "results.json").read_text())["evaluation"]
-    return wall, peak, evaluation
+    return wall, peak, float(found[1]) if found else None, evaluation
 
 
 def agree(local: dict[str, Any], stream: dict[str, Any]) -> float:
@@ -107,46 +119,66 @@ RANKING = ("roc_auc", "pr_auc")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1000000,10000000,100000000")
+    parser.add_argument("--engines", default="local,stream,dask-1,dask-2")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--group-rows", type=int, default=500_000)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--local-max", type=int, default=10_000_000)
     args = parser.parse_args()
     sizes = [int(v) for v in args.rows.split(",")]
+    batch = args.batch_rows
+    engines = {
+        "local": {"kind": "local"},
+        "stream": {"kind": "stream", "partition_rows": batch},
+        "dask-1": {"kind": "dask", "fold": True, "workers": 1, "partition_rows": batch},
+        "dask-2": {"kind": "dask", "fold": True, "workers": 2, "partition_rows": batch},
+    }
+    chosen = args.engines.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         train_models(root)
-        configs = {
-            "local": config(root, {"kind": "local"}),
-            "stream": config(root, {"kind": "stream", "partition_rows": args.batch_rows}),
-        }
-        print(f"{'rows':>11} {'engine':>7} {'wall s':>8} {'rows/s':>10} {'peak MiB':>9} "
-              f"{'vs local':>9}")  # fmt: skip
+        configs = {name: config(root, name, engines[name]) for name in chosen}
+        crossover = None
+        print(f"{'rows':>11} {'engine':>7} {'wall s':>8} {'rows/s':>10} {'client MiB':>11} "
+              f"{'worker MiB':>11} {'vs stream':>10}")  # fmt: skip
         for rows in sizes:
             write_data(root / "data.parquet", rows, args.group_rows, seed=rows)
-            names = ["local", "stream"] if rows <= args.local_max else ["stream"]
+            names = [n for n in chosen if n != "local" or rows <= args.local_max]
             times: dict[str, list[float]] = {name: [] for name in names}
             peaks: dict[str, list[float]] = {name: [] for name in names}
+            workers: dict[str, list[float]] = {name: [] for name in names}
             sections: dict[str, dict[str, Any]] = {}
             for r in range(args.repeat):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
-                    wall, peak, sections[name] = run(configs[name], root / f"out-{name}")
+                    wall, peak, worker, sections[name] = run(configs[name], root / f"out-{name}")
                     times[name].append(wall)
                     peaks[name].append(peak)
+                    if worker is not None:
+                        workers[name].append(worker)
+            folded = [n for n in names if n != "local"]
+            for name in folded[1:]:
+                if sections[name] != sections[folded[0]]:
+                    raise SystemExit(f"{name} at {rows} rows: differs from {folded[0]}")
             note = ""
-            if "local" in sections:
-                gap = agree(sections["local"], sections["stream"])
-                bound = sections["stream"]["roc_auc_sketch_error"]
+            if "local" in sections and folded:
+                gap = agree(sections["local"], sections[folded[0]])
+                bound = sections[folded[0]]["roc_auc_sketch_error"]
                 note = f"  (ROC AUC within {gap:.2g} of exact; reported bound {bound:.2g})"
-            local = statistics.median(times["local"]) if "local" in times else None
+            base = statistics.median(times["stream"]) if "stream" in times else None
             for name in names:
                 wall = statistics.median(times[name])
-                ratio = f"{local / wall:>8.2f}x" if local else f"{'-':>9}"
+                ratio = f"{base / wall:>9.2f}x" if base else f"{'-':>10}"
+                worker = f"{max(workers[name]):.0f}" if workers[name] else "-"
                 print(f"{rows:>11} {name:>7} {wall:>8.1f} {rows / wall:>10.0f} "
-                      f"{max(peaks[name]):>9.0f} {ratio}")  # fmt: skip
+                      f"{max(peaks[name]):>11.0f} {worker:>11} {ratio}")  # fmt: skip
             if note:
                 print(note)
+            if crossover is None and base and "dask-2" in times:
+                if statistics.median(times["dask-2"]) < base:
+                    crossover = rows
             (root / "data.parquet").unlink()
+        if "dask-2" in chosen and "stream" in chosen:
+            print(f"crossover (dask-2 faster than stream): {crossover or 'not reached'} rows")
 
 
 if __name__ == "__main__":
