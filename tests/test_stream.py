@@ -145,6 +145,18 @@ def test_batch_size_changes_nothing_but_rounding(
     compare(whole, batched, 0.0)
 
 
+def test_point_values_alone_fold_like_the_whole(credit: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load((credit / "mlci.yaml").read_text())
+    config["evaluation"]["bootstrap"] = 0
+    (credit / "points.yaml").write_text(yaml.safe_dump(config))
+    config["engine"] = STREAM
+    (credit / "points-stream.yaml").write_text(yaml.safe_dump(config))
+    local = evaluate(credit / "points.yaml", tmp_path / "l")["evaluation"]
+    streamed = evaluate(credit / "points-stream.yaml", tmp_path / "s")["evaluation"]
+    assert streamed["metrics"]["candidate"]["accuracy"]["ci_low"] is None
+    compare(local, streamed, streamed["roc_auc_sketch_error"])
+
+
 def test_weights_and_clusters_fold_like_the_whole(credit: Path, tmp_path: Path) -> None:
     columns = {"weight": "w", "group": "cluster"}
     local = evaluate(configure(credit, "wl.yaml", {"kind": "local"}, **columns), tmp_path / "l")

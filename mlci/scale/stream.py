@@ -80,7 +80,7 @@ def refuse_unsupported(loaded: LoadedConfig, stages: Sequence[str]) -> None:
             f"{kind} in {loaded.path} runs the evaluate and gate stages, not {others[0]}",
             tip="run with --only evaluate,gate, or run the other stages with engine: local",
         )
-    why = "needs every row in memory at once; set it off or use engine: local or dask"
+    why = "needs every row in memory at once; leave it out, or use engine: local (or dask without fold)"
     if cfg.discover.enabled:
         raise loaded.error(("evaluation", "discover", "enabled"), f"SliceLine's search {why}")
     for name in ("fairness", "importance"):
