@@ -27,20 +27,16 @@ skl2onnx, dask[distributed]).
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_scale import train_models, write_data  # noqa: E402
+from bench_scale import run, train_models, write_data  # noqa: E402
 
 
 def config(root: Path, name: str, engine: dict[str, object]) -> Path:
@@ -62,29 +58,6 @@ def config(root: Path, name: str, engine: dict[str, object]) -> Path:
     }
     path.write_text(yaml.safe_dump(document))
     return path
-
-
-PEAK = re.compile(r"peak worker memory (\d+) MiB")
-
-
-def run(config_path: Path, out: Path) -> tuple[float, float, float | None, dict[str, Any]]:
-    """Wall seconds, the client's and the largest worker's peak resident MiB, and the
-    evaluation section of one `mlci evaluate`."""
-    script = (
-        "import resource, sys; from mlci.commands import main; code = main(sys.argv[1:]); "
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
-        "sys.exit(code)"
-    )
-    argv = [sys.executable, "-c", script, "evaluate", "-c", str(config_path), "-o", str(out)]
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{config_path.name} failed:\n{done.stderr[-3000:]}")
-    peak = int(done.stderr.rsplit("PEAK", 1)[1].split()[0]) / 1024
-    found = PEAK.search(done.stderr)
-    evaluation: dict[str, Any] = json.loads((out / "results.json").read_text())["evaluation"]
-    return wall, peak, float(found[1]) if found else None, evaluation
 
 
 def agree(local: dict[str, Any], stream: dict[str, Any]) -> float:

@@ -317,11 +317,24 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
                 f"{display}: feature column '{feature}' is missing in every row",
                 tip="fill the column, or leave it out with data.features",
             )
+    return dataset_of(loaded, fmt, sha256_file(cfg.path), columns, kinds, features)
+
+
+def dataset_of(
+    loaded: LoadedConfig,
+    fmt: str,
+    sha256: str,
+    columns: dict[str, np.ndarray],
+    kinds: dict[str, ColumnKind],
+    features: tuple[str, ...],
+) -> Dataset:
+    """The configured data's checked columns (all its rows, or one batch of them)."""
+    cfg = loaded.config.data
     return Dataset(
         path=cfg.path,
-        display=display,
+        display=str(cfg.path),
         format=fmt,
-        sha256=sha256_file(cfg.path),
+        sha256=sha256,
         columns=columns,
         kinds=kinds,
         target=cfg.target,

@@ -38,7 +38,15 @@ from typing import Any
 import numpy as np
 
 from mlci.config import LoadedConfig, ModelConfig
-from mlci.data import ColumnKind, Dataset, check_rows, column_roles, missing_mask, no_weight
+from mlci.data import (
+    ColumnKind,
+    Dataset,
+    check_rows,
+    column_roles,
+    dataset_of,
+    missing_mask,
+    no_weight,
+)
 from mlci.errors import DataError, UsageError
 from mlci.evaluate import metrics as M
 from mlci.evaluate import slicing
@@ -309,20 +317,7 @@ def read_batch(
             else None,
         ) from None
     check_rows(loaded, columns, source.kinds, part.start, every_row=False)
-    data = Dataset(
-        path=cfg.path,
-        display=source.display,
-        format="parquet",
-        sha256=source.sha256,
-        columns=columns,
-        kinds=source.kinds,
-        target=cfg.target,
-        features=source.features,
-        id=cfg.id,
-        weight=cfg.weight,
-        group=cfg.group,
-        features_declared_at=None if cfg.features is None else loaded.where(("data", "features")),
-    )
+    data = dataset_of(loaded, "parquet", source.sha256, columns, source.kinds, source.features)
     predictions = [m.predict(model_frame(m, data)) for m in models]
     task = infer_task(predictions[0], models[0].info.task)
     if task != "regression" and predictions[0].classes is None:
