@@ -1,4 +1,8 @@
-"""Evaluation folded batch by batch: any number of rows in bounded memory (engine: stream).
+"""Evaluation folded batch by batch: any number of rows in bounded memory.
+
+``engine: stream`` folds the batches in this process; ``engine: dask`` with ``fold: true``
+has Dask workers fold their partitions (:func:`mlci.scale.dask_engine.fold_on_cluster`)
+and merges the folds here in row order, which gives the same sums in the same order.
 
 The Parquet file is read in batches of ``engine.partition_rows`` rows, rounded up to whole
 prediction chunks, so the models predict the chunks one process predicts. Each batch is
