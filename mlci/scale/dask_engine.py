@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -283,7 +283,7 @@ def fold_on_cluster(
         fold: Fold | None = None
         ran = []
         for result in _in_order(client, fold_partition, job, parts, progress, "folded"):
-            ran.append(result)
+            ran.append(replace(result, value=None))  # how it ran; the fold is merged below
             if fold is None:
                 fold = result.value
             else:
