@@ -3,7 +3,7 @@
 An evaluation folded batch by batch cannot keep an exact table of every distinct score: a
 gradient-boosted model gives millions of distinct scores on a hundred million rows, and
 merging such tables batch after batch costs time that grows with the table. The sketch
-instead counts positive and negative rows in a fixed grid of cells over [0, 1], of constant
+instead counts positive and negative rows in a fixed grid of cells over [0, 1], of bounded
 size, that adds across batches and shards.
 
 The grid is fine where ranking needs it. A score s is placed by its distance to the nearer
@@ -11,8 +11,9 @@ end, u = min(s, 1 - s): by u's binary exponent (down to 2**-40) and the top ``MA
 (10) bits of its mantissa. A cell therefore spans a relative 2**-10 (0.1%) of the distance
 to 0 or 1: 0.00024 wide just below 0.5, 2.4e-7 wide near 0.999, so the confident scores of a
 good model, which crowd towards 0 and 1, stay apart. Scores closer than 2**-40 to an end
-share that end's cell. There are 2 * (1 + 40 * 1024) = 81,922 cells: 1.3 MB per score
-column as float64 counts, whatever the number of rows.
+share that end's cell. There are 2 * (1 + 40 * 1024) = 81,922 cells, of which a sketch keeps
+the occupied ones: at most 1.3 MB per score column, whatever the number of rows, and far
+less for a small slice.
 
 Error. Within a cell, scores are ties. ROC AUC counts each tied positive-negative pair one
 half, so the sketch's ROC AUC differs from the exact one by at most half the share of
@@ -51,31 +52,30 @@ def score_cells(scores: np.ndarray) -> np.ndarray:
 
 
 class ScoreSketch:
-    """Weighted positive and negative counts per cell, for each one-vs-rest score column."""
+    """Weighted negative and positive counts per occupied cell, for each one-vs-rest score
+    column. Only occupied cells are kept (sorted), so a small slice's sketch stays small."""
 
     def __init__(self, columns: int) -> None:
-        self.counts = np.zeros((columns, CELLS, 2), dtype=np.float64)  # [..., negative, positive]
+        empty = (np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.float64))
+        self.columns: list[tuple[np.ndarray, np.ndarray]] = [empty] * columns
 
     def add(self, scores: np.ndarray, positive: np.ndarray, weight: np.ndarray | None) -> None:
         """Count rows: ``scores`` and ``positive`` of shape (n, columns)."""
-        for c in range(self.counts.shape[0]):
-            index = score_cells(scores[:, c]) * 2 + positive[:, c]
-            self.counts[c] += np.bincount(index, weights=weight, minlength=2 * CELLS).reshape(
-                CELLS, 2
-            )
+        for c in range(len(self.columns)):
+            cells, inverse = np.unique(score_cells(scores[:, c]), return_inverse=True)
+            index = inverse.reshape(-1) * 2 + positive[:, c]
+            counts = np.bincount(index, weights=weight, minlength=2 * len(cells))
+            self.columns[c] = _merge(self.columns[c], (cells, counts.reshape(-1, 2)))
 
     def merge(self, other: ScoreSketch) -> None:
-        self.counts += other.counts
+        self.columns = [_merge(a, b) for a, b in zip(self.columns, other.columns, strict=True)]
 
     def tables(self) -> list[M.ScoreTable]:
         """Score tables over the occupied cells, the cell index standing for the score."""
-        out = []
-        for counts in self.counts:
-            occupied = np.flatnonzero(counts.sum(axis=1) > 0)
-            out.append(
-                M.ScoreTable(occupied.astype(np.float64), counts[occupied, 1], counts[occupied, 0])
-            )
-        return out
+        return [
+            M.ScoreTable(cells.astype(np.float64), counts[:, 1], counts[:, 0])
+            for cells, counts in self.columns
+        ]
 
     def metrics(self, names: Iterable[str]) -> dict[str, float]:
         """ROC AUC and average precision, macro-averaged over the columns."""
@@ -84,7 +84,7 @@ class ScoreSketch:
     def roc_auc_error(self) -> float:
         """The largest difference between the sketch's ROC AUC and the exact one."""
         bounds = []
-        for counts in self.counts:
+        for _, counts in self.columns:
             neg, pos = counts[:, 0], counts[:, 1]
             pairs = float(pos.sum() * neg.sum())
             bounds.append(float(np.sum(pos * neg)) / (2.0 * pairs) if pairs > 0 else 0.0)
@@ -103,3 +103,14 @@ def bin_scores(cuts: list[np.ndarray], scores: np.ndarray) -> np.ndarray:
     for c, column_cuts in enumerate(cuts):
         out[:, c] = np.searchsorted(column_cuts, score_cells(scores[:, c]))
     return out
+
+
+def _merge(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of two sketches' columns, over the union of their occupied cells."""
+    cells = np.union1d(a[0], b[0])
+    counts = np.zeros((len(cells), 2), dtype=np.float64)
+    counts[np.searchsorted(cells, a[0])] += a[1]
+    counts[np.searchsorted(cells, b[0])] += b[1]
+    return cells, counts

@@ -175,11 +175,7 @@ def chosen_values(
     """
     if chosen is None:
         if kind == "numeric" and len(by_key) > MAX_VALUE_SLICES:
-            raise SliceError(
-                f"numeric feature '{feature}' has {len(by_key)} distinct values; "
-                "give 'bins' or 'quantiles' to slice it",
-                "feature",
-            )
+            raise too_many_values(feature, len(by_key))
         return list(by_key.items())
     out = []
     for i, value in enumerate(chosen):
@@ -191,6 +187,14 @@ def chosen_values(
             )
         out.append((key, by_key[key]))
     return out
+
+
+def too_many_values(feature: str, count: int) -> SliceError:
+    return SliceError(
+        f"numeric feature '{feature}' has {count} distinct values; "
+        "give 'bins' or 'quantiles' to slice it",
+        "feature",
+    )
 
 
 def value_slice(feature: str, value: Any) -> tuple[str, str]:

@@ -393,6 +393,7 @@ def fold_batch(fold: Fold, loaded: LoadedConfig, batch: Batch) -> None:
                 assert out.proba is not None
                 scores, positive = _ranking_rows(y, out.proba, rows)
                 sel.sketches[m].add(scores, positive, _take(weight, rows))
+    check_value_slices(loaded, fold, batch.data.kinds)
     if fold.task != "regression":
         assert batch.outputs[0].labels is not None
         right = [out.labels == y for out in batch.outputs]
@@ -504,6 +505,21 @@ def _take(values: np.ndarray | None, rows: np.ndarray | None) -> Any:
 
 # ------------------------------------------------------------------ slices of a batch
 
+
+def check_value_slices(loaded: LoadedConfig, fold: Fold, kinds: dict[str, ColumnKind]) -> None:
+    """A numeric column sliced by value may not have more values than ``mlci check`` allows;
+    checked after every batch, since each slice keeps statistics of its own."""
+    for i, spec in enumerate(loaded.config.evaluation.slices):
+        feature = spec.feature
+        if feature is None or spec.values is not None or spec.bins is not None:
+            continue
+        if kinds.get(feature) == "numeric":
+            count = sum(1 for key in fold.selections if key and key[0] == i)
+            if count > slicing.MAX_VALUE_SLICES:
+                exc = slicing.too_many_values(feature, count)
+                raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc))
+
+
 Chosen = tuple[str, str, Any, np.ndarray | None]  # name, definition, value, row mask
 
 
@@ -514,6 +530,7 @@ def selections_of(loaded: LoadedConfig, batch: Batch) -> dict[tuple[Any, ...], C
     for slices by value the value (or pair) itself, since batches meet values in any order.
     """
     from mlci.evaluate.sliceline import encode_categorical
+    from mlci.suggest import did_you_mean
 
     data = batch.data
     out: dict[tuple[Any, ...], Chosen] = {(): ("all rows", "", None, None)}
@@ -530,14 +547,20 @@ def selections_of(loaded: LoadedConfig, batch: Batch) -> dict[tuple[Any, ...], C
             for k, feature in enumerate(features):
                 if feature not in data.columns:
                     where = ("cross", k) if spec.cross is not None else ("feature",)
-                    raise slicing.SliceError(f"no column '{feature}' in {data.display}", where)
+                    hint = did_you_mean(feature, data.columns)
+                    raise slicing.SliceError(
+                        f"no column '{feature}' in {data.display}{hint}", where
+                    )
                 encoded.append(encode_categorical(data.columns[feature]))
         except slicing.SliceError as exc:
             raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc)) from None
         prefix = f"{spec.name}: " if spec.name else ""
         if len(encoded) == 1:
             codes, levels = encoded[0]
+            wanted = None if spec.values is None else {slicing.value_key(v) for v in spec.values}
             for code, value in enumerate(levels):
+                if wanted is not None and slicing.value_key(value) not in wanted:
+                    continue
                 name, definition = slicing.value_slice(features[0], value)
                 out[(i, slicing.value_key(value))] = (
                     prefix + name,
