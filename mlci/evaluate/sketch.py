@@ -62,10 +62,13 @@ class ScoreSketch:
     def add(self, scores: np.ndarray, positive: np.ndarray, weight: np.ndarray | None) -> None:
         """Count rows: ``scores`` and ``positive`` of shape (n, columns)."""
         for c in range(len(self.columns)):
-            cells, inverse = np.unique(score_cells(scores[:, c]), return_inverse=True)
-            index = inverse.reshape(-1) * 2 + positive[:, c]
-            counts = np.bincount(index, weights=weight, minlength=2 * len(cells))
-            self.columns[c] = _merge(self.columns[c], (cells, counts.reshape(-1, 2)))
+            # Dense counts over every cell, then only the occupied ones: a bincount is
+            # several times faster than sorting the rows' cells.
+            cell = score_cells(scores[:, c])
+            cells = np.flatnonzero(np.bincount(cell, minlength=CELLS))
+            dense = np.bincount(cell * 2 + positive[:, c], weights=weight, minlength=2 * CELLS)
+            counts = dense.reshape(CELLS, 2)[cells]
+            self.columns[c] = _merge(self.columns[c], (cells, counts))
 
     def merge(self, other: ScoreSketch) -> None:
         self.columns = [_merge(a, b) for a, b in zip(self.columns, other.columns, strict=True)]
