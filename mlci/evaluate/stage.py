@@ -285,7 +285,7 @@ def evaluate_model(
         classes,
         metrics,
         primary,
-        resampling_unit(data),
+        resampling_unit(data.group, data.id),
         metrics=overall,
         mcnemar=mcnemar,
         slices=_evaluate_slices(evaluator, slices, task, y_true, candidate, baseline, primary, cfg),
@@ -328,12 +328,12 @@ def evaluation_section(
     )
 
 
-def resampling_unit(data: Dataset) -> tuple[str, str | None]:
+def resampling_unit(group: str | None, id_column: str | None) -> tuple[str, str | None]:
     """What the bootstrap resamples: clusters (data.group), rows by id (data.id), or rows."""
-    if data.group is not None:
-        return "group", data.group
-    if data.id is not None:
-        return "id", data.id
+    if group is not None:
+        return "group", group
+    if id_column is not None:
+        return "id", id_column
     return "row", None
 
 
@@ -352,13 +352,24 @@ def calibration(
     if task == "regression" or candidate.proba is None:
         return None
     kind = calibration_kind(task)
-    return R.Calibration(
-        kind=kind,
-        bins=bins,
-        candidate=curve(curve_sums(kind, y_true, candidate.proba, weight, bins)),
-        baseline=curve(curve_sums(kind, y_true, baseline.proba, weight, bins))
+    return calibration_section(
+        task,
+        curve_sums(kind, y_true, candidate.proba, weight, bins),
+        curve_sums(kind, y_true, baseline.proba, weight, bins)
         if baseline is not None and baseline.proba is not None
         else None,
+    )
+
+
+def calibration_section(
+    task: Task, candidate: np.ndarray, baseline: np.ndarray | None
+) -> R.Calibration:
+    """The calibration section from both models' :func:`curve_sums`."""
+    return R.Calibration(
+        kind=calibration_kind(task),
+        bins=candidate.shape[1],
+        candidate=curve(candidate),
+        baseline=None if baseline is None else curve(baseline),
     )
 
 

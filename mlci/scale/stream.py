@@ -629,8 +629,8 @@ def evaluate_model(
     spec: ModelConfig,
     models: Sequence[Model],
     progress: Progress,
-) -> tuple[R.Evaluation, float]:
-    """The evaluation section of one model, and the sketch's bound on ROC AUC's error."""
+) -> R.Evaluation:
+    """The evaluation section of one model."""
     from mlci.evaluate.stage import primary_metric
 
     cfg = loaded.config.evaluation
@@ -704,15 +704,13 @@ def check_whole(loaded: LoadedConfig, source: Source, fold: Fold) -> None:
         )
 
 
-def _section(
-    loaded: LoadedConfig, source: Source, fold: Fold, primary: str
-) -> tuple[R.Evaluation, float]:
+def _section(loaded: LoadedConfig, source: Source, fold: Fold, primary: str) -> R.Evaluation:
     from mlci.evaluate.stage import (
         SliceMeasure,
-        calibration_kind,
-        curve,
+        calibration_section,
         evaluation_section,
         metric_tables,
+        resampling_unit,
         slice_results,
     )
 
@@ -776,22 +774,15 @@ def _section(
         )
     calibration = None
     if fold.curves and fold.curves[0] is not None:
-        calibration = R.Calibration(
-            kind=calibration_kind(fold.task),
-            bins=fold.curves[0].shape[1],
-            candidate=curve(fold.curves[0]),
-            baseline=curve(fold.curves[1])
-            if len(fold.curves) > 1 and fold.curves[1] is not None
-            else None,
-        )
-    unit = ("group", data.group) if data.group else ("id", data.id) if data.id else ("row", None)
-    section = evaluation_section(
+        baseline = fold.curves[1] if len(fold.curves) > 1 else None
+        calibration = calibration_section(fold.task, fold.curves[0], baseline)
+    return evaluation_section(
         cfg,
         fold.task,
         fold.classes,
         fold.metrics,
         primary,
-        unit,
+        resampling_unit(data.group, data.id),
         metrics=overall,
         mcnemar=mcnemar,
         slices=slice_results(
@@ -806,7 +797,6 @@ def _section(
         calibration=calibration,
         roc_auc_sketch_error=error if fold.ranking else None,
     )
-    return section, error
 
 
 def documents(
@@ -830,7 +820,7 @@ def documents(
         loaded_models = load_models(spec, loaded)
         models = [m for m, _ in loaded_models]
         started = time.perf_counter()
-        section, _ = evaluate_model(loaded, source, spec, models, progress)
+        section = evaluate_model(loaded, source, spec, models, progress)
         outcome = StageOutcome(status="ran", duration_s=round(time.perf_counter() - started, 3))
         document = Results(
             mlci_version=__version__,
