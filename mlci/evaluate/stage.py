@@ -56,6 +56,18 @@ def row_errors(task: Task, y_true: np.ndarray, out: Outputs) -> np.ndarray:
     return np.asarray(out.labels != y_true, dtype=np.float64)
 
 
+def checked_primary(loaded: LoadedConfig, task: Task, metrics: Sequence[str]) -> str:
+    """The primary metric, which must be among the metrics computed."""
+    primary = primary_metric(loaded.config.evaluation, task, metrics)
+    if primary not in metrics:
+        raise loaded.error(
+            ("evaluation", "primary_metric"),
+            f"'{primary}' is not among the metrics computed for this {task} model",
+            tip=f"choose one of: {', '.join(metrics)}",
+        )
+    return primary
+
+
 def chosen_metrics(loaded: LoadedConfig, task: Task, has_proba: bool) -> list[str]:
     cfg = loaded.config.evaluation
     if cfg.metrics is None:
@@ -227,13 +239,7 @@ def evaluate_model(
     """The ``evaluation`` section of the results document."""
     cfg = loaded.config.evaluation
     metrics = chosen_metrics(loaded, task, candidate.proba is not None)
-    primary = primary_metric(cfg, task, metrics)
-    if primary not in metrics:
-        raise loaded.error(
-            ("evaluation", "primary_metric"),
-            f"'{primary}' is not among the metrics computed for this {task} model",
-            tip=f"choose one of: {', '.join(metrics)}",
-        )
+    primary = checked_primary(loaded, task, metrics)
     weight = data.columns[data.weight] if data.weight else None
     n_classes = len(classes) if classes is not None else None
     evaluator = Evaluator(

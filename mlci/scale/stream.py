@@ -594,8 +594,8 @@ def ordered_slices(
         try:
             if spec.cross is None:
                 assert spec.feature is not None
-                by_key = {k[0]: s.value for k, s in mine.items()}
-                by_key = {slicing.value_key(v): v for v in _sorted(list(by_key.values()))}
+                values = _sorted([s.value for s in mine.values()])
+                by_key = {slicing.value_key(v): v for v in values}
                 chosen = slicing.chosen_values(
                     spec.feature, kinds[spec.feature], by_key, spec.values
                 )
@@ -667,17 +667,11 @@ def fold_here(
 
 def start(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
     """An empty fold for the task, classes and metrics of ``batch``."""
-    from mlci.evaluate.stage import chosen_metrics, primary_metric
+    from mlci.evaluate.stage import checked_primary, chosen_metrics
 
     cfg = loaded.config.evaluation
     metrics = chosen_metrics(loaded, batch.task, batch.outputs[0].proba is not None)
-    primary = primary_metric(cfg, batch.task, metrics)
-    if primary not in metrics:
-        raise loaded.error(
-            ("evaluation", "primary_metric"),
-            f"'{primary}' is not among the metrics computed for this {batch.task} model",
-            tip=f"choose one of: {', '.join(metrics)}",
-        )
+    checked_primary(loaded, batch.task, metrics)
     resampling = (cfg.bootstrap, cfg.seed) if cfg.bootstrap > 0 else None
     return Fold(batch.task, batch.classes, metrics, models, resampling)
 
