@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from mlci.config import LoadedConfig
 from mlci.errors import DataError
@@ -17,6 +17,26 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 ColumnKind = Literal["numeric", "categorical", "bool"]
+
+
+@dataclass(frozen=True)
+class TextCodes:
+    """A text column's level codes, as ``encode_categorical`` gives them, found while reading.
+
+    ``column`` is the array they encode: a dataset whose column was replaced ignores them.
+    """
+
+    column: np.ndarray
+    codes: np.ndarray
+    labels: list[Any]
+
+
+class Converted(NamedTuple):
+    """One data column as mlci holds it: values, kind, and for text its level codes."""
+
+    values: np.ndarray
+    kind: ColumnKind
+    text: TextCodes | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +56,7 @@ class Dataset:
     group: str | None = None
     # ``file:line:col: data.features`` when mlci.yaml lists the features (None: every column).
     features_declared_at: str | None = None
+    text_codes: dict[str, TextCodes] = field(default_factory=dict)
 
     @property
     def unit_keys(self) -> np.ndarray:
@@ -52,6 +73,16 @@ class Dataset:
 
     def column(self, name: str) -> np.ndarray:
         return self.columns[name]
+
+    def encoded(self, name: str) -> tuple[np.ndarray, list[Any]]:
+        """Column ``name`` as level codes and labels (``encode_categorical``'s result), from
+        the codes found while reading when they are still this column's."""
+        known = self.text_codes.get(name)
+        if known is not None and known.column is self.columns[name]:
+            return known.codes, known.labels
+        from mlci.evaluate.sliceline import encode_categorical
+
+        return encode_categorical(self.columns[name])
 
 
 # The largest magnitude a numeric value may have: the largest finite 32-bit float, since most
@@ -169,13 +200,13 @@ def read_columns(
     columns: dict[str, np.ndarray] = {}
     kinds: dict[str, ColumnKind] = {}
     for name in table.column_names:
-        columns[name], kinds[name] = to_numpy(table.column(name), name, str(path))
+        columns[name], kinds[name], _ = to_numpy(table.column(name), name, str(path))
     return fmt, table.num_rows, columns, kinds
 
 
 def to_numpy(
     column: pa.ChunkedArray, name: str = "", where: str = "the data", first_row: int = 0
-) -> tuple[np.ndarray, ColumnKind]:
+) -> Converted:
     """One Arrow column as a numpy array and its kind; every data column passes through here.
 
     Numbers become float64 or int64 and must be finite and within ``MAX_MAGNITUDE`` (missing
@@ -192,14 +223,14 @@ def to_numpy(
         kind = column.type
     if pa.types.is_boolean(kind):
         if column.null_count:
-            return np.array(column.to_pylist(), dtype=object), "categorical"
-        return column.to_numpy(), "bool"
+            return Converted(np.array(column.to_pylist(), dtype=object), "categorical")
+        return Converted(column.to_numpy(), "bool")
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         if pa.types.is_integer(kind) and not column.null_count:
             values = column.to_numpy()
             if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
                 values = values.astype(np.float64)
-            return _finite(values, name, where, first_row), "numeric"
+            return Converted(_finite(values, name, where, first_row), "numeric")
         try:
             column = pc.cast(column, pa.float64(), safe=False)
         except pa.ArrowException:
@@ -207,9 +238,9 @@ def to_numpy(
                 f"{where}: column '{name}' has numbers beyond what a 64-bit float holds"
             ) from None
         values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-        return _finite(values, name, where, first_row), "numeric"
+        return Converted(_finite(values, name, where, first_row), "numeric")
     if pa.types.is_null(kind):
-        return np.full(len(column), None, dtype=object), "categorical"
+        return Converted(np.full(len(column), None, dtype=object), "categorical")
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         try:
             column = pc.cast(column, pa.string())
@@ -233,7 +264,27 @@ def to_numpy(
         )
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         column = pc.cast(column, pa.string())
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object), "categorical"
+    return _text(column)
+
+
+def _text(column: pa.ChunkedArray) -> Converted:
+    """A text column through Arrow's dictionary encoding: rows of one value share one Python
+    string (ten million rows of a few values hold a few strings, not ten million), and the
+    level codes that slicing needs come along."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mlci.evaluate.sliceline import dictionary_codes
+
+    encoded = column.dictionary_encode().combine_chunks()
+    if not isinstance(encoded, pa.DictionaryArray):  # an empty column has no chunk
+        encoded = pa.array([], pa.dictionary(pa.int32(), column.type))
+    strings = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    strings[:-1] = encoded.dictionary.to_pylist()  # the last one, None, is for missing rows
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    values = strings[indices]
+    codes, labels = dictionary_codes(encoded)
+    return Converted(values, "categorical", TextCodes(values, codes, labels))
 
 
 def _finite(values: np.ndarray, name: str, where: str, first_row: int = 0) -> np.ndarray:
@@ -266,10 +317,10 @@ def column_roles(loaded: LoadedConfig, names: list[str]) -> tuple[str, ...]:
             )
 
     require(("data", "target"), cfg.target)
-    for field in ("id", "weight", "group"):
-        value = getattr(cfg, field)
+    for key in ("id", "weight", "group"):
+        value = getattr(cfg, key)
         if value is not None:
-            require(("data", field), value)
+            require(("data", key), value)
     if cfg.group is not None and cfg.group in (cfg.target, cfg.weight):
         role = "target" if cfg.group == cfg.target else "weight"
         raise loaded.error(
@@ -307,8 +358,11 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
 
     columns: dict[str, np.ndarray] = {}
     kinds: dict[str, ColumnKind] = {}
+    text_codes: dict[str, TextCodes] = {}
     for name in names:
-        columns[name], kinds[name] = to_numpy(table.column(name), name, display)
+        columns[name], kinds[name], text = to_numpy(table.column(name), name, display)
+        if text is not None:
+            text_codes[name] = text
 
     check_rows(loaded, columns, kinds)
     for feature in features:
@@ -317,7 +371,7 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
                 f"{display}: feature column '{feature}' is missing in every row",
                 tip="fill the column, or leave it out with data.features",
             )
-    return dataset_of(loaded, fmt, sha256_file(cfg.path), columns, kinds, features)
+    return dataset_of(loaded, fmt, sha256_file(cfg.path), columns, kinds, features, text_codes)
 
 
 def dataset_of(
@@ -327,6 +381,7 @@ def dataset_of(
     columns: dict[str, np.ndarray],
     kinds: dict[str, ColumnKind],
     features: tuple[str, ...],
+    text_codes: dict[str, TextCodes] | None = None,
 ) -> Dataset:
     """The configured data's checked columns (all its rows, or one batch of them)."""
     cfg = loaded.config.data
@@ -343,6 +398,7 @@ def dataset_of(
         weight=cfg.weight,
         group=cfg.group,
         features_declared_at=None if cfg.features is None else loaded.where(("data", "features")),
+        text_codes=text_codes or {},
     )
 
 

@@ -83,7 +83,7 @@ def profile_data(path: Path) -> tuple[int, dict[str, ColumnProfile]]:
     _, table = read_table(path)
     profiles: dict[str, ColumnProfile] = {}
     for name in table.column_names:
-        values, kind = to_numpy(table.column(name))
+        values, kind, _ = to_numpy(table.column(name))
         missing = missing_mask(values)
         present = values[~missing]
         if kind == "numeric":

@@ -1203,7 +1203,7 @@ def test_numbers_pass_one_checkpoint() -> None:
         ([1, 2, None], pa.int64()),
         ([1.5, -MAX_MAGNITUDE], pa.float32()),
     ):
-        array, found = to_numpy(pa.chunked_array([pa.array(values, kind)]), "x")
+        array, found, _ = to_numpy(pa.chunked_array([pa.array(values, kind)]), "x")
         assert found == "numeric" and array.dtype.kind in "fi"
     for bad in ([1.0, float("inf")], [float("-inf")], [MAX_MAGNITUDE * 2]):
         with pytest.raises(DataError, match="column 'x' has 1 infinite or out-of-range"):

@@ -36,7 +36,9 @@ def declared_slices(loaded: LoadedConfig, data: Dataset) -> list[SliceRows]:
     result: list[SliceRows] = []
     for i, spec in enumerate(loaded.config.evaluation.slices):
         try:
-            defs = slicing.expand(spec.model_dump(), data.columns, data.kinds, data.display)
+            defs = slicing.expand(
+                spec.model_dump(), data.columns, data.kinds, data.display, data.encoded
+            )
         except slicing.SliceError as exc:
             raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc)) from None
         result.extend(SliceRows(d.name, d.definition, "declared", d.mask) for d in defs)

@@ -40,8 +40,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cmp_to_key
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # The sliceline package's default minimum support (``Slicefinder(min_sup=10)``).
 DEFAULT_MIN_SUPPORT = 10
@@ -261,13 +265,19 @@ def _encode_text(arr: np.ndarray) -> tuple[np.ndarray, list[object]] | None:
         return None
     if not pa.types.is_string(encoded.type.value_type):
         return None
+    return dictionary_codes(encoded)
+
+
+def dictionary_codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, list[object]]:
+    """:func:`encode_categorical`'s codes and labels of a dictionary-encoded text column: only
+    the distinct values are sorted, and each row's index is mapped to its value's rank."""
     dictionary = encoded.dictionary.to_pylist()
     order = sorted(range(len(dictionary)), key=dictionary.__getitem__)
-    rank = np.empty(len(order), dtype=np.int32)
+    rank = np.empty(len(order) + 1, dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
+    rank[-1] = -1  # index -1: a missing row
     indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    codes = np.where(indices >= 0, rank[np.maximum(indices, 0)] if len(rank) else -1, -1)
-    return codes.astype(np.int32), [dictionary[i] for i in order]
+    return rank[indices], [dictionary[i] for i in order]
 
 
 # --------------------------------------------------------------------------- validation

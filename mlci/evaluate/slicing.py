@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -15,6 +15,9 @@ from mlci.suggest import did_you_mean
 
 # A numeric column with at most this many distinct values may be sliced by value.
 MAX_VALUE_SLICES = 50
+
+# A column's level codes and labels, as :func:`encode_categorical` gives them.
+Encode = Callable[[str], tuple[np.ndarray, list[Any]]]
 
 
 class SliceError(ValueError):
@@ -106,8 +109,18 @@ def expand(
     columns: Mapping[str, np.ndarray],
     kinds: Mapping[str, str],
     source: str = "the data",
+    encode: Encode | None = None,
 ) -> list[SliceDef]:
-    """Expand one slice definition (the fields of SliceConfig) into slices of ``source``."""
+    """Expand one slice definition (the fields of SliceConfig) into slices of ``source``.
+
+    ``encode`` gives a column's level codes when they are known already (a dataset's
+    :meth:`~mlci.data.Dataset.encoded`); by default the column is encoded here.
+    """
+    if encode is None:
+
+        def encode(name: str) -> tuple[np.ndarray, list[Any]]:
+            return encode_categorical(columns[name])
+
     if spec.get("where") is not None:
         try:
             mask = expressions.evaluate(spec["where"], columns)
@@ -115,7 +128,7 @@ def expand(
             raise SliceError(str(exc), "where") from None
         return [SliceDef(spec["name"], spec["where"], mask)]
     if spec.get("cross") is not None:
-        return _cross(spec, columns, kinds, source)
+        return _cross(spec, columns, kinds, source, encode)
     feature = spec["feature"]
     _require(feature, columns, "feature", source)
     values = columns[feature]
@@ -125,7 +138,7 @@ def expand(
         edges = _edges(values, spec.get("bins"), spec.get("quantiles"))
         return prefixed(spec.get("name"), _bins(feature, values, edges))
     return prefixed(
-        spec.get("name"), _by_value(feature, values, kinds[feature], spec.get("values"))
+        spec.get("name"), _by_value(feature, encode(feature), kinds[feature], spec.get("values"))
     )
 
 
@@ -154,9 +167,12 @@ def value_key(value: Any) -> str:
 
 
 def _by_value(
-    feature: str, values: np.ndarray, kind: str, chosen: Sequence[Any] | None
+    feature: str,
+    encoded: tuple[np.ndarray, list[Any]],
+    kind: str,
+    chosen: Sequence[Any] | None,
 ) -> list[SliceDef]:
-    codes, present = encode_categorical(values)
+    codes, present = encoded
     codes = _compact(codes, len(present))
     by_key = {value_key(v): v for v in present}
     code_of = {value_key(v): i for i, v in enumerate(present)}
@@ -246,12 +262,13 @@ def _cross(
     columns: Mapping[str, np.ndarray],
     kinds: Mapping[str, str],
     source: str,
+    encode: Encode,
 ) -> list[SliceDef]:
     first, second = spec["cross"]
     for i, feature in enumerate((first, second)):
         _require(feature, columns, ("cross", i), source)
-    left = _by_value(first, columns[first], kinds[first], None)
-    right = _by_value(second, columns[second], kinds[second], None)
+    left = _by_value(first, encode(first), kinds[first], None)
+    right = _by_value(second, encode(second), kinds[second], None)
     # One code per pair of values, so the cross is a partition too: O(rows), not one mask
     # per pair.
     if not left or not right:

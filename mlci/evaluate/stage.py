@@ -19,7 +19,6 @@ from mlci.evaluate.significance import slice_significance
 from mlci.evaluate.sliceline import (
     FoundSlice,
     bin_numeric,
-    encode_categorical,
     find_slices,
     slice_mask,
 )
@@ -112,7 +111,7 @@ def discover_slices(
         if data.kinds[feature] == "numeric" and len(np.unique(values)) > cfg.numeric_bins:
             codes[feature], labels[feature] = bin_numeric(values, cfg.numeric_bins)
         else:
-            codes[feature], labels[feature] = encode_categorical(values)
+            codes[feature], labels[feature] = data.encoded(feature)
     search_rows = int(searched.sum())
     support = cfg.min_support or max(MIN_DISCOVERY_SUPPORT, search_rows // 100)
     # Too few rows to hold one slice of the minimum size: there is nothing to search.

@@ -529,7 +529,6 @@ def selections_of(loaded: LoadedConfig, batch: Batch) -> dict[tuple[Any, ...], C
     A slice is keyed by its definition's index and its place within it: a bin's number, or
     for slices by value the value (or pair) itself, since batches meet values in any order.
     """
-    from mlci.evaluate.sliceline import encode_categorical
     from mlci.suggest import did_you_mean
 
     data = batch.data
@@ -538,7 +537,7 @@ def selections_of(loaded: LoadedConfig, batch: Batch) -> dict[tuple[Any, ...], C
         fields = spec.model_dump()
         try:
             if spec.where is not None or spec.bins is not None:
-                defs = slicing.expand(fields, data.columns, data.kinds, data.display)
+                defs = slicing.expand(fields, data.columns, data.kinds, data.display, data.encoded)
                 for j, d in enumerate(defs):
                     out[(i, j)] = (d.name, d.definition, None, d.mask)
                 continue
@@ -551,7 +550,7 @@ def selections_of(loaded: LoadedConfig, batch: Batch) -> dict[tuple[Any, ...], C
                     raise slicing.SliceError(
                         f"no column '{feature}' in {data.display}{hint}", where
                     )
-                encoded.append(encode_categorical(data.columns[feature]))
+                encoded.append(data.encoded(feature))
         except slicing.SliceError as exc:
             raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc)) from None
         prefix = f"{spec.name}: " if spec.name else ""

@@ -149,7 +149,7 @@ def read_sample(files: Sequence[Path]) -> Traffic:
                 inputs[key] = _matrix(column, name, where)
                 kinds[key] = "list"
             else:
-                inputs[key], kinds[key] = to_numpy(column, key, where)
+                inputs[key], kinds[key], _ = to_numpy(column, key, where)
         elif name.startswith("outputs."):
             key = name[len("outputs.") :]
             if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
