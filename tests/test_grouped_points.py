@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -123,10 +124,11 @@ METRICS = {
     st.integers(0, 400),
     st.integers(1, 8),
     st.booleans(),
+    st.booleans(),
 )
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_point_groups_equal_point_per_group(
-    task: str, seed: int, n: int, n_groups: int, weighted: bool
+    task: str, seed: int, n: int, n_groups: int, weighted: bool, threaded: bool
 ) -> None:
     rng = np.random.default_rng(seed)
     k = 3 if task == "multiclass" else 2
@@ -145,7 +147,10 @@ def test_point_groups_equal_point_per_group(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         single = [ev.point(out, rows=groups == g) for g in range(n_groups)]
-    assert_same(ev.point_groups(out, groups, n_groups), single)
+    # Threads start only for a million rows or more; here they start for any number.
+    with patch.object(M, "THREADED_ROWS", 0 if threaded else M.THREADED_ROWS):
+        grouped = ev.point_groups(out, groups, n_groups)
+    assert_same(grouped, single)
 
 
 def test_point_groups_match_scikit_learn() -> None:

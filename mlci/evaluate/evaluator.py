@@ -238,27 +238,31 @@ class Evaluator:
         data = self._data(out, None)
         # Group 0 collects the rows in no group, so every id is a valid bincount index.
         shifted, total = ids + 1, n_groups + 1
+
+        def family_columns(family: str) -> dict[str, np.ndarray]:
+            names = self._by_family[family]
+            if family != "ranking":
+                stats = self._family_stats(family, data, shifted, total)
+                return M.metrics_from_stats(family, stats, names)
+            assert data.proba is not None
+            scores, positive = M.ranking_columns(data.y, data.proba)
+            tables = [
+                M.grouped_score_tables(scores[:, c], positive[:, c], data.weight, shifted, total)
+                for c in range(scores.shape[1])
+            ]
+            return {
+                name: np.array(
+                    [
+                        M.ranking_metrics_from_tables([t[g] for t in tables], [name])[name]
+                        for g in range(total)
+                    ]
+                )
+                for name in names
+            }
+
         columns: dict[str, np.ndarray] = {}
-        for family, names in self._by_family.items():
-            if family == "ranking":
-                assert data.proba is not None
-                scores, positive = M.ranking_columns(data.y, data.proba)
-                tables = [
-                    M.grouped_score_tables(
-                        scores[:, c], positive[:, c], data.weight, shifted, total
-                    )
-                    for c in range(scores.shape[1])
-                ]
-                for name in names:
-                    columns[name] = np.array(
-                        [
-                            M.ranking_metrics_from_tables([t[g] for t in tables], [name])[name]
-                            for g in range(total)
-                        ]
-                    )
-                continue
-            stats = self._family_stats(family, data, shifted, total)
-            columns.update(M.metrics_from_stats(family, stats, names))
+        for part in M.in_threads(family_columns, list(self._by_family), self.n_rows):
+            columns.update(part)
         return [{name: float(columns[name][g]) for name in self.metrics} for g in range(1, total)]
 
     def estimate(self, out: Outputs, rows: Rows = None) -> dict[str, Estimate]:

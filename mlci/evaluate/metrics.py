@@ -45,8 +45,11 @@ Conventions where scikit-learn warns or the value is undefined:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -56,6 +59,9 @@ ECE_BINS = 15
 _EPS64 = float(np.finfo(np.float64).eps)
 _FLOAT32_INF_BITS = 0x7F800000
 _FLOAT64_INF_BITS = 0x7FF0000000000000
+
+# Below this many rows, starting threads costs more than sorting on one core saves.
+THREADED_ROWS = 1_000_000
 
 _CLASSIFICATION = frozenset({"binary", "multiclass"})
 _BINARY = frozenset({"binary"})
@@ -491,17 +497,46 @@ def grouped_score_tables(
     rows are contiguous and in their original order; each group is then tabled as
     :func:`score_table` tables it alone, with the same result.
     """
-    ids = group.astype(np.int16 if n_groups <= np.iinfo(np.int16).max else np.intp)
-    order = np.argsort(ids, kind="stable")
+    narrow = next(t for t in (np.int8, np.int16, np.intp) if n_groups <= np.iinfo(t).max)
+    order = np.argsort(group.astype(narrow), kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=n_groups))])
     spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
     keys = score_keys(scores, positive) if weight is None else None
     if keys is not None:
         ordered = np.take(keys, order)
-        return [score_table_from_keys(np.sort(ordered[a:b])) for a, b in spans]
+        return in_threads(
+            lambda span: score_table_from_keys(np.sort(ordered[span[0] : span[1]])),
+            spans,
+            len(ordered),
+        )
     s, truth = np.take(scores, order), np.take(positive, order)
     w = None if weight is None else np.take(weight, order)
-    return [_score_table(s[a:b], truth[a:b], None if w is None else w[a:b])[0] for a, b in spans]
+    return in_threads(
+        lambda span: _score_table(
+            s[span[0] : span[1]],
+            truth[span[0] : span[1]],
+            None if w is None else w[span[0] : span[1]],
+        )[0],
+        spans,
+        len(s),
+    )
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+def in_threads(fn: Callable[[_In], _Out], items: Sequence[_In], rows: int) -> list[_Out]:
+    """``[fn(x) for x in items]``, on a thread per core when ``rows`` pay for threads.
+
+    numpy releases the interpreter lock in sorts and in most operations on large arrays, so
+    independent pieces of one evaluation (each slice's sort) use every core.
+    """
+    workers = min(len(items), os.cpu_count() or 1)
+    if rows < THREADED_ROWS or workers < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def score_table_with_inverse(
