@@ -264,7 +264,27 @@ def to_numpy(
         )
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         column = pc.cast(column, pa.string())
+    if not _repeats(column):
+        return Converted(
+            np.asarray(column.to_numpy(zero_copy_only=False), dtype=object), "categorical"
+        )
     return _text(column)
+
+
+# Rows whose text values decide whether a column repeats its values (see ``_repeats``).
+_REPEAT_SAMPLE = 65_536
+
+
+def _repeats(column: pa.ChunkedArray) -> bool:
+    """Whether the column's first rows repeat their values: at most half of them distinct.
+
+    Dictionary encoding pays for categories; for mostly distinct values (ids, free text)
+    hashing millions of strings costs several times what reading them plainly does.
+    """
+    import pyarrow.compute as pc
+
+    head = column.slice(0, _REPEAT_SAMPLE)
+    return bool(pc.count_distinct(head, mode="all").as_py() * 2 <= len(head))
 
 
 def _text(column: pa.ChunkedArray) -> Converted:
@@ -279,11 +299,10 @@ def _text(column: pa.ChunkedArray) -> Converted:
     encoded = column.dictionary_encode().combine_chunks()
     if not isinstance(encoded, pa.DictionaryArray):  # an empty column has no chunk
         encoded = pa.array([], pa.dictionary(pa.int32(), column.type))
-    strings = np.empty(len(encoded.dictionary) + 1, dtype=object)
-    strings[:-1] = encoded.dictionary.to_pylist()  # the last one, None, is for missing rows
-    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    values = strings[indices]
     codes, labels = dictionary_codes(encoded)
+    strings = np.empty(len(labels) + 1, dtype=object)
+    strings[:-1] = labels  # the last one, None, is for missing rows (code -1)
+    values = strings[codes]
     return Converted(values, "categorical", TextCodes(values, codes, labels))
 
 

@@ -24,15 +24,26 @@ text = st.one_of(st.none(), st.sampled_from(["a", "b", "é", "B", "", "a b", "zz
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows=st.lists(text, max_size=60), cuts=st.lists(st.integers(0, 60), max_size=4))
-def test_text_codes_match_encoding_the_values(rows: list[str | None], cuts: list[int]) -> None:
+@given(
+    pool=st.lists(text, min_size=1, max_size=8),
+    picks=st.lists(st.integers(0, 7), max_size=80),
+    cuts=st.lists(st.integers(0, 80), max_size=4),
+)
+def test_text_codes_match_encoding_the_values(
+    pool: list[str | None], picks: list[int], cuts: list[int]
+) -> None:
+    rows = [pool[i % len(pool)] for i in picks]
     bounds = sorted({0, len(rows), *(c for c in cuts if c <= len(rows))})
     chunks = [pa.array(rows[a:b], pa.string()) for a, b in zip(bounds, bounds[1:], strict=False)]
     column = pa.chunked_array(chunks, pa.string())
     values, kind, found = to_numpy(column, "x")
     assert kind == "categorical" and values.dtype == object
     assert values.tolist() == rows
-    assert found is not None and found.column is values
+    # Columns whose values mostly differ are read plainly, without codes.
+    assert (found is None) == (len(set(rows)) * 2 > len(rows))
+    if found is None:
+        return
+    assert found.column is values
     codes, labels = encode_categorical(values)
     assert found.codes.dtype == codes.dtype == np.int32
     assert found.codes.tolist() == codes.tolist()
@@ -48,12 +59,20 @@ def test_rows_of_one_value_share_one_string() -> None:
     assert before > 2_000  # one string held by every "left" row
 
 
+def test_mostly_distinct_text_is_read_plainly() -> None:
+    ids = [f"request-{i}" for i in range(100_000)]
+    values, kind, found = to_numpy(
+        pa.chunked_array([pa.array(ids[:70_000]), pa.array(ids[70_000:])]), "id"
+    )
+    assert kind == "categorical" and found is None and values.tolist() == ids
+
+
 def test_dates_become_text_with_codes() -> None:
-    days = [dt.date(2026, 1, 2), None, dt.date(2025, 12, 31), dt.date(2026, 1, 2)]
+    days = [dt.date(2026, 1, 2), None, dt.date(2025, 12, 31), dt.date(2026, 1, 2)] * 5
     values, kind, found = to_numpy(pa.chunked_array([pa.array(days)]), "day")
     assert kind == "categorical"
-    assert values.tolist() == ["2026-01-02", None, "2025-12-31", "2026-01-02"]
-    assert found is not None and found.codes.tolist() == [1, -1, 0, 1]
+    assert values.tolist() == ["2026-01-02", None, "2025-12-31", "2026-01-02"] * 5
+    assert found is not None and found.codes.tolist() == [1, -1, 0, 1] * 5
 
 
 def test_a_dataset_ignores_codes_of_a_replaced_column(project: Project) -> None:

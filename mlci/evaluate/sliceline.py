@@ -269,15 +269,19 @@ def _encode_text(arr: np.ndarray) -> tuple[np.ndarray, list[object]] | None:
 
 
 def dictionary_codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, list[object]]:
-    """:func:`encode_categorical`'s codes and labels of a dictionary-encoded text column: only
-    the distinct values are sorted, and each row's index is mapped to its value's rank."""
-    dictionary = encoded.dictionary.to_pylist()
-    order = sorted(range(len(dictionary)), key=dictionary.__getitem__)
+    """:func:`encode_categorical`'s codes and labels of a dictionary-encoded text column.
+
+    Only the distinct values are sorted, in Arrow: UTF-8 bytes order as their code points do,
+    which is how Python orders strings. Each row's index is then mapped to its value's rank.
+    """
+    import pyarrow.compute as pc
+
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy(zero_copy_only=False)
     rank = np.empty(len(order) + 1, dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     rank[-1] = -1  # index -1: a missing row
     indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    return rank[indices], [dictionary[i] for i in order]
+    return rank[indices], encoded.dictionary.take(order).to_pylist()
 
 
 # --------------------------------------------------------------------------- validation
