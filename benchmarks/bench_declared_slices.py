@@ -1,11 +1,13 @@
 """Declared-slice evaluation at scale: mlci against pandas + scikit-learn.
 
-A synthetic binary task with a text column of 20 values (as read from a CSV) gives 20 slices,
-expanded by mlci's declared-slice code exactly as `- feature: segment` in mlci.yaml would be.
-Eight metrics are computed on every slice, point values only:
+A synthetic binary task with a text column of 20 values gives 20 slices, expanded by mlci's
+declared-slice code exactly as `- feature: segment` in mlci.yaml would be. The text column is
+read as mlci reads a data file's (``mlci.data.to_numpy``: Arrow's dictionary encoding, whose
+level codes come along; timed apart and printed), as pandas is given integer codes. Eight
+metrics are computed on every slice, point values only:
 
-* mlci, slices evaluated together: the column encoded once, ``slicing.partition`` and
-  ``Evaluator.point_groups`` (one pass per metric family over all slices);
+* mlci, slices evaluated together: ``slicing.partition`` and ``Evaluator.point_groups`` (one
+  pass per metric family over all slices);
 * mlci, one boolean mask and one ``Evaluator.point`` call per slice;
 * a pandas groupby (on the integer codes, so pandas does not pay for the text) and a loop over
   scikit-learn metrics.
@@ -14,10 +16,12 @@ The three run interleaved, ``--repeat`` times (alternating the order); the media
 ratios are printed, with the largest difference between the three results. ``--intervals``
 also times 95% bootstrap intervals (1000 replicates) once, ``--compare`` paired deltas.
 
-Figures (shared 2-core machine, 10,000,000 rows, medians of 3): together 1.69 s, per slice
-1.97 s, pandas + scikit-learn 9.86 s: 5.8x (the same session's code before: 3.38 s, 3.3x).
-The floor of the together path is the text column's encoding (0.5 s: Arrow reads ten million
-Python strings) and the exact ROC AUC's sort of every slice's scores (0.3 s).
+Figures (shared 2-core machine, 10,000,000 rows, medians of 3): together 0.65 s, per slice
+1.56 s, pandas + scikit-learn 10.19 s: 15.6x (before text columns came with their codes and
+slices were evaluated on both cores: 1.69 s, 5.8x). What is left is mostly the exact ROC AUC:
+sorting and tabling each slice's scores (about 0.45 s of CPU over both cores) and grouping
+the rows by slice (0.13 s on one). Reading the text column, apart: 0.3 to 0.9 s, 246 MiB
+(ten million Python strings before: 0.6 s, 651 MiB).
 
 Run: ``python benchmarks/bench_declared_slices.py [--rows N]`` (default 10,000,000).
 """
@@ -33,6 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mlci.data import Converted, to_numpy
 from mlci.evaluate import slicing
 from mlci.evaluate.evaluator import Evaluator, Outputs
 
@@ -75,27 +80,55 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def read_segment(cat: np.ndarray, n_slices: int) -> tuple[float, Converted]:
+    """The text column as a data file holds it, read the way mlci reads one (timed)."""
+    import pyarrow as pa
+
+    names = pa.array([f"segment-{v:02d}" for v in range(n_slices)])
+    column = pa.chunked_array(
+        [
+            pa.DictionaryArray.from_arrays(cat[i : i + 1_000_000].astype(np.int32), names).cast(
+                pa.string()
+            )
+            for i in range(0, len(cat), 1_000_000)
+        ]
+    )
+    elapsed, converted = timed(lambda: to_numpy(column, "segment"))
+    return elapsed, converted  # type: ignore[return-value]
+
+
+def declared(segment: Converted) -> list[slicing.SliceDef]:
+    """The slices `- feature: segment` declares, expanded as `mlci check` expands them."""
+    text = segment.text
+    assert text is not None
+    return slicing.expand(
+        {"feature": "segment"},
+        {"segment": segment.values},
+        {"segment": "categorical"},
+        encode=lambda _: (text.codes, text.labels),
+    )
+
+
 def mlci_points(
-    ev: Evaluator, out: Outputs, segment: np.ndarray
+    ev: Evaluator, out: Outputs, segment: Converted
 ) -> tuple[list[str], list[dict[str, float]]]:
     """What `- feature: segment` costs: expand the slices, then evaluate all of them."""
-    defs = slicing.expand({"feature": "segment"}, {"segment": segment}, {"segment": "categorical"})
+    defs = declared(segment)
     groups = slicing.partition(defs)
     assert groups is not None
     return [d.name for d in defs], ev.point_groups(out, groups, len(defs))
 
 
 def mlci_points_per_slice(
-    ev: Evaluator, out: Outputs, segment: np.ndarray
+    ev: Evaluator, out: Outputs, segment: Converted
 ) -> tuple[list[str], list[dict[str, float]]]:
     """The same, one slice mask and one ``Evaluator.point`` call per slice."""
-    defs = slicing.expand({"feature": "segment"}, {"segment": segment}, {"segment": "categorical"})
+    defs = declared(segment)
     return [d.name for d in defs], [ev.point(out, rows=d.mask) for d in defs]
 
 
-def mlci_estimates(ev: Evaluator, out: Outputs, segment: np.ndarray) -> list[dict]:
-    defs = slicing.expand({"feature": "segment"}, {"segment": segment}, {"segment": "categorical"})
-    return [ev.estimate(out, rows=d.mask) for d in defs]
+def mlci_estimates(ev: Evaluator, out: Outputs, segment: Converted) -> list[dict]:
+    return [ev.estimate(out, rows=d.mask) for d in declared(segment)]
 
 
 def sklearn_points(cat: np.ndarray, y: np.ndarray, p1: np.ndarray) -> list[dict[str, float]]:
@@ -149,11 +182,11 @@ def main() -> None:
     t_data, (cat, y, p1) = timed(lambda: make_data(args.rows, args.slices, args.seed))
     labels = (p1 >= 0.5).astype(np.int64)
     out = Outputs(labels=labels, proba=np.column_stack([1.0 - p1, p1]))
-    names = np.array([f"segment-{v:02d}" for v in range(args.slices)], dtype=object)
-    segment = names[cat]
+    t_read, segment = read_segment(cat, args.slices)
     print(
         f"rows {args.rows:,}, slices {args.slices}, metrics {len(METRICS)}, "
-        f"{args.repeat} interleaved repetitions (data made in {t_data:.1f} s)"
+        f"{args.repeat} interleaved repetitions (data made in {t_data:.1f} s; "
+        f"the text column read as mlci reads it in {t_read:.2f} s)"
     )
     ev_point = Evaluator("binary", y, metrics=METRICS, n_boot=0)
 
@@ -207,12 +240,7 @@ def main() -> None:
             print(f"  slice 0 {name}: {e.value:.4f} [{e.ci_low:.4f}, {e.ci_high:.4f}]")
 
     if args.compare:
-        masks = [
-            d.mask
-            for d in slicing.expand(
-                {"feature": "segment"}, {"segment": segment}, {"segment": "categorical"}
-            )
-        ]
+        masks = [d.mask for d in declared(segment)]
         # A baseline that is a little worse: noisier scores.
         noise = np.random.default_rng(args.seed + 1).standard_normal(args.rows) * 0.05
         p0 = np.clip(p1 + noise, 0.0, 1.0)
