@@ -273,7 +273,7 @@ def fold_on_cluster(
     the workers', does not grow with the rows.
     """
     from mlci.hashing import sha256_file
-    from mlci.scale.stream import add_histograms, check_whole, grids, merge_folds
+    from mlci.scale.stream import merge_folds, two_passes
 
     job = FoldJob(
         str(loaded.path.resolve()), sha256_file(loaded.path), spec.name, source, len(models)
@@ -290,14 +290,15 @@ def fold_on_cluster(
                 merge_folds(fold, result.value)
         assert fold is not None
         progress(worker_summary(ran, "folded"))
-        check_whole(loaded, source, fold)
-        if fold.ranking and fold.resampling is not None:
-            second = (job, fold.resampling, grids(fold))
+
+        def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
+            second = (job, resampling, cuts)
             for done in _in_order(
                 client, histogram_partition, second, parts, progress, "resampled"
             ):
-                add_histograms(fold, done.value)
-    return fold
+                yield done.value
+
+        return two_passes(loaded, source, fold, resampled)
 
 
 def _in_order(

@@ -33,7 +33,7 @@ other than evaluate and gate.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -638,13 +638,32 @@ def evaluate_model(
 
         fold = fold_on_cluster(loaded, source, spec, models, progress)
     else:
-        fold = fold_here(loaded, source, spec, models, progress)
-        check_whole(loaded, source, fold)
-        if fold.ranking and fold.resampling is not None:
-            cuts = grids(fold)
+
+        def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
             for batch in batches(loaded, source, models, spec.name, progress, "resampled ranks of"):
-                add_histograms(fold, ranking_histograms(fold.resampling, cuts, loaded, batch))
+                yield ranking_histograms(resampling, cuts, loaded, batch)
+
+        fold = two_passes(
+            loaded, source, fold_here(loaded, source, spec, models, progress), resampled
+        )
     return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics))
+
+
+def two_passes(
+    loaded: LoadedConfig,
+    source: Source,
+    fold: Fold,
+    second: Callable[[tuple[int, int], Grids], Iterable[Histograms]],
+) -> Fold:
+    """Finish the first pass's ``fold`` of the whole file, in this process or on a cluster:
+    check what only the whole file shows, then, when ROC AUC or average precision need
+    bootstrap replicates, add the ``second`` pass's score histograms on the whole data's
+    grids (given the resampling and the grids)."""
+    check_whole(loaded, source, fold)
+    if fold.ranking and fold.resampling is not None:
+        for histograms in second(fold.resampling, grids(fold)):
+            add_histograms(fold, histograms)
+    return fold
 
 
 def fold_here(
