@@ -250,15 +250,12 @@ class Evaluator:
                 M.grouped_score_tables(scores[:, c], positive[:, c], data.weight, shifted, total)
                 for c in range(scores.shape[1])
             ]
-            return {
-                name: np.array(
-                    [
-                        M.ranking_metrics_from_tables([t[g] for t in tables], [name])[name]
-                        for g in range(total)
-                    ]
-                )
-                for name in names
-            }
+            values = M.in_threads(
+                lambda g: M.ranking_metrics_from_tables([t[g] for t in tables], names),
+                range(total),
+                self.n_rows,
+            )
+            return {name: np.array([v[name] for v in values]) for name in names}
 
         columns: dict[str, np.ndarray] = {}
         for part in M.in_threads(family_columns, list(self._by_family), self.n_rows):

@@ -348,10 +348,14 @@ def proba_stats(
     (y - p1)^2 for two classes (scikit-learn's binary definition) and the squared distance
     between the one-hot truth and the probability vector otherwise (its multiclass one).
     """
-    p_true = true_class_proba(y, proba)
-    log_loss = -np.log(np.clip(p_true, _EPS64, 1.0 - _EPS64))
+    # In place: on millions of rows each temporary costs as much as the arithmetic.
+    log_loss = true_class_proba(y, proba)
+    np.clip(log_loss, _EPS64, 1.0 - _EPS64, out=log_loss)
+    np.log(log_loss, out=log_loss)
+    np.negative(log_loss, out=log_loss)
     if proba.shape[1] == 2:
-        brier = (y - proba[:, 1]) ** 2
+        brier = np.subtract(y, proba[:, 1])
+        np.square(brier, out=brier)
     else:
         diff = proba.copy()
         diff[np.arange(len(y)), y] -= 1.0
@@ -493,33 +497,54 @@ def grouped_score_tables(
 ) -> list[ScoreTable]:
     """The score table of each group of rows (``group`` holds ids in [0, n_groups)).
 
-    Rows are put in group order once (a stable counting sort of small ids), so each group's
-    rows are contiguous and in their original order; each group is then tabled as
-    :func:`score_table` tables it alone, with the same result.
+    Rows are put in group order (a stable counting sort of small ids), so each group's rows
+    are contiguous and in their original order; each group is then tabled as
+    :func:`score_table` tables it alone, with the same result. Packed keys (no weights) are
+    sorted anyway, so their rows are grouped block by block, a block per thread, and each
+    group's pieces joined before its sort.
     """
+    keys = score_keys(scores, positive) if weight is None else None
+    if keys is not None:
+        pieces = in_threads(
+            lambda block: _grouped(group[block], n_groups, keys[block]),
+            _blocks(len(keys)),
+            len(keys),
+        )
+
+        def table(g: int) -> ScoreTable:
+            joined = np.concatenate([ordered[b[g] : b[g + 1]] for b, (ordered,) in pieces])
+            return score_table_from_keys(np.sort(joined))
+
+        return in_threads(table, range(n_groups), len(keys))
+    bounds, (s, truth, *w) = _grouped(
+        group, n_groups, scores, positive, *([] if weight is None else [weight])
+    )
+    return in_threads(
+        lambda g: _score_table(
+            s[bounds[g] : bounds[g + 1]],
+            truth[bounds[g] : bounds[g + 1]],
+            w[0][bounds[g] : bounds[g + 1]] if w else None,
+        )[0],
+        range(n_groups),
+        len(s),
+    )
+
+
+def _grouped(
+    group: np.ndarray, n_groups: int, *columns: np.ndarray
+) -> tuple[list[int], list[np.ndarray]]:
+    """Where each group starts (and the last ends), and ``columns`` in group order."""
     narrow = next(t for t in (np.int8, np.int16, np.intp) if n_groups <= np.iinfo(t).max)
     order = np.argsort(group.astype(narrow), kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=n_groups))])
-    spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-    keys = score_keys(scores, positive) if weight is None else None
-    if keys is not None:
-        ordered = np.take(keys, order)
-        return in_threads(
-            lambda span: score_table_from_keys(np.sort(ordered[span[0] : span[1]])),
-            spans,
-            len(ordered),
-        )
-    s, truth = np.take(scores, order), np.take(positive, order)
-    w = None if weight is None else np.take(weight, order)
-    return in_threads(
-        lambda span: _score_table(
-            s[span[0] : span[1]],
-            truth[span[0] : span[1]],
-            None if w is None else w[span[0] : span[1]],
-        )[0],
-        spans,
-        len(s),
-    )
+    return bounds.tolist(), [np.take(c, order) for c in columns]
+
+
+def _blocks(rows: int) -> list[slice]:
+    """Consecutive blocks of rows, one per core when ``rows`` pay for threads."""
+    count = (os.cpu_count() or 1) if rows >= THREADED_ROWS else 1
+    edges = [rows * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 _In = TypeVar("_In")
