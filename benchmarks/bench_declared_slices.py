@@ -16,12 +16,14 @@ The three run interleaved, ``--repeat`` times (alternating the order); the media
 ratios are printed, with the largest difference between the three results. ``--intervals``
 also times 95% bootstrap intervals (1000 replicates) once, ``--compare`` paired deltas.
 
-Figures (shared 2-core machine, 10,000,000 rows, medians of 3): together 0.65 s, per slice
-1.56 s, pandas + scikit-learn 10.19 s: 15.6x (before text columns came with their codes and
-slices were evaluated on both cores: 1.69 s, 5.8x). What is left is mostly the exact ROC AUC:
-sorting and tabling each slice's scores (about 0.45 s of CPU over both cores) and grouping
-the rows by slice (0.13 s on one). Reading the text column, apart: 0.3 to 0.9 s, 246 MiB
-(ten million Python strings before: 0.6 s, 651 MiB).
+Figures (shared 2-core machine, 10,000,000 rows, medians of 5): together 0.56 s (runs 0.53
+to 0.60 s once warm), per slice 1.42 s, pandas + scikit-learn 10.09 s: 18.0x (before text
+columns came with their codes and slices were evaluated on both cores: 1.69 s, 5.8x). What
+is left is mostly the exact ROC AUC: sorting each slice's scores (28 ns a key on this
+machine) and tabling them, about 0.6 s of CPU over the two cores, and the page faults of
+fresh temporaries (with glibc told to keep freed memory, ROC AUC alone takes 0.32 s instead
+of 0.46 s). Reading the text column, apart: 0.3 to 0.9 s, 246 MiB (ten million Python
+strings before: 0.6 s, 651 MiB).
 
 Run: ``python benchmarks/bench_declared_slices.py [--rows N]`` (default 10,000,000).
 """
