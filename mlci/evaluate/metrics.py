@@ -542,9 +542,16 @@ def _grouped(
 
 def _blocks(rows: int) -> list[slice]:
     """Consecutive blocks of rows, one per core when ``rows`` pay for threads."""
-    count = (os.cpu_count() or 1) if rows >= THREADED_ROWS else 1
+    count = _cores() if rows >= THREADED_ROWS else 1
     edges = [rows * i // count for i in range(count + 1)]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's share, not the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 _In = TypeVar("_In")
@@ -557,7 +564,7 @@ def in_threads(fn: Callable[[_In], _Out], items: Sequence[_In], rows: int) -> li
     numpy releases the interpreter lock in sorts and in most operations on large arrays, so
     independent pieces of one evaluation (each slice's sort) use every core.
     """
-    workers = min(len(items), os.cpu_count() or 1)
+    workers = min(len(items), _cores())
     if rows < THREADED_ROWS or workers < 2:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:

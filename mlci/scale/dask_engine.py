@@ -273,7 +273,7 @@ def fold_on_cluster(
     the workers', does not grow with the rows.
     """
     from mlci.hashing import sha256_file
-    from mlci.scale.stream import merge_folds, two_passes
+    from mlci.scale.stream import finish_fold, merge_folds
 
     job = FoldJob(
         str(loaded.path.resolve()), sha256_file(loaded.path), spec.name, source, len(models)
@@ -298,7 +298,7 @@ def fold_on_cluster(
             ):
                 yield done.value
 
-        return two_passes(loaded, source, fold, resampled)
+        return finish_fold(loaded, source, fold, resampled)
 
 
 def _in_order(

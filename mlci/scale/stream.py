@@ -643,13 +643,13 @@ def evaluate_model(
             for batch in batches(loaded, source, models, spec.name, progress, "resampled ranks of"):
                 yield ranking_histograms(resampling, cuts, loaded, batch)
 
-        fold = two_passes(
+        fold = finish_fold(
             loaded, source, fold_here(loaded, source, spec, models, progress), resampled
         )
     return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics))
 
 
-def two_passes(
+def finish_fold(
     loaded: LoadedConfig,
     source: Source,
     fold: Fold,
