@@ -157,6 +157,41 @@ def test_point_values_alone_fold_like_the_whole(credit: Path, tmp_path: Path) ->
     compare(local, streamed, streamed["roc_auc_sketch_error"])
 
 
+def test_the_second_pass_takes_the_scores_the_first_kept(
+    credit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ROC AUC's bootstrap the file is read twice but predicted once, and the scores
+    kept between the passes are gone afterwards."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    runs = []
+    run = ort.InferenceSession.run
+
+    def counted(session: ort.InferenceSession, *args: Any, **kwargs: Any) -> Any:
+        runs.append(1)
+        return run(session, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "run", counted)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    config = yaml.safe_load((credit / "mlci.yaml").read_text())
+    config["engine"] = STREAM
+    counts = []
+    for bootstrap in (0, 200):  # no second pass, then one
+        config["evaluation"]["bootstrap"] = bootstrap
+        (credit / f"spill-{bootstrap}.yaml").write_text(yaml.safe_dump(config))
+        runs.clear()
+        document = evaluate(credit / f"spill-{bootstrap}.yaml", tmp_path / str(bootstrap))
+        counts.append(len(runs))
+    assert "roc_auc" in document["evaluation"]["metrics"]["candidate"]
+    assert document["evaluation"]["metrics"]["candidate"]["roc_auc"]["ci_low"] is not None
+    assert counts[0] == counts[1] > 0
+    assert list(scratch.iterdir()) == []
+
+
 def test_weights_and_clusters_fold_like_the_whole(credit: Path, tmp_path: Path) -> None:
     columns = {"weight": "w", "group": "cluster"}
     local = evaluate(configure(credit, "wl.yaml", {"kind": "local"}, **columns), tmp_path / "l")

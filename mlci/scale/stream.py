@@ -23,7 +23,9 @@ with the rows:
 Slices by value are collected by value as batches meet them and put in the order one pass
 over the whole file gives. The bootstrap of ROC AUC and average precision histograms the
 scores on a grid of quantiles of the whole data's scores, which only exists once every
-batch was seen: those metrics take a second pass over the file (read and predicted again).
+batch was seen: those metrics take a second pass over the file, which reads the rows again
+but takes the scores the first pass kept on disk instead of predicting again (Dask workers,
+which share no disk, predict again).
 
 What needs every row at once is refused with a one-line error: quantile bins (their edges
 are quantiles of the whole column), SliceLine's search, fairness and importance, and stages
@@ -33,6 +35,7 @@ other than evaluate and gate.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -310,6 +313,31 @@ def read_batch(
     from mlci.stages import model_frame
 
     cfg = loaded.config.data
+    data, keys = _read_rows(loaded, source, part, where)
+    check_rows(loaded, data.columns, source.kinds, part.start, every_row=False)
+    predictions = [m.predict(model_frame(m, data)) for m in models]
+    task = infer_task(predictions[0], models[0].info.task)
+    if task != "regression" and predictions[0].classes is None:
+        raise DataError(
+            f"{name}: a batch-by-batch evaluation needs a classifier that names its classes, "
+            "so that every batch numbers them alike",
+            tip="export the model with its class labels, or use engine: local",
+        )
+    try:
+        aligned = align(task, data.columns[cfg.target], predictions, min_classes=1)
+    except AlignmentError as exc:
+        raise DataError(f"{source.display}: model '{name}': {exc}") from None
+    if aligned.task != "regression":
+        assert aligned.classes is not None
+        task = "binary" if len(aligned.classes) == 2 else "multiclass"
+    return Batch(part, task, aligned.classes, data, aligned.y_true, aligned.outputs, keys)
+
+
+def _read_rows(
+    loaded: LoadedConfig, source: Source, part: Partition, where: str | None
+) -> tuple[Dataset, np.ndarray]:
+    """A batch's rows as a dataset, and each row's resampling unit key."""
+    cfg = loaded.config.data
     try:
         columns = read_partition(str(cfg.path), part, source.dtypes, source.display)
     except OSError as exc:
@@ -320,26 +348,34 @@ def read_batch(
             if where
             else None,
         ) from None
-    check_rows(loaded, columns, source.kinds, part.start, every_row=False)
     data = dataset_of(loaded, "parquet", source.sha256, columns, source.kinds, source.features)
-    predictions = [m.predict(model_frame(m, data)) for m in models]
-    task = infer_task(predictions[0], models[0].info.task)
-    if task != "regression" and predictions[0].classes is None:
-        raise DataError(
-            f"{name}: a batch-by-batch evaluation needs a classifier that names its classes, "
-            "so that every batch numbers them alike",
-            tip="export the model with its class labels, or use engine: local",
-        )
-    try:
-        aligned = align(task, columns[cfg.target], predictions, min_classes=1)
-    except AlignmentError as exc:
-        raise DataError(f"{source.display}: model '{name}': {exc}") from None
     unit = cfg.group or cfg.id
     keys = np.arange(part.start, part.stop) if unit is None else columns[unit]
-    if aligned.task != "regression":
-        assert aligned.classes is not None
-        task = "binary" if len(aligned.classes) == 2 else "multiclass"
-    return Batch(part, task, aligned.classes, data, aligned.y_true, aligned.outputs, keys)
+    return data, keys
+
+
+class Spill:
+    """Each batch's target and scores, kept on disk between the two passes, so that the
+    second pass reads the rows again (for slices and resampling units) but does not predict
+    them. The folder lies in the system's temporary directory and goes with the run."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def keep(self, i: int, batch: Batch) -> None:
+        np.save(self.folder / f"{i}-y.npy", batch.y)
+        for m, out in enumerate(batch.outputs):
+            assert out.proba is not None  # ranking metrics need scores
+            np.save(self.folder / f"{i}-{m}.npy", out.proba)
+
+    def batch(self, loaded: LoadedConfig, source: Source, fold: Fold, i: int) -> Batch:
+        """Batch ``i`` as the first pass saw it, its outputs limited to the scores."""
+        data, keys = _read_rows(loaded, source, source.parts[i], None)
+        y = np.load(self.folder / f"{i}-y.npy")
+        outputs = tuple(
+            Outputs(proba=np.load(self.folder / f"{i}-{m}.npy")) for m in range(fold.models)
+        )
+        return Batch(source.parts[i], fold.task, fold.classes, data, y, outputs, keys)
 
 
 def fold_one(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
@@ -638,14 +674,20 @@ def evaluate_model(
 
         fold = fold_on_cluster(loaded, source, spec, models, progress)
     else:
+        with tempfile.TemporaryDirectory(prefix="mlci-scores-") as folder:
+            spill = Spill(Path(folder))
+            first = fold_here(loaded, source, spec, models, progress, spill)
 
-        def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
-            for batch in batches(loaded, source, models, spec.name, progress, "resampled ranks of"):
-                yield ranking_histograms(resampling, cuts, loaded, batch)
+            def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
+                for i, part in enumerate(source.parts):
+                    batch = spill.batch(loaded, source, first, i)
+                    yield ranking_histograms(resampling, cuts, loaded, batch)
+                    progress(
+                        f"{spec.name}: resampled ranks of {i + 1} of {len(source.parts)} "
+                        f"batches ({part.stop:,} rows)"
+                    )
 
-        fold = finish_fold(
-            loaded, source, fold_here(loaded, source, spec, models, progress), resampled
-        )
+            fold = finish_fold(loaded, source, first, resampled)
     return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics))
 
 
@@ -672,13 +714,17 @@ def fold_here(
     spec: ModelConfig,
     models: Sequence[Model],
     progress: Progress,
+    spill: Spill,
 ) -> Fold:
-    """The first pass, in this process."""
+    """The first pass, in this process; the scores go to ``spill`` when a second pass needs
+    them."""
     fold = None
-    for batch in batches(loaded, source, models, spec.name, progress, "evaluated"):
+    for i, batch in enumerate(batches(loaded, source, models, spec.name, progress, "evaluated")):
         if fold is None:
             fold = start(loaded, batch, len(models))
         fold_batch(fold, loaded, batch)
+        if fold.ranking and fold.resampling is not None:
+            spill.keep(i, batch)
     assert fold is not None
     return fold
 
