@@ -286,17 +286,13 @@ class Batch:
 
 
 def batches(
-    loaded: LoadedConfig,
-    source: Source,
-    models: Sequence[Model],
-    name: str,
-    progress: Progress,
-    what: str,
+    source: Source, read: Callable[[int, Partition], Batch], progress: Progress, what: str
 ) -> Iterator[Batch]:
-    """Every batch of rows, read, checked, predicted and aligned with the target."""
+    """Every batch of rows, as ``read`` gives batch ``i`` of partition ``part``, with a
+    progress line (``what``, then how far) after each."""
     for i, part in enumerate(source.parts):
-        yield read_batch(loaded, source, models, name, part)
-        progress(f"{name}: {what} {i + 1} of {len(source.parts)} batches ({part.stop:,} rows)")
+        yield read(i, part)
+        progress(f"{what} {i + 1} of {len(source.parts)} batches ({part.stop:,} rows)")
 
 
 def read_batch(
@@ -357,7 +353,7 @@ def _read_rows(
 class Spill:
     """Each batch's target and scores, kept on disk between the two passes, so that the
     second pass reads the rows again (for slices and resampling units) but does not predict
-    them. The folder lies in the system's temporary directory and goes with the run."""
+    them. The folder lies where ``TMPDIR`` points (else /tmp) and goes with the run."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -679,13 +675,11 @@ def evaluate_model(
             first = fold_here(loaded, source, spec, models, progress, spill)
 
             def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
-                for i, part in enumerate(source.parts):
-                    batch = spill.batch(loaded, source, first, i)
+                def kept(i: int, part: Partition) -> Batch:
+                    return spill.batch(loaded, source, first, i)
+
+                for batch in batches(source, kept, progress, f"{spec.name}: resampled ranks of"):
                     yield ranking_histograms(resampling, cuts, loaded, batch)
-                    progress(
-                        f"{spec.name}: resampled ranks of {i + 1} of {len(source.parts)} "
-                        f"batches ({part.stop:,} rows)"
-                    )
 
             fold = finish_fold(loaded, source, first, resampled)
     return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics))
@@ -718,8 +712,12 @@ def fold_here(
 ) -> Fold:
     """The first pass, in this process; the scores go to ``spill`` when a second pass needs
     them."""
+
+    def predicted(i: int, part: Partition) -> Batch:
+        return read_batch(loaded, source, models, spec.name, part)
+
     fold = None
-    for i, batch in enumerate(batches(loaded, source, models, spec.name, progress, "evaluated")):
+    for i, batch in enumerate(batches(source, predicted, progress, f"{spec.name}: evaluated")):
         if fold is None:
             fold = start(loaded, batch, len(models))
         fold_batch(fold, loaded, batch)
