@@ -183,7 +183,7 @@ def predict_partition(job: Job, part: Partition) -> PartitionResult[tuple[Predic
     """Read one partition's row groups and predict them (runs on a worker)."""
     models, loaded_now, where = _models_here(job)
     try:
-        arrays = read_partition(job.data, part, dict(job.dtypes), where)
+        arrays, _ = read_partition(job.data, part, dict(job.dtypes), where)
     except OSError as exc:
         raise DataError(f"{where}: cannot read {job.data} ({exc})", tip=_SAME_FILES) from None
     predictions = tuple(

@@ -11,11 +11,15 @@ import bisect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlci.errors import DataError
 from mlci.models.interface import PREDICT_CHUNK_ROWS
+
+if TYPE_CHECKING:
+    from mlci.data import TextCodes
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,9 @@ def plan_partitions(
 
 def read_partition(
     path: str, part: Partition, dtypes: Mapping[str, str], where: str
-) -> dict[str, np.ndarray]:
-    """The partition's rows of ``dtypes``' columns, converted as ``mlci check`` converts them.
+) -> tuple[dict[str, np.ndarray], dict[str, TextCodes]]:
+    """The partition's rows of ``dtypes``' columns, converted as ``mlci check`` converts them,
+    and the level codes of its text columns found while reading.
 
     Columns take the given numpy dtypes: a partition may lack the nulls that made the whole
     column float or object. OSError when the file cannot be read.
@@ -70,10 +75,11 @@ def read_partition(
             f"{where}: {path} changed while it was being evaluated",
             tip="evaluate data that no job writes to while mlci runs",
         )
-    return {
-        name: np.asarray(
-            to_numpy(table.column(name), name, path, first_row=part.start)[0],
-            dtype=np.dtype(dtype),
-        )
-        for name, dtype in dtypes.items()
-    }
+    columns: dict[str, np.ndarray] = {}
+    text_codes: dict[str, TextCodes] = {}
+    for name, dtype in dtypes.items():
+        values, _, text = to_numpy(table.column(name), name, path, first_row=part.start)
+        columns[name] = np.asarray(values, dtype=np.dtype(dtype))
+        if text is not None and text.column is columns[name]:
+            text_codes[name] = text
+    return columns, text_codes

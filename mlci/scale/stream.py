@@ -335,7 +335,7 @@ def _read_rows(
     """A batch's rows as a dataset, and each row's resampling unit key."""
     cfg = loaded.config.data
     try:
-        columns = read_partition(str(cfg.path), part, source.dtypes, source.display)
+        columns, text_codes = read_partition(str(cfg.path), part, source.dtypes, source.display)
     except OSError as exc:
         at = "" if where is None else f"{where}: "
         raise DataError(
@@ -344,7 +344,9 @@ def _read_rows(
             if where
             else None,
         ) from None
-    data = dataset_of(loaded, "parquet", source.sha256, columns, source.kinds, source.features)
+    data = dataset_of(
+        loaded, "parquet", source.sha256, columns, source.kinds, source.features, text_codes
+    )
     unit = cfg.group or cfg.id
     keys = np.arange(part.start, part.stop) if unit is None else columns[unit]
     return data, keys
