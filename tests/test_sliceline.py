@@ -20,6 +20,7 @@ from mlci.evaluate.sliceline import (
     bin_numeric,
     encode_categorical,
     find_slices,
+    find_slices_in_blocks,
     slice_mask,
 )
 
@@ -351,7 +352,7 @@ def test_reach_bound_covers_every_slice_inside_a_candidate(
     for preds, rows in slices.items():
         if len(preds) > 2 or not rows.any():
             continue
-        bins = np.bincount(prepared.bins[rows], minlength=prepared.bin_max.size)
+        bins = np.bincount(prepared.grid.bins(errors)[rows], minlength=prepared.grid.n_bins)
         bound = sl._reach_bound(
             ctx,
             np.array([float(rows.sum())]),
@@ -366,6 +367,80 @@ def test_reach_bound_covers_every_slice_inside_a_candidate(
                     n / size - 1
                 )
                 assert score <= bound + 1e-9, (preds, other)
+
+
+class CutBlocks:
+    """Rows cut into consecutive blocks, read one at a time as a file's batches would be."""
+
+    def __init__(self, codes: dict[str, np.ndarray], errors: np.ndarray, cuts: list[int]) -> None:
+        self.codes, self.errors = codes, errors
+        self.bounds = [0, *sorted(cuts), len(errors)]
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def read(self, i: int, features: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        self.reads += 1
+        lo, hi = self.bounds[i], self.bounds[i + 1]
+        return {f: self.codes[f][lo:hi].copy() for f in features}, self.errors[lo:hi].copy()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    datasets(missing=True),
+    params,
+    st.booleans(),
+    st.lists(st.integers(0, 160), max_size=6),
+    st.sampled_from([None, 1, 64]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_blocks_give_the_single_run_to_the_last_bit(
+    data: tuple[np.ndarray, np.ndarray],
+    p: dict[str, Any],
+    sound: bool,
+    cuts: list[int],
+    dense_limit: int | None,
+    pivots: bool,
+    seed: int,
+) -> None:
+    # Fractional errors whose sums round: block sums added afterwards would differ in the
+    # last bits; the search must continue each sum in row order instead.
+    x, binary = data
+    rng = np.random.default_rng(seed)
+    errors = binary * rng.exponential(1.0, binary.size)
+    assume(errors.sum() > 0)
+    codes, labels = as_inputs(x)
+    blocks = CutBlocks(codes, errors, [min(c, len(errors)) for c in cuts])
+    limit, pivots_pay = sl._MAX_DENSE_KEYS, sl._pivots_pay
+    try:
+        if dense_limit is not None:
+            sl._MAX_DENSE_KEYS = dense_limit  # grouped by sorting, and by masks on pivots
+        if not pivots:
+            sl._pivots_pay = lambda *_: False  # type: ignore[assignment]
+        whole = find_slices(codes, labels, errors, sound_pruning=sound, **p)
+        cut = find_slices_in_blocks(blocks, labels, sound_pruning=sound, **p)
+    finally:
+        sl._MAX_DENSE_KEYS, sl._pivots_pay = limit, pivots_pay
+    assert cut == whole
+
+
+def test_blocks_of_many_rows_give_the_single_run() -> None:
+    rng = np.random.default_rng(7)
+    n = 200_000
+    x = np.column_stack([rng.zipf(1.6, n).clip(max=c) - 1 for c in (4, 9, 30, 6, 12, 3)])
+    x[rng.random(x.shape) < 0.02] = -1
+    bad = (x[:, 0] == 1) & (x[:, 1] == 0) & (x[:, 3] == 0)
+    errors = -np.log(np.clip(rng.beta(np.where(bad, 1, 8), 2), 1e-15, 1))
+    codes, labels = as_inputs(x)
+    blocks = CutBlocks(codes, errors, [1, 30_000, 30_000, 99_999, 150_001])
+    settings_ = {"k": 8, "max_level": 3, "alpha": 0.95, "min_support": 0.01}
+    whole = find_slices(codes, labels, errors, **settings_)
+    cut = find_slices_in_blocks(blocks, labels, **settings_)
+    assert any(len(s.predicates) == 3 for s in whole)
+    assert cut == whole
+    assert sum(s.error_sum for s in cut) != pytest.approx(0)
 
 
 def test_ties_are_all_returned_in_package_order() -> None:

@@ -37,10 +37,10 @@ last bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cmp_to_key
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -72,21 +72,58 @@ class FoundSlice:
     score: float
 
 
+class Blocks(Protocol):
+    """Rows held as consecutive blocks, read one at a time (batches of a file kept on disk)."""
+
+    def __len__(self) -> int: ...
+
+    def read(self, i: int, features: Sequence[str]) -> tuple[Mapping[str, np.ndarray], np.ndarray]:
+        """Block ``i``'s level codes of ``features`` (as :func:`find_slices` takes them) and
+        its errors."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """How errors map to the error bins of the reach bound."""
+
+    lookup: np.ndarray  # the bin (uint8) of each cell of a uniform grid over [0, max error]
+    scale: float  # cells per unit of error
+    n_bins: int
+
+    def bins(self, errors: np.ndarray) -> np.ndarray:
+        cell = np.minimum((errors * self.scale).astype(np.int32), _GRID - 1)
+        return np.asarray(self.lookup[cell])
+
+
+@dataclass
+class _Block:
+    """Consecutive rows: per feature read, int32 codes with missing (-1) moved to
+    ``radix - 1`` so keys stay non-negative; the rows' errors and error bins."""
+
+    codes: dict[int, np.ndarray]
+    errors: np.ndarray
+    bins: np.ndarray
+
+
 @dataclass
 class _Data:
-    """Validated inputs in the form the search uses."""
+    """Validated inputs in the form the search uses: statistics of all rows, and the rows
+    themselves as blocks in row order."""
 
     names: list[str]
     labels: list[list[object]]
-    # Per feature int32 codes with missing (-1) moved to ``radix - 1`` so keys stay non-negative.
-    codes: list[np.ndarray]
     radix: np.ndarray
-    errors: np.ndarray
-    # Error bins for the reach bound: per row its bin, per bin the largest error in it.
-    bins: np.ndarray
-    bin_max: np.ndarray
     n_rows: int
     avg_error: float
+    grid: _Grid
+    bin_max: np.ndarray  # the largest error in each bin
+    bin_rows: np.ndarray  # rows in each bin
+    # The blocks holding the given features (at least), in row order.
+    read: Callable[[tuple[int, ...]], Iterator[_Block]]
+    max_block_rows: int
+    # One block held in memory: rows of a predicate may be kept through a level.
+    in_memory: bool
     # Per feature, the size of each one-predicate slice (filled by the first level).
     single_size: list[np.ndarray] = field(default_factory=list)
 
@@ -165,6 +202,41 @@ def find_slices(
         orders them.
     """
     data = _prepare(codes, labels, errors)
+    return _find(data, k, max_level, alpha, min_support, sound_pruning)
+
+
+def find_slices_in_blocks(
+    blocks: Blocks,
+    labels: Mapping[str, Sequence[object]],
+    *,
+    k: int = 10,
+    max_level: int = 3,
+    alpha: float = 0.95,
+    min_support: int | float | None = None,
+    sound_pruning: bool = False,
+) -> list[FoundSlice]:
+    """:func:`find_slices` over rows held as blocks, in memory bounded by one block.
+
+    Every statistic the search uses is a sum, a count or a maximum over rows, so each is
+    taken block by block and merged: counts add, maxima take the larger, and error sums are
+    continued block after block in row order (``np.add.at`` into the sums so far), which
+    adds the same numbers in the same order as ``np.bincount`` over all rows. The mean error
+    is numpy's pairwise sum over all rows, reproduced across blocks. The result is
+    :func:`find_slices`' over the blocks' rows put together, to the last bit; each level
+    reads the blocks again, once per combination of features it evaluates.
+    """
+    data = _prepare_blocks(blocks, labels)
+    return _find(data, k, max_level, alpha, min_support, sound_pruning)
+
+
+def _find(
+    data: _Data,
+    k: int,
+    max_level: int,
+    alpha: float,
+    min_support: int | float | None,
+    sound_pruning: bool,
+) -> list[FoundSlice]:
     params = _check_params(k, max_level, alpha, min_support, sound_pruning, data.n_rows)
     if data.avg_error <= 0 or not data.names:
         return []  # no slice can have a positive error sum
@@ -290,90 +362,167 @@ def dictionary_codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, list[obje
 def _prepare(
     codes: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[object]], errors: np.ndarray
 ) -> _Data:
+    e = _checked_errors(errors)
+    if set(codes) != set(labels):
+        raise ValueError(
+            f"codes and labels must name the same features: {sorted(map(str, codes))} "
+            f"vs {sorted(map(str, labels))}"
+        )
+    names, level_labels, radix = _features(list(codes), labels)
+    n, avg_error, grid = _error_summary(1, lambda i: e)
+    internal = {f: _internal(name, codes[name], radix[f] - 1, n) for f, name in enumerate(names)}
+    block = _Block(internal, e, grid.bins(e))
+    bin_max, bin_rows = _bin_stats([block], grid.n_bins)
+    return _Data(
+        names=names,
+        labels=level_labels,
+        radix=np.asarray(radix, dtype=np.int64),
+        n_rows=n,
+        avg_error=avg_error,
+        grid=grid,
+        bin_max=bin_max,
+        bin_rows=bin_rows,
+        read=lambda feats: iter([block]),
+        max_block_rows=n,
+        in_memory=True,
+    )
+
+
+def _prepare_blocks(blocks: Blocks, labels: Mapping[str, Sequence[object]]) -> _Data:
+    names, level_labels, radix = _features(list(labels), labels)
+
+    def errors_of(i: int) -> np.ndarray:
+        return _checked_errors(blocks.read(i, ())[1])
+
+    n, avg_error, grid = _error_summary(len(blocks), errors_of)
+    largest = 0
+
+    def read(feats: tuple[int, ...]) -> Iterator[_Block]:
+        nonlocal largest
+        wanted = [names[f] for f in feats]
+        for i in range(len(blocks)):
+            codes, e = blocks.read(i, wanted)
+            e = np.asarray(e, dtype=np.float64)
+            if e.size == 0:
+                continue  # nothing to count, and empty tables have no slot to spare
+            largest = max(largest, e.shape[0])
+            internal = {
+                f: _internal(names[f], codes[names[f]], radix[f] - 1, e.shape[0]) for f in feats
+            }
+            yield _Block(internal, e, grid.bins(e))
+
+    bin_max, bin_rows = _bin_stats(read(()), grid.n_bins)
+    return _Data(
+        names=names,
+        labels=level_labels,
+        radix=np.asarray(radix, dtype=np.int64),
+        n_rows=n,
+        avg_error=avg_error,
+        grid=grid,
+        bin_max=bin_max,
+        bin_rows=bin_rows,
+        read=read,
+        max_block_rows=largest,
+        in_memory=False,
+    )
+
+
+def _checked_errors(errors: object) -> np.ndarray:
     try:
         e = np.asarray(errors, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"errors must be numeric: {exc}") from exc
     if e.ndim != 1:
         raise ValueError(f"errors must be one-dimensional, got shape {e.shape}")
-    if e.shape[0] == 0:
-        raise ValueError("errors is empty: slice finding needs at least one row")
     if not np.isfinite(e).all():
         raise ValueError("errors must be finite (found NaN or infinity)")
     if (e < 0).any():
         raise ValueError("errors must be non-negative")
-    if set(codes) != set(labels):
+    return e
+
+
+def _features(
+    names: Sequence[object], labels: Mapping[str, Sequence[object]]
+) -> tuple[list[str], list[list[object]], list[int]]:
+    """Feature names, each one's level labels, and each one's radix (levels + missing)."""
+    level_labels = [list(labels[str(name)]) for name in names]
+    return [str(name) for name in names], level_labels, [len(lab) + 1 for lab in level_labels]
+
+
+def _internal(name: str, column: np.ndarray, card: int, n: int) -> np.ndarray:
+    """A feature's codes checked against its ``card`` labels, as int32 with missing (-1)
+    moved to ``card``."""
+    c = np.asarray(column)
+    if c.ndim != 1 or c.shape[0] != n:
         raise ValueError(
-            f"codes and labels must name the same features: {sorted(map(str, codes))} "
-            f"vs {sorted(map(str, labels))}"
+            f"codes[{name!r}] must be one-dimensional with {n} rows (one per error), "
+            f"got shape {c.shape}"
         )
-
-    n = e.shape[0]
-    bins, bin_max = _error_bins(e)
-    names: list[str] = []
-    level_labels: list[list[object]] = []
-    internal: list[np.ndarray] = []
-    radix: list[int] = []
-    for name, column in codes.items():
-        c = np.asarray(column)
-        lab = list(labels[name])
-        if c.ndim != 1 or c.shape[0] != n:
-            raise ValueError(
-                f"codes[{name!r}] must be one-dimensional with {n} rows (one per error), "
-                f"got shape {c.shape}"
-            )
-        if c.dtype.kind not in "iu":
-            raise ValueError(f"codes[{name!r}] must hold integers, got dtype {c.dtype}")
-        card = len(lab)
-        # One contiguous copy (columns of a row-major matrix are strided); int32 as is, other
-        # integer types after the range check so that casting cannot wrap.
-        c = c.astype(np.int32) if c.dtype == np.int32 else np.ascontiguousarray(c)
-        lo, hi = int(c.min()), int(c.max())
-        if lo < -1 or hi >= card:
-            raise ValueError(
-                f"codes[{name!r}] must lie in -1..{card - 1} ({card} labels), found {lo}..{hi}"
-            )
-        names.append(str(name))
-        level_labels.append(lab)
-        code = c if c.dtype == np.int32 else c.astype(np.int32)
-        if lo < 0:
-            code[code < 0] = card
-        internal.append(code)
-        radix.append(card + 1)
-    return _Data(
-        names=names,
-        labels=level_labels,
-        codes=internal,
-        radix=np.asarray(radix, dtype=np.int64),
-        errors=e,
-        bins=bins,
-        bin_max=bin_max,
-        n_rows=n,
-        # Same reduction as the package (np.mean), so scores agree to the last bit.
-        avg_error=float(np.mean(e)),
-    )
+    if c.dtype.kind not in "iu":
+        raise ValueError(f"codes[{name!r}] must hold integers, got dtype {c.dtype}")
+    # One contiguous copy (columns of a row-major matrix are strided); int32 as is, other
+    # integer types after the range check so that casting cannot wrap.
+    c = c.astype(np.int32) if c.dtype == np.int32 else np.ascontiguousarray(c)
+    if c.size == 0:
+        return c.astype(np.int32)
+    lo, hi = int(c.min()), int(c.max())
+    if lo < -1 or hi >= card:
+        raise ValueError(
+            f"codes[{name!r}] must lie in -1..{card - 1} ({card} labels), found {lo}..{hi}"
+        )
+    code = c if c.dtype == np.int32 else c.astype(np.int32)
+    if lo < 0:
+        code[code < 0] = card
+    return code
 
 
-def _error_bins(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Error bin of each row and the largest error of each bin.
+def _error_summary(count: int, errors_of: Callable[[int], np.ndarray]) -> tuple[int, float, _Grid]:
+    """Rows, mean error and error-bin grid of all rows, from the errors of each of ``count``
+    blocks (read more than once)."""
+    from mlci.scale.pairwise import chunked_mean
+
+    lengths, top = [], 0.0
+    for i in range(count):
+        e = errors_of(i)
+        lengths.append(e.size)
+        top = max(top, float(e.max())) if e.size else top
+    n = sum(lengths)
+    if n == 0:
+        raise ValueError("errors is empty: slice finding needs at least one row")
+    # Same reduction as the package (np.mean over all rows), so scores agree to the last bit.
+    avg_error = chunked_mean(lengths, errors_of)
+    stride, offset, sample = max(1, n // 65536), 0, []
+    for i in range(count):
+        e = errors_of(i)
+        sample.append(e[(-offset) % stride :: stride])
+        offset += e.size
+    return n, avg_error, _grid(np.concatenate(sample), top)
+
+
+def _grid(sample: np.ndarray, top: float) -> _Grid:
+    """Error bins from a strided sample of the errors and the largest error.
 
     The bound fills a slice from the highest bins, so those must be narrow: edges lie at
-    quantiles ``1 - 2^-j/4`` (from a strided sample), plus a few below the median. Rows are
-    binned through a fine uniform grid (binary search per row costs more than the search);
-    any binning keeps the bound valid, as each bin's largest error is exact.
+    quantiles ``1 - 2^-j/4`` of the sample, plus a few below the median. Rows are binned
+    through a fine uniform grid (binary search per row costs more than the search); any
+    binning keeps the bound valid, as each bin's largest error is exact.
     """
-    sample = errors[:: max(1, errors.size // 65536)]
     upper = 1.0 - 0.5 * 2.0 ** (-np.arange(_N_BINS - 8) / 4.0)
     levels = np.concatenate([np.linspace(0.0, 0.5, 9)[1:-1], upper])
     edges = np.unique(np.quantile(sample, levels))
-    top = float(errors.max())
     scale = _GRID / top if top > 0 else 0.0
-    cell = np.minimum((errors * scale).astype(np.int32), _GRID - 1)
     lookup = np.searchsorted(edges, np.arange(_GRID) / scale if scale else np.zeros(_GRID), "right")
-    bins = lookup.astype(np.uint8)[cell]  # at most _N_BINS + 1 bins
-    bin_max = np.zeros(edges.size + 1)
-    np.maximum.at(bin_max, bins, errors)
-    return bins, bin_max
+    return _Grid(lookup.astype(np.uint8), scale, edges.size + 1)  # at most _N_BINS + 1 bins
+
+
+def _bin_stats(blocks: Iterable[_Block], n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The largest error and the number of rows in each error bin."""
+    bin_max = np.zeros(n_bins)
+    bin_rows = np.zeros(n_bins, dtype=np.int64)
+    for block in blocks:
+        np.maximum.at(bin_max, block.bins, block.errors)
+        bin_rows += np.bincount(block.bins, minlength=n_bins)
+    return bin_max, bin_rows
 
 
 def _check_params(
@@ -433,7 +582,7 @@ def _search(data: _Data, p: _Params) -> list[_Entry]:
     top: list[_Entry] = []
     prev = _update_top(data, p, top, groups)
 
-    buffers = _Buffers(data.n_rows)
+    buffers = _Buffers(data.max_block_rows)
     level = 1
     while prev and level < last_level:
         level += 1
@@ -460,60 +609,83 @@ def _search(data: _Data, p: _Params) -> list[_Entry]:
 
 def _level_one(data: _Data, p: _Params) -> tuple[list[_Group], int]:
     """Statistics of all one-predicate slices, and the number of observed levels."""
+    n_bins = data.grid.n_bins
+    feats = tuple(range(len(data.names)))
+    cards = [int(r) - 1 for r in data.radix]
+    err = [np.zeros(card + 1) for card in cards]
+    flat = [np.zeros((card + 1) * n_bins, dtype=np.int64) for card in cards]
+    for block in data.read(feats):
+        for f, card in enumerate(cards):
+            c = block.codes[f]
+            np.add.at(err[f], c, block.errors)  # np.bincount's sums, continued across blocks
+            key = c * n_bins
+            key += block.bins
+            flat[f] += np.bincount(key, minlength=(card + 1) * n_bins)
+    hists = [
+        flat[f].reshape(card + 1, n_bins)[:card].astype(np.int32) for f, card in enumerate(cards)
+    ]
+    sizes = [hist.sum(axis=1, dtype=np.int64) for hist in hists]
+    maxerrs = _single_max_errors(data, hists, [size >= p.min_support for size in sizes])
     groups: list[_Group] = []
     n_columns = 0
-    n_bins = data.bin_max.size
-    high = _high_rows(data)
-    for f, c in enumerate(data.codes):
-        card = int(data.radix[f]) - 1
-        err = np.bincount(c, weights=data.errors, minlength=card + 1)[:card]
-        key = c * n_bins
-        key += data.bins
-        flat = np.bincount(key, minlength=(card + 1) * n_bins).astype(np.int32)
-        hist = flat.reshape(card + 1, n_bins)[:card]
-        size = hist.sum(axis=1, dtype=np.int64)
+    for f, card in enumerate(cards):
         # package: the bound uses the number of one-hot columns, i.e. levels seen in the data.
-        n_columns += int(np.count_nonzero(size))
-        data.single_size.append(size)
+        n_columns += int(np.count_nonzero(sizes[f]))
+        data.single_size.append(sizes[f])
         keys = np.arange(card, dtype=np.int64)
-        maxerr = _single_max_errors(data, f, hist, high, size >= p.min_support)
-        groups.append(_Group((f,), keys, size, err, maxerr, hist))
+        groups.append(_Group((f,), keys, sizes[f], err[f][:card], maxerrs[f], hists[f]))
     return groups, n_columns
 
 
-def _high_rows(data: _Data) -> tuple[int, np.ndarray]:
-    """The lowest of the top error bins that hold about 3% of the rows, and their rows."""
-    per_bin = np.bincount(data.bins, minlength=data.bin_max.size)
-    above = np.cumsum(per_bin[::-1])[::-1]  # rows in this bin and all higher ones
+def _high_bin(data: _Data) -> int:
+    """The lowest of the top error bins that hold about 3% of the rows."""
+    above = np.cumsum(data.bin_rows[::-1])[::-1]  # rows in this bin and all higher ones
     low = int(np.argmax(above <= max(data.n_rows // 32, 1))) if above[-1] else 0
     if above[low] > max(data.n_rows // 32, 1):
-        low = data.bin_max.size - 1
-    return low, np.flatnonzero(data.bins >= low)
+        low = data.grid.n_bins - 1
+    return low
 
 
 def _single_max_errors(
-    data: _Data, f: int, hist: np.ndarray, high: tuple[int, np.ndarray], wanted: np.ndarray
-) -> np.ndarray:
-    """Largest error of each level of feature ``f`` that may become a parent (``wanted``).
+    data: _Data, hists: list[np.ndarray], wanted: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Per feature, the largest error of each level that may become a parent (``wanted``).
 
     A level with rows in the top bins has its largest error among them, so few rows are
     scanned; the rest of the wanted levels are scanned on their own. Other levels are never
     read (NaN).
     """
-    low, rows = high
-    card = hist.shape[0]
-    table = np.zeros(card + 1)
-    np.maximum.at(table, data.codes[f][rows], data.errors[rows])
-    maxerr = np.where(hist[:, low:].any(axis=1), table[:card], np.nan)
-    missing = np.flatnonzero(wanted & np.isnan(maxerr))
-    if missing.size > 8:
-        table = np.zeros(card + 1)
-        np.maximum.at(table, data.codes[f], data.errors)
-        maxerr[missing] = table[missing]
-    else:
-        for level in missing.tolist():
-            maxerr[level] = data.errors[data.codes[f] == level].max()
-    return maxerr
+    low = _high_bin(data)
+    feats = tuple(range(len(hists)))
+    tables = [np.zeros(hist.shape[0] + 1) for hist in hists]
+    for block in data.read(feats):
+        rows = np.flatnonzero(block.bins >= low)
+        for f in feats:
+            np.maximum.at(tables[f], block.codes[f][rows], block.errors[rows])
+    maxerrs = [
+        np.where(hist[:, low:].any(axis=1), table[: hist.shape[0]], np.nan)
+        for hist, table in zip(hists, tables, strict=True)
+    ]
+    missing = {f: np.flatnonzero(wanted[f] & np.isnan(maxerrs[f])) for f in feats}
+    missing = {f: levels for f, levels in missing.items() if levels.size}
+    if not missing:
+        return maxerrs
+    found = {f: np.zeros(levels.size) for f, levels in missing.items()}
+    for block in data.read(tuple(missing)):
+        for f, levels in missing.items():
+            codes = block.codes[f]
+            if levels.size > 8:
+                table = np.zeros(hists[f].shape[0] + 1)
+                np.maximum.at(table, codes, block.errors)
+                np.maximum(found[f], table[levels], out=found[f])
+                continue
+            for j, level in enumerate(levels.tolist()):
+                errors = block.errors[codes == level]
+                if errors.size:
+                    found[f][j] = max(found[f][j], float(errors.max()))
+    for f, levels in missing.items():
+        maxerrs[f][levels] = found[f]
+    return maxerrs
 
 
 def _score(p: _Params, data: _Data, size: np.ndarray, err: np.ndarray) -> np.ndarray:
@@ -886,23 +1058,52 @@ def _evaluate(
     *,
     need_bounds: bool,
 ) -> _Group:
-    """Exact statistics of a group of candidates.
+    """Exact statistics of a group of candidates, block by block.
 
     Few candidates are counted on the rows of their smallest one-predicate parent (the pivot);
-    many by grouped counting over all rows. ``pivots`` caches pivot rows within a level.
+    many by grouped counting over all rows. ``pivots`` caches pivot rows within a level
+    (rows held in memory only).
     """
     # Per candidate, the feature (position in cand.feats) whose predicate holds the fewest rows.
     digits = _digits(cand.feats, cand.keys, data.radix)
     sizes = np.stack([data.single_size[f][d] for f, d in zip(cand.feats, digits, strict=True)])
     choice = np.argmin(sizes, axis=0)
     pivot_rows = int(np.take_along_axis(sizes, choice[None, :], axis=0).sum())
-    if not _pivots_pay(pivot_rows, data.n_rows, len(cand.feats)):
-        return _evaluate_all_rows(data, cand, buffers, need_bounds=need_bounds)
+    on_pivots = _pivots_pay(pivot_rows, data.n_rows, len(cand.feats))
     preds = [tuple(zip(cand.feats, col, strict=True)) for col in np.stack(digits, 1).tolist()]
     by_pivot: dict[tuple[int, int], list[int]] = {}
     for i, j in enumerate(choice.tolist()):
         by_pivot.setdefault(preds[i][j], []).append(i)
-    return _evaluate_on_pivots(data, cand, preds, by_pivot, pivots)
+    stats = _Stats.empty(cand.keys.size, data.grid.n_bins, on_pivots or need_bounds)
+    for block in data.read(cand.feats):
+        if on_pivots:
+            cache = pivots if data.in_memory else {}
+            _count_on_pivots(data, block, cand, preds, by_pivot, cache, stats)
+        else:
+            _count_all_rows(data, block, cand, buffers, stats, need_bounds=need_bounds)
+    if not (on_pivots or need_bounds):
+        stats.hist = stats.hist[:, :0]
+    return _Group(cand.feats, cand.keys, stats.size, stats.err, stats.maxerr, stats.hist)
+
+
+@dataclass
+class _Stats:
+    """Statistics of a group's candidates over the blocks counted so far.
+
+    Error sums go on in row order from block to block (``np.add.at`` into the sums so far),
+    so they equal ``np.bincount``'s sums over all rows to the last bit.
+    """
+
+    size: np.ndarray
+    err: np.ndarray
+    maxerr: np.ndarray  # NaN where not needed: the result's slices get theirs at the end
+    hist: np.ndarray
+
+    @staticmethod
+    def empty(count: int, n_bins: int, bounds: bool) -> _Stats:
+        maxerr = np.zeros(count) if bounds else np.full(count, np.nan)
+        hist = np.zeros((count, n_bins), dtype=np.int32)
+        return _Stats(np.zeros(count, dtype=np.int64), np.zeros(count), maxerr, hist)
 
 
 def _pivots_pay(pivot_rows: int, n_rows: int, n_feats: int) -> bool:
@@ -923,63 +1124,60 @@ def _digits(feats: tuple[int, ...], keys: np.ndarray, radix: np.ndarray) -> list
     return out[::-1]
 
 
-def _evaluate_on_pivots(
+def _count_on_pivots(
     data: _Data,
+    block: _Block,
     cand: _Group,
     preds: list[tuple[tuple[int, int], ...]],
     by_pivot: dict[tuple[int, int], list[int]],
     pivots: dict[tuple[int, int], _Pivot],
-) -> _Group:
-    """Statistics of candidates by grouped counting over the rows of their pivot predicate.
-
-    Rows stay in ascending order, so error sums add up in the same order as ``np.bincount``
-    over all rows and agree with it to the last bit.
-    """
-    count = cand.keys.size
-    size = np.zeros(count, dtype=np.int64)
-    err, maxerr = np.zeros(count), np.zeros(count)
-    n_bins = data.bin_max.size
-    hist = np.zeros((count, n_bins), dtype=np.int32)
+    stats: _Stats,
+) -> None:
+    """Add a block to candidates' statistics by grouped counting over their pivot's rows."""
+    n_bins = data.grid.n_bins
     for (f, v), members in by_pivot.items():
         pivot = pivots.get((f, v))
         if pivot is None:
-            pivot = pivots[(f, v)] = _Pivot.of(data, f, v)
+            pivot = pivots[(f, v)] = _Pivot.of(block, f, v)
         others = [g for g in cand.feats if g != f]
         space = math.prod(int(data.radix[g]) for g in others)
         if space * n_bins > _MAX_DENSE_KEYS:
-            _evaluate_by_masks(data, pivot, others, preds, members, (size, err, maxerr, hist))
+            _count_by_masks(block, pivot, others, preds, members, stats)
             continue
-        key = data.codes[others[0]][pivot.rows].astype(np.int64)
+        key = block.codes[others[0]][pivot.rows].astype(np.int64)
         for g in others[1:]:
             key *= int(data.radix[g])
-            key += data.codes[g][pivot.rows]
+            key += block.codes[g][pivot.rows]
         cells = np.array([_local_key(data, preds[i], others) for i in members], dtype=np.int64)
-        err[members] = np.bincount(key, weights=pivot.errors, minlength=space)[cells]
+        table = np.zeros(space)
+        table[cells] = stats.err[members]
+        np.add.at(table, key, pivot.errors)
+        stats.err[members] = table[cells]
         key *= n_bins
         key += pivot.bins  # now the key of (slice, error bin)
-        flat = np.bincount(key, minlength=space * n_bins)
-        hist[members] = flat.reshape(space, n_bins)[cells]
-        for i, cell in zip(members, cells.tolist(), strict=True):
-            nonempty = np.flatnonzero(hist[i])
+        hist = np.bincount(key, minlength=space * n_bins).reshape(space, n_bins)[cells]
+        stats.hist[members] += hist.astype(np.int32)
+        stats.size[members] += hist.sum(axis=1)
+        for i, cell, row in zip(members, cells.tolist(), hist, strict=True):
+            nonempty = np.flatnonzero(row)
             if nonempty.size:
                 # The largest error lies in the highest bin the slice has rows in.
-                maxerr[i] = pivot.errors[key == cell * n_bins + nonempty[-1]].max()
-    size = hist.sum(axis=1, dtype=np.int64)
-    return _Group(cand.feats, cand.keys, size, err, maxerr, hist)
+                top = pivot.errors[key == cell * n_bins + nonempty[-1]].max()
+                stats.maxerr[i] = max(stats.maxerr[i], top)
 
 
 @dataclass
 class _Pivot:
-    """Rows (ascending) of a one-predicate slice, with their errors and error bins."""
+    """Rows (ascending) of a one-predicate slice in a block, with their errors and bins."""
 
     rows: np.ndarray
     errors: np.ndarray
     bins: np.ndarray
 
     @staticmethod
-    def of(data: _Data, feature: int, level: int) -> _Pivot:
-        rows = np.flatnonzero(data.codes[feature] == level)  # intp: gathers convert others
-        return _Pivot(rows, data.errors[rows], data.bins[rows])
+    def of(block: _Block, feature: int, level: int) -> _Pivot:
+        rows = np.flatnonzero(block.codes[feature] == level)  # intp: gathers convert others
+        return _Pivot(rows, block.errors[rows], block.bins[rows])
 
 
 def _local_key(data: _Data, preds: tuple[tuple[int, int], ...], feats: list[int]) -> int:
@@ -991,39 +1189,42 @@ def _local_key(data: _Data, preds: tuple[tuple[int, int], ...], feats: list[int]
     return key
 
 
-def _evaluate_by_masks(
-    data: _Data,
+def _count_by_masks(
+    block: _Block,
     pivot: _Pivot,
     others: list[int],
     preds: list[tuple[tuple[int, int], ...]],
     members: list[int],
-    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    stats: _Stats,
 ) -> None:
     """Candidates one by one on their pivot's rows, for combinations too wide for tables."""
-    size, err, maxerr, hist = out
-    gathered = {g: data.codes[g][pivot.rows] for g in others}
+    gathered = {g: block.codes[g][pivot.rows] for g in others}
     for i in members:
         levels = dict(preds[i])
         mask = np.ones(pivot.rows.size, dtype=bool)
         for g in others:
             mask &= gathered[g] == levels[g]
         errors = pivot.errors[mask]
-        size[i] = errors.size
         if errors.size:
-            err[i] = np.cumsum(errors)[-1]  # sequential, like bincount's accumulation
-            maxerr[i] = errors.max()
-            hist[i] = np.bincount(pivot.bins[mask], minlength=hist.shape[1])
+            stats.size[i] += errors.size
+            # Sequential from the sum so far, like bincount's accumulation.
+            stats.err[i] = np.cumsum(np.concatenate([[stats.err[i]], errors]))[-1]
+            stats.maxerr[i] = max(stats.maxerr[i], errors.max())
+            stats.hist[i] += np.bincount(pivot.bins[mask], minlength=stats.hist.shape[1]).astype(
+                np.int32
+            )
 
 
-def _evaluate_all_rows(
-    data: _Data, cand: _Group, buffers: _Buffers, *, need_bounds: bool
-) -> _Group:
-    """Exact statistics of a group of candidates by grouped counting over all rows."""
+def _count_all_rows(
+    data: _Data, block: _Block, cand: _Group, buffers: _Buffers, stats: _Stats, *, need_bounds: bool
+) -> None:
+    """Add a block to candidates' statistics by grouped counting over all its rows."""
     space = math.prod(int(data.radix[f]) for f in cand.feats)
-    row_keys = _row_keys(data, cand.feats, buffers, space)
+    row_keys = _row_keys(block, data.radix, cand.feats, buffers, space)
 
-    if _dense_tables(space, data.n_rows):
+    if _dense_tables(space, row_keys.size):
         index, table_size = cand.keys, space
+        hit = np.ones(index.size, dtype=bool)
     else:
         # Too many possible keys for dense tables: number the keys that occur instead.
         occurring, row_keys = np.unique(row_keys, return_inverse=True)
@@ -1033,28 +1234,26 @@ def _evaluate_all_rows(
         index = np.where(hit, pos, table_size)  # a spare slot that stays empty
         table_size += 1
 
-    size = np.bincount(row_keys, minlength=table_size)[index]
-    err = np.bincount(row_keys, weights=data.errors, minlength=table_size)[index]
+    stats.size += np.bincount(row_keys, minlength=table_size)[index]
+    table = np.zeros(table_size)
+    table[index[hit]] = stats.err[hit]
+    np.add.at(table, row_keys, block.errors)
+    stats.err[hit] = table[index[hit]]
     if need_bounds:
         table = np.zeros(table_size)
-        np.maximum.at(table, row_keys, data.errors)
-        maxerr = table[index]
-        hist = _bin_counts(data, row_keys, index, table_size)
-    else:
-        # Only parents need bounds; the result's slices get their maximum error at the end.
-        maxerr = np.full(index.size, np.nan)
-        hist = np.zeros((index.size, 0), dtype=np.int32)
-    return _Group(cand.feats, cand.keys, size, err, maxerr, hist)
+        np.maximum.at(table, row_keys, block.errors)
+        np.maximum(stats.maxerr, table[index], out=stats.maxerr)
+        stats.hist += _bin_counts(block, row_keys, index, table_size, data.grid.n_bins)
 
 
 def _bin_counts(
-    data: _Data, row_keys: np.ndarray, index: np.ndarray, table_size: int
+    block: _Block, row_keys: np.ndarray, index: np.ndarray, table_size: int, n_bins: int
 ) -> np.ndarray:
     """Rows per error bin of the slices at ``index`` of a grouped-counting table."""
-    n_bins, count = data.bin_max.size, index.size
+    count = index.size
     position = np.full(table_size, count, dtype=np.int64)  # rows of other slices: a spare
     position[index] = np.arange(count)
-    flat = np.bincount(position[row_keys] * n_bins + data.bins, minlength=(count + 1) * n_bins)
+    flat = np.bincount(position[row_keys] * n_bins + block.bins, minlength=(count + 1) * n_bins)
     return flat.reshape(count + 1, n_bins)[:count].astype(np.int32)
 
 
@@ -1071,43 +1270,54 @@ class _Buffers:
         self._small: np.ndarray | None = None
         self._wide: np.ndarray | None = None
 
-    def small(self) -> np.ndarray:
+    def small(self, n: int) -> np.ndarray:
         if self._small is None:
             self._small = np.empty(self.n_rows, dtype=np.int32)
-        return self._small
+        return self._small[:n]
 
-    def wide(self) -> np.ndarray:
+    def wide(self, n: int) -> np.ndarray:
         if self._wide is None:
             self._wide = np.empty(self.n_rows, dtype=np.int64)
-        return self._wide
+        return self._wide[:n]
 
 
-def _row_keys(data: _Data, feats: tuple[int, ...], buffers: _Buffers, space: int) -> np.ndarray:
+def _row_keys(
+    block: _Block, radix: np.ndarray, feats: tuple[int, ...], buffers: _Buffers, space: int
+) -> np.ndarray:
     """Mixed-radix key of every row's codes over ``feats`` (int64, as bincount wants)."""
-    wide = buffers.wide()
+    n = block.errors.size
+    wide = buffers.wide(n)
     if space < 2**31:
         # Combining in int32 moves half the bytes; one widening copy feeds bincount.
-        small = buffers.small()
-        np.copyto(small, data.codes[feats[0]])
+        small = buffers.small(n)
+        np.copyto(small, block.codes[feats[0]])
         for f in feats[1:]:
-            np.multiply(small, int(data.radix[f]), out=small)
-            np.add(small, data.codes[f], out=small)
+            np.multiply(small, int(radix[f]), out=small)
+            np.add(small, block.codes[f], out=small)
         np.copyto(wide, small)
         return wide
-    np.copyto(wide, data.codes[feats[0]])
+    np.copyto(wide, block.codes[feats[0]])
     for f in feats[1:]:
-        np.multiply(wide, int(data.radix[f]), out=wide)
-        np.add(wide, data.codes[f], out=wide)
+        np.multiply(wide, int(radix[f]), out=wide)
+        np.add(wide, block.codes[f], out=wide)
     return wide
 
 
 def _fill_max_errors(data: _Data, top: list[_Entry]) -> None:
-    for entry in top:
-        if math.isnan(entry.maxerr):
-            mask = np.ones(data.n_rows, dtype=bool)
+    wanted = [entry for entry in top if math.isnan(entry.maxerr)]
+    if not wanted:
+        return
+    feats = tuple(sorted({f for entry in wanted for f, _ in entry.preds}))
+    found = [0.0] * len(wanted)
+    for block in data.read(feats):
+        for j, entry in enumerate(wanted):
+            mask = np.ones(block.errors.size, dtype=bool)
             for f, d in entry.preds:
-                mask &= data.codes[f] == d
-            entry.maxerr = float(data.errors[mask].max()) if mask.any() else 0.0
+                mask &= block.codes[f] == d
+            if mask.any():
+                found[j] = max(found[j], float(block.errors[mask].max()))
+    for entry, largest in zip(wanted, found, strict=True):
+        entry.maxerr = largest
 
 
 def _compare(x: _Entry, y: _Entry) -> int:
