@@ -279,18 +279,36 @@ def bin_numeric(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, list[str]]
     if v.ndim != 1:
         raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
 
-    codes = np.full(v.shape[0], -1, dtype=np.int32)
     present = ~np.isnan(v)
     if not present.any():
-        return codes, []
+        return np.full(v.shape[0], -1, dtype=np.int32), []
     finite = v[np.isfinite(v)]
     quantiles = np.empty(0)
     if finite.size:
-        quantiles = np.quantile(finite, np.linspace(0.0, 1.0, int(n_bins) + 1))
-    # Infinite values get outer edges of their own; np.unique also drops duplicate edges.
-    edges = np.unique(np.concatenate([[v[present].min()], quantiles, [v[present].max()]]))
+        quantiles = np.quantile(finite, bin_levels(int(n_bins)))
+    edges = bin_edges(float(v[present].min()), quantiles, float(v[present].max()))
+    return bin_codes(v, edges), bin_labels(edges)
+
+
+def bin_levels(n_bins: int) -> np.ndarray:
+    """The quantile levels of ``n_bins`` bins' edges."""
+    return np.linspace(0.0, 1.0, n_bins + 1)
+
+
+def bin_edges(lowest: float, quantiles: np.ndarray, highest: float) -> np.ndarray:
+    """Bin edges from the least and greatest non-missing values and the finite values'
+    quantiles: infinite values get outer edges of their own; np.unique also drops duplicate
+    edges."""
+    return np.unique(np.concatenate([[lowest], quantiles, [highest]]))
+
+
+def bin_codes(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Each value's bin (int32), -1 for NaN."""
+    v = np.asarray(values, dtype=np.float64)
+    codes = np.full(v.shape[0], -1, dtype=np.int32)
+    present = ~np.isnan(v)
     codes[present] = np.searchsorted(edges[1:-1], v[present], side="right")
-    return codes, _bin_labels(edges)
+    return codes
 
 
 def encode_categorical(values: np.ndarray) -> tuple[np.ndarray, list[object]]:
@@ -1368,7 +1386,7 @@ def _is_missing(x: object) -> bool:
         return True  # pandas.NA-like values whose comparisons are undecidable
 
 
-def _bin_labels(edges: np.ndarray) -> list[str]:
+def bin_labels(edges: np.ndarray) -> list[str]:
     """``[lo, hi)`` labels with the fewest significant digits that keep edges distinct."""
     if edges.size == 1:
         text = _format_number(float(edges[0]), 4)

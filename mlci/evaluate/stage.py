@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,13 +78,59 @@ def chosen_metrics(loaded: LoadedConfig, task: Task, has_proba: bool) -> list[st
     return list(cfg.metrics)
 
 
-def holdout_split(rows: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows to search and rows to test on: a seeded random split (the same rows when 0)."""
-    if holdout == 0:
-        everything = np.ones(rows, dtype=bool)
-        return everything, everything
-    tested = np.random.default_rng([seed, 20211]).random(rows) < holdout
-    return ~tested, tested
+class Holdout:
+    """Rows to search and rows to test on: a seeded random split (the same rows when 0).
+
+    One uniform draw per row, in row order: batches split one after another get the split
+    of all their rows at once.
+    """
+
+    def __init__(self, holdout: float, seed: int) -> None:
+        self.holdout = holdout
+        self.draws = np.random.default_rng([seed, 20211])
+
+    def split(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``rows`` rows: (searched, tested)."""
+        if self.holdout == 0:
+            everything = np.ones(rows, dtype=bool)
+            return everything, everything
+        tested = self.draws.random(rows) < self.holdout
+        return ~tested, tested
+
+
+def discovery_mode(loaded: LoadedConfig, has_baseline: bool) -> Literal["model", "regression"]:
+    """Whose errors SliceLine searches: the model's, or where it is worse than the baseline."""
+    mode = loaded.config.evaluation.discover.error
+    if mode == "auto":
+        return "regression" if has_baseline else "model"
+    if mode == "regression" and not has_baseline:
+        raise loaded.error(
+            ("evaluation", "discover", "error"),
+            "'regression' compares with a baseline, but this model has none",
+            tip="add a baseline to the model or use error: model",
+        )
+    return mode
+
+
+def discovery_errors(
+    task: Task,
+    y_true: np.ndarray,
+    candidate: Outputs,
+    baseline: Outputs | None,
+    mode: Literal["model", "regression"],
+) -> np.ndarray:
+    """Each row's error as SliceLine sees it in ``mode``."""
+    errors = row_errors(task, y_true, candidate)
+    if mode == "regression":
+        assert baseline is not None
+        errors = np.maximum(errors - row_errors(task, y_true, baseline), 0.0)
+    return errors
+
+
+def discovery_support(loaded: LoadedConfig, search_rows: int) -> int:
+    """SliceLine's minimum support: as configured, else 1% of the rows searched."""
+    cfg = loaded.config.evaluation.discover
+    return cfg.min_support or max(MIN_DISCOVERY_SUPPORT, search_rows // 100)
 
 
 def discover_slices(
@@ -97,7 +143,7 @@ def discover_slices(
     rows a search picked would make every found slice look significant.
     """
     cfg = loaded.config.evaluation.discover
-    searched, tested = holdout_split(data.rows, cfg.holdout, loaded.config.evaluation.seed)
+    searched, tested = Holdout(cfg.holdout, loaded.config.evaluation.seed).split(data.rows)
     features = cfg.features if cfg.features is not None else list(data.features)
     codes: dict[str, np.ndarray] = {}
     labels: dict[str, list[Any]] = {}
@@ -113,7 +159,7 @@ def discover_slices(
         else:
             codes[feature], labels[feature] = data.encoded(feature)
     search_rows = int(searched.sum())
-    support = cfg.min_support or max(MIN_DISCOVERY_SUPPORT, search_rows // 100)
+    support = discovery_support(loaded, search_rows)
     # Too few rows to hold one slice of the minimum size: there is nothing to search.
     found = (
         find_slices(
@@ -130,18 +176,31 @@ def discover_slices(
     )
     slices = [
         SliceRows(
-            _found_name(s),
-            _found_definition(s, data),
+            found_name(s),
+            found_definition(s, data.kinds),
             "discovered",
             slice_mask(codes, labels, s) & tested,
             s,
         )
         for s in found
     ]
-    info = {
+    return slices, discovery_info(loaded, features, search_rows, int(tested.sum()), support, found)
+
+
+def discovery_info(
+    loaded: LoadedConfig,
+    features: Sequence[str],
+    searched: int,
+    tested: int,
+    support: int,
+    found: Sequence[FoundSlice],
+) -> dict[str, Any]:
+    """What the ``discovery`` record says of a search besides its error mode."""
+    cfg = loaded.config.evaluation.discover
+    return {
         "holdout": cfg.holdout,
-        "rows_searched": search_rows,
-        "rows_tested": int(tested.sum()),
+        "rows_searched": searched,
+        "rows_tested": tested,
         "features": list(features),
         "max_level": cfg.max_level,
         "top_k": cfg.top_k,
@@ -149,17 +208,16 @@ def discover_slices(
         "min_support": support,
         "found": len(found),
     }
-    return slices, info
 
 
-def _found_name(s: FoundSlice) -> str:
+def found_name(s: FoundSlice) -> str:
     return ", ".join(f"{f}={v}" for f, v in s.predicates)
 
 
-def _found_definition(s: FoundSlice, data: Dataset) -> str:
+def found_definition(s: FoundSlice, kinds: Mapping[str, str]) -> str:
     parts = []
     for feature, label in s.predicates:
-        if isinstance(label, str) and label.startswith("[") and data.kinds[feature] == "numeric":
+        if isinstance(label, str) and label.startswith("[") and kinds[feature] == "numeric":
             parts.append(f"{feature} in {label}")
         else:
             parts.append(f"{feature} == {slicing.format_value(label)}")
@@ -265,19 +323,8 @@ def evaluate_model(
     slices = declared_slices(loaded, data)
     discovery = None
     if cfg.discover.enabled:
-        mode = cfg.discover.error
-        if mode == "auto":
-            mode = "regression" if baseline is not None else "model"
-        if mode == "regression" and baseline is None:
-            raise loaded.error(
-                ("evaluation", "discover", "error"),
-                "'regression' compares with a baseline, but this model has none",
-                tip="add a baseline to the model or use error: model",
-            )
-        errors = row_errors(task, y_true, candidate)
-        if mode == "regression":
-            assert baseline is not None
-            errors = np.maximum(errors - row_errors(task, y_true, baseline), 0.0)
+        mode = discovery_mode(loaded, baseline is not None)
+        errors = discovery_errors(task, y_true, candidate, baseline, mode)
         progress("finding slices (SliceLine)")
         found, info = discover_slices(loaded, data, errors)
         discovery = R.Discovery(error=mode, **info)
@@ -442,14 +489,14 @@ def metric_tables(
     )
 
 
-def _sliceline_score(s: SliceRows) -> R.SliceLineScore | None:
-    if s.found is None:
+def sliceline_score(found: FoundSlice | None) -> R.SliceLineScore | None:
+    if found is None:
         return None
     return R.SliceLineScore(
-        score=s.found.score,
-        error_sum=s.found.error_sum,
-        error_mean=s.found.error_mean,
-        max_error=s.found.max_error,
+        score=found.score,
+        error_sum=found.error_sum,
+        error_mean=found.error_mean,
+        max_error=found.max_error,
     )
 
 
@@ -489,7 +536,7 @@ def _evaluate_slices(
                 test.p_value,
             )
     return slice_results(
-        [(s.name, s.definition, s.source, _sliceline_score(s)) for s in slices],
+        [(s.name, s.definition, s.source, sliceline_score(s.found)) for s in slices],
         sizes,
         measured,
         baseline is not None,
