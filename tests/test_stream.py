@@ -192,6 +192,80 @@ def test_the_second_pass_takes_the_scores_the_first_kept(
     assert list(scratch.iterdir()) == []
 
 
+def discovered(evaluation: dict[str, Any]) -> list[tuple[str, str, int, Any]]:
+    return [
+        (s["name"], s["definition"], s["size"], s["sliceline"])
+        for s in evaluation["slices"]
+        if s["source"] == "discovered"
+    ]
+
+
+@pytest.mark.parametrize("search", [{"max_level": 3, "holdout": 0.0}, {"error": "model"}])
+def test_slicelines_search_batch_by_batch_finds_the_in_memory_slices(
+    credit: Path, search: dict[str, Any], tmp_path: Path
+) -> None:
+    config = yaml.safe_load((credit / "mlci.yaml").read_text())
+    config["evaluation"]["discover"] = {"enabled": True, **search}
+    (credit / "search.yaml").write_text(yaml.safe_dump(config))
+    config["engine"] = STREAM
+    (credit / "search-stream.yaml").write_text(yaml.safe_dump(config))
+    local = evaluate(credit / "search.yaml", tmp_path / "l")["evaluation"]
+    streamed = evaluate(credit / "search-stream.yaml", tmp_path / "s")["evaluation"]
+    found = discovered(streamed)
+    assert len(found) >= 5
+    if search.get("max_level") == 3:
+        assert any(name.count("=") == 3 for name, *_ in found)
+    # The search's scores and sums are the in-memory ones to the last bit.
+    assert found == discovered(local)
+    assert streamed["discovery"] == local["discovery"]
+    compare(local, streamed, streamed["roc_auc_sketch_error"])
+
+
+def test_slicelines_codes_agree_across_batches(tmp_path: Path) -> None:
+    """Text levels first met in a later batch, missing text, a numeric column with NaN and
+    ties (quantile bins), one of few values (levels) and a boolean: every batch codes them as
+    the whole file does, and the search sees the same rows."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    n = ROWS
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    raw = rng.normal(size=n) * 10
+    raw[rng.random(n) < 0.05] = np.nan
+    raw[rng.random(n) < 0.2] = 0.0  # ties at a quantile
+    text = np.array(["north", "south", None, "east"], dtype=object)[rng.integers(0, 4, n)]
+    text[100_000:][rng.random(n - 100_000) < 0.5] = "late"
+    few = rng.integers(0, 4, n) * 5
+    flag = rng.random(n) < 0.7
+    top_bin = np.nan_to_num(raw) >= np.quantile(raw[np.isfinite(raw)], 0.8)
+    hard = top_bin & (few == 10) | (text == "late") & flag
+    clean = (x[:, 0] + rng.normal(size=n) > 0).astype(int)
+    y = np.where(hard, 1 - clean, clean)  # the model is confidently wrong there
+    model = LogisticRegression().fit(x[:5000], y[:5000])
+    (tmp_path / "m.onnx").write_bytes(to_onnx(model, x[:1]).SerializeToString())
+    columns = {"x1": x[:, 0], "x2": x[:, 1], "raw": raw, "text": text, "few": few, "flag": flag}
+    pq.write_table(pa.table({**columns, "y": y}), tmp_path / "d.parquet", row_group_size=ROW_GROUP)
+    config = """\
+version: 1
+data: {path: d.parquet, target: y, features: [x1, x2]}
+models: [{name: m, path: m.onnx}]
+evaluation:
+  bootstrap: 0
+  discover: {features: [raw, text, few, flag, x2], max_level: 3, min_support: 200}
+"""
+    (tmp_path / "l.yaml").write_text(config)
+    (tmp_path / "s.yaml").write_text(config + "engine: {kind: stream, partition_rows: 1}\n")
+    local = evaluate(tmp_path / "l.yaml", tmp_path / "l")["evaluation"]
+    streamed = evaluate(tmp_path / "s.yaml", tmp_path / "s")["evaluation"]
+    found = discovered(streamed)
+    assert any("raw=" in name and "few=10" in name for name, *_ in found), found
+    assert any("text=late" in name and "flag=True" in name for name, *_ in found), found
+    assert found == discovered(local)
+    assert streamed["discovery"] == local["discovery"]
+    compare(local, streamed, streamed["roc_auc_sketch_error"])
+
+
 def test_weights_and_clusters_fold_like_the_whole(credit: Path, tmp_path: Path) -> None:
     columns = {"weight": "w", "group": "cluster"}
     local = evaluate(configure(credit, "wl.yaml", {"kind": "local"}, **columns), tmp_path / "l")
@@ -239,7 +313,6 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
         {"evaluation.slices": [{"feature": "income", "quantiles": 4}]},
         "quantile edges need the whole column",
     ),
-    "SliceLine": ({"evaluation.discover": {"enabled": True}}, "SliceLine's search needs"),
     "fairness": ({"evaluation.fairness": {"features": ["region"]}}, "fairness needs every row"),
     "CSV data": ({"data.path": "data/eval.csv"}, "is not a Parquet file"),
     "an absent value": (
@@ -502,6 +575,19 @@ def test_dask_workers_fold_what_one_process_folds(
     assert main(["evaluate", "-c", str(config), "-o", str(tmp_path), "-q"]) == 0
     document = json.loads((tmp_path / "results.json").read_text())
     assert document["evaluation"] == pair[1]["evaluation"]
+
+
+def test_dask_fold_refuses_slicelines_search(credit: Path, tmp_path: Path, capsys: Any) -> None:
+    config = yaml.safe_load((credit / "mlci.yaml").read_text())
+    config["engine"] = {"kind": "dask", "fold": True}
+    config["evaluation"]["discover"] = {"enabled": True}
+    (credit / "dask-search.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["evaluate", "-c", str(credit / "dask-search.yaml"), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "SliceLine's search runs batch by batch in one process" in err.splitlines()[0], err
+    assert not out.exists()
 
 
 def test_dask_fold_refuses_what_needs_every_row(credit: Path, tmp_path: Path, capsys: Any) -> None:

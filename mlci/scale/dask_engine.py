@@ -339,12 +339,12 @@ def histogram_partition(
     args: tuple[FoldJob, tuple[int, int], Grids], part: Partition
 ) -> PartitionResult[Histograms]:
     """Second pass on one partition: its score histograms on the whole data's grids."""
-    from mlci.scale.stream import ranking_histograms
+    from mlci.scale.stream import ranking_histograms, selections_of
 
     job, resampling, cuts = args
     loaded, models, loaded_now, where = _fold_state(job)
     batch = read_batch(loaded, job.source, models, job.model, part, where)
-    hist = ranking_histograms(resampling, cuts, loaded, batch)
+    hist = ranking_histograms(resampling, cuts, selections_of(loaded, batch), batch)
     return PartitionResult(hist, where, loaded_now, _peak_memory())
 
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -66,6 +66,9 @@ from mlci.results import Results
 from mlci.results import evaluation as R
 from mlci.scale.partitions import Partition, plan_partitions, read_partition
 from mlci.stages import Progress
+
+if TYPE_CHECKING:
+    from mlci.scale.discovery import Discovery, Found
 
 STAGES = ("evaluate", "gate")  # what a fold over batches can run
 SCORE_BINS = 256  # the bootstrap grid of ROC AUC and average precision (the Evaluator's)
@@ -96,8 +99,12 @@ def refuse_unsupported(loaded: LoadedConfig, stages: Sequence[str]) -> None:
             tip="run with --only evaluate,gate, or run the other stages with engine: local",
         )
     why = "needs every row in memory at once; leave it out, or use engine: local (or dask without fold)"
-    if cfg.discover.enabled:
-        raise loaded.error(("evaluation", "discover", "enabled"), f"SliceLine's search {why}")
+    if cfg.discover.enabled and engine.kind == "dask":
+        raise loaded.error(
+            ("evaluation", "discover", "enabled"),
+            "SliceLine's search runs batch by batch in one process, not in a Dask fold",
+            tip="use engine: stream, or dask without fold",
+        )
     for name in ("fairness", "importance"):
         if getattr(cfg, name) is not None:
             raise loaded.error(("evaluation", name), f"{name} {why}")
@@ -363,17 +370,23 @@ class Spill:
     def keep(self, i: int, batch: Batch) -> None:
         np.save(self.folder / f"{i}-y.npy", batch.y)
         for m, out in enumerate(batch.outputs):
-            assert out.proba is not None  # ranking metrics need scores
-            np.save(self.folder / f"{i}-{m}.npy", out.proba)
+            for name in _OUTPUTS:
+                values = getattr(out, name)
+                if values is not None:
+                    np.save(self.folder / f"{i}-{m}-{name}.npy", values)
 
     def batch(self, loaded: LoadedConfig, source: Source, fold: Fold, i: int) -> Batch:
-        """Batch ``i`` as the first pass saw it, its outputs limited to the scores."""
+        """Batch ``i`` as the first pass saw it."""
         data, keys = _read_rows(loaded, source, source.parts[i], None)
         y = np.load(self.folder / f"{i}-y.npy")
-        outputs = tuple(
-            Outputs(proba=np.load(self.folder / f"{i}-{m}.npy")) for m in range(fold.models)
-        )
-        return Batch(source.parts[i], fold.task, fold.classes, data, y, outputs, keys)
+        outputs = []
+        for m in range(fold.models):
+            kept = {name: self.folder / f"{i}-{m}-{name}.npy" for name in _OUTPUTS}
+            outputs.append(Outputs(**{k: np.load(f) for k, f in kept.items() if f.exists()}))
+        return Batch(source.parts[i], fold.task, fold.classes, data, y, tuple(outputs), keys)
+
+
+_OUTPUTS = ("labels", "proba", "values")  # the fields of Outputs
 
 
 def fold_one(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
@@ -385,18 +398,9 @@ def fold_one(loaded: LoadedConfig, batch: Batch, models: int) -> Fold:
 
 def fold_batch(fold: Fold, loaded: LoadedConfig, batch: Batch) -> None:
     """Add one batch's statistics to the fold."""
-    from mlci.evaluate.stage import CALIBRATION_BINS, calibration_kind, curve_sums, row_errors
+    from mlci.evaluate.stage import CALIBRATION_BINS, calibration_kind, curve_sums
 
     y, weight = batch.y, batch.weight
-    evaluator = Evaluator(
-        fold.task,
-        y,
-        metrics=fold.metrics,
-        n_classes=None if fold.classes is None else len(fold.classes),
-        weight=weight,
-        keys=batch.keys,
-        bootstrap=fold.bootstrap,
-    )
     if fold.task != "regression":
         fold.classes_seen.update(np.unique(y).tolist())
     for feature in batch.data.features:
@@ -407,26 +411,7 @@ def fold_batch(fold: Fold, loaded: LoadedConfig, batch: Batch) -> None:
             fold.features_seen.add(feature)
     if weight is not None:
         fold.weight_total += float(weight.sum())
-    errors = row_errors(fold.task, y, batch.outputs[0])
-    resample = fold.bootstrap is not None
-    for key, (name, definition, value, mask) in selections_of(loaded, batch).items():
-        sel = fold.selection(key, name, definition, value)
-        rows = None if mask is None else np.flatnonzero(mask)
-        n = len(y) if rows is None else len(rows)
-        sel.size += n
-        if mask is not None:
-            sel.inside.add(errors[rows])
-            sel.outside.add(errors[~mask])
-        if n == 0:
-            continue
-        for m, out in enumerate(batch.outputs):
-            sums = evaluator.sums(out, rows, resample=resample, ranking=False)
-            previous = sel.sums[m]
-            sel.sums[m] = sums if previous is None else merge_sums(previous, sums)
-            if fold.ranking:
-                assert out.proba is not None
-                scores, positive = _ranking_rows(y, out.proba, rows)
-                sel.sketches[m].add(scores, positive, _take(weight, rows))
+    fold_selections(fold, batch, selections_of(loaded, batch))
     check_value_slices(loaded, fold, batch.data.kinds)
     if fold.task != "regression":
         assert batch.outputs[0].labels is not None
@@ -446,6 +431,42 @@ def fold_batch(fold: Fold, loaded: LoadedConfig, batch: Batch) -> None:
             fold.curves[m] = counts if before is None else before + counts
 
 
+def fold_selections(fold: Fold, batch: Batch, chosen: dict[tuple[Any, ...], Chosen]) -> None:
+    """Add one batch's rows of each selection to the fold."""
+    from mlci.evaluate.stage import row_errors
+
+    y, weight = batch.y, batch.weight
+    evaluator = Evaluator(
+        fold.task,
+        y,
+        metrics=fold.metrics,
+        n_classes=None if fold.classes is None else len(fold.classes),
+        weight=weight,
+        keys=batch.keys,
+        bootstrap=fold.bootstrap,
+    )
+    errors = row_errors(fold.task, y, batch.outputs[0])
+    resample = fold.bootstrap is not None
+    for key, (name, definition, value, mask) in chosen.items():
+        sel = fold.selection(key, name, definition, value)
+        rows = None if mask is None else np.flatnonzero(mask)
+        n = len(y) if rows is None else len(rows)
+        sel.size += n
+        if mask is not None:
+            sel.inside.add(errors[rows])
+            sel.outside.add(errors[~mask])
+        if n == 0:
+            continue
+        for m, out in enumerate(batch.outputs):
+            sums = evaluator.sums(out, rows, resample=resample, ranking=False)
+            previous = sel.sums[m]
+            sel.sums[m] = sums if previous is None else merge_sums(previous, sums)
+            if fold.ranking:
+                assert out.proba is not None
+                scores, positive = _ranking_rows(y, out.proba, rows)
+                sel.sketches[m].add(scores, positive, _take(weight, rows))
+
+
 Grids = dict[tuple[Any, ...], list[list[np.ndarray]]]  # selection -> model -> column cuts
 Histograms = dict[tuple[Any, ...], list[np.ndarray]]  # selection -> model -> histograms
 
@@ -459,14 +480,15 @@ def grids(fold: Fold) -> Grids:
 
 
 def ranking_histograms(
-    resampling: tuple[int, int], cuts: Grids, loaded: LoadedConfig, batch: Batch
+    resampling: tuple[int, int], cuts: Grids, chosen: dict[tuple[Any, ...], Chosen], batch: Batch
 ) -> Histograms:
-    """Second pass: one batch's per-bucket score histograms on the whole data's grids."""
+    """Second pass: one batch's per-bucket score histograms of each ``chosen`` selection on
+    the whole data's grids."""
     boot = _bootstrap(*resampling)
     buckets = boot.assign(batch.keys)
     weight = batch.weight
     out: Histograms = {}
-    for key, (_, _, _, mask) in selections_of(loaded, batch).items():
+    for key, (_, _, _, mask) in chosen.items():
         rows = None if mask is None else np.flatnonzero(mask)
         if key not in cuts or (rows is not None and len(rows) == 0):
             continue
@@ -627,15 +649,15 @@ def ordered_slices(
         try:
             if spec.cross is None:
                 assert spec.feature is not None
-                values = _sorted([s.value for s in mine.values()])
+                values = sorted_levels([s.value for s in mine.values()])
                 by_key = {slicing.value_key(v): v for v in values}
                 chosen = slicing.chosen_values(
                     spec.feature, kinds[spec.feature], by_key, spec.values
                 )
                 picked = [mine[(key,)] for key, _ in chosen]
             else:
-                lefts = _sorted(list({s.value[0] for s in mine.values()}))
-                rights = _sorted(list({s.value[1] for s in mine.values()}))
+                lefts = sorted_levels(list({s.value[0] for s in mine.values()}))
+                rights = sorted_levels(list({s.value[1] for s in mine.values()}))
                 rank_a = {slicing.value_key(v): r for r, v in enumerate(lefts)}
                 rank_b = {slicing.value_key(v): r for r, v in enumerate(rights)}
                 picked = [mine[k] for k in sorted(mine, key=lambda k: (rank_a[k[0]], rank_b[k[1]]))]
@@ -645,7 +667,7 @@ def ordered_slices(
     return result
 
 
-def _sorted(values: list[Any]) -> list[Any]:
+def sorted_levels(values: list[Any]) -> list[Any]:
     """Values in the order :func:`mlci.evaluate.sliceline.encode_categorical` gives them."""
     try:
         return sorted(values)
@@ -667,6 +689,7 @@ def evaluate_model(
     from mlci.evaluate.stage import primary_metric
 
     cfg = loaded.config.evaluation
+    found = None
     if loaded.config.engine.kind == "dask":
         from mlci.scale.dask_engine import fold_on_cluster
 
@@ -674,17 +697,49 @@ def evaluate_model(
     else:
         with tempfile.TemporaryDirectory(prefix="mlci-scores-") as folder:
             spill = Spill(Path(folder))
-            first = fold_here(loaded, source, spec, models, progress, spill)
+            discovery = None
+            if cfg.discover.enabled:
+                from mlci.scale.discovery import Discovery
+
+                discovery = Discovery(loaded, source, Path(folder), len(models) == 2)
+            first = fold_here(loaded, source, spec, models, progress, spill, discovery)
+
+            def kept(i: int, part: Partition) -> Batch:
+                return spill.batch(loaded, source, first, i)
+
+            def chosen(i: int, batch: Batch) -> dict[tuple[Any, ...], Chosen]:
+                return selections_of(loaded, batch) | discovered(found, discovery, source, i)
+
+            if discovery is not None:
+                check_whole(loaded, source, first)  # before a search over what may be refused
+                progress(f"{spec.name}: finding slices (SliceLine)")
+                found = discovery.search()
+                if found.slices:
+                    what = f"{spec.name}: evaluated the slices found in"
+                    for i, batch in enumerate(batches(source, kept, progress, what)):
+                        fold_selections(first, batch, discovered(found, discovery, source, i))
 
             def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
-                def kept(i: int, part: Partition) -> Batch:
-                    return spill.batch(loaded, source, first, i)
-
-                for batch in batches(source, kept, progress, f"{spec.name}: resampled ranks of"):
-                    yield ranking_histograms(resampling, cuts, loaded, batch)
+                what = f"{spec.name}: resampled ranks of"
+                for i, batch in enumerate(batches(source, kept, progress, what)):
+                    yield ranking_histograms(resampling, cuts, chosen(i, batch), batch)
 
             fold = finish_fold(loaded, source, first, resampled)
-    return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics))
+    return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics), found)
+
+
+def discovered(
+    found: Found | None, discovery: Discovery | None, source: Source, i: int
+) -> dict[tuple[Any, ...], Chosen]:
+    """The slices SliceLine found, with their tested rows in batch ``i``."""
+    from mlci.evaluate.stage import found_definition, found_name
+
+    if found is None or discovery is None or not found.slices:
+        return {}
+    return {
+        ("found", j): (found_name(s), found_definition(s, source.kinds), None, mask)
+        for j, (s, mask) in enumerate(zip(found.slices, discovery.masks(i), strict=True))
+    }
 
 
 def finish_fold(
@@ -711,9 +766,10 @@ def fold_here(
     models: Sequence[Model],
     progress: Progress,
     spill: Spill,
+    discovery: Discovery | None,
 ) -> Fold:
-    """The first pass, in this process; the scores go to ``spill`` when a second pass needs
-    them."""
+    """The first pass, in this process; the outputs go to ``spill`` when a later pass needs
+    them, and ``discovery`` learns what it needs of each batch."""
 
     def predicted(i: int, part: Partition) -> Batch:
         return read_batch(loaded, source, models, spec.name, part)
@@ -723,8 +779,10 @@ def fold_here(
         if fold is None:
             fold = start(loaded, batch, len(models))
         fold_batch(fold, loaded, batch)
-        if fold.ranking and fold.resampling is not None:
+        if (fold.ranking and fold.resampling is not None) or discovery is not None:
             spill.keep(i, batch)
+        if discovery is not None:
+            discovery.first(i, batch.data, batch.task, batch.y, batch.outputs)
     assert fold is not None
     return fold
 
@@ -762,7 +820,9 @@ def check_whole(loaded: LoadedConfig, source: Source, fold: Fold) -> None:
         )
 
 
-def _section(loaded: LoadedConfig, source: Source, fold: Fold, primary: str) -> R.Evaluation:
+def _section(
+    loaded: LoadedConfig, source: Source, fold: Fold, primary: str, found: Found | None
+) -> R.Evaluation:
     from mlci.evaluate.stage import (
         SliceMeasure,
         calibration_section,
@@ -770,6 +830,7 @@ def _section(loaded: LoadedConfig, source: Source, fold: Fold, primary: str) -> 
         metric_tables,
         resampling_unit,
         slice_results,
+        sliceline_score,
     )
 
     cfg = loaded.config.evaluation
@@ -811,6 +872,10 @@ def _section(loaded: LoadedConfig, source: Source, fold: Fold, primary: str) -> 
 
     overall = tables(fold.selections[()])
     slices = ordered_slices(loaded, fold, source.kinds)
+    scores: list[R.SliceLineScore | None] = [None] * len(slices)
+    if found is not None:
+        slices += [fold.selections[("found", j)] for j in range(len(found.slices))]
+        scores += [sliceline_score(s) for s in found.slices]
     measured: dict[int, SliceMeasure] = {}
     for i, sel in enumerate(slices):
         if sel.size >= cfg.min_slice_size:
@@ -844,14 +909,17 @@ def _section(loaded: LoadedConfig, source: Source, fold: Fold, primary: str) -> 
         metrics=overall,
         mcnemar=mcnemar,
         slices=slice_results(
-            [(s.name, s.definition, "declared", None) for s in slices],
+            [
+                (s.name, s.definition, "declared" if score is None else "discovered", score)
+                for s, score in zip(slices, scores, strict=True)
+            ],
             [s.size for s in slices],
             measured,
             has_baseline,
             primary,
             cfg,
         ),
-        discovery=None,
+        discovery=None if found is None else R.Discovery(error=found.mode, **found.info),
         calibration=calibration,
         roc_auc_sketch_error=error if fold.ranking else None,
     )

@@ -1,0 +1,253 @@
+"""SliceLine's search when a Parquet file is evaluated batch by batch.
+
+It finds the slices the in-memory evaluation finds (:func:`mlci.evaluate.stage.discover_slices`),
+holding a batch at a time:
+
+* the first pass keeps each batch's errors on disk and learns what the features' level codes
+  need: the levels of a text column, a numeric column's distinct values (until there are more
+  than ``numeric_bins``) and its least and greatest values;
+* a numeric column with more distinct values than bins gets its edges from exact quantiles
+  of the whole column (:mod:`mlci.scale.order_statistics`, about two passes over it);
+* one pass writes each batch's level codes and which of its rows the search sees (the same
+  seeded draws, drawn batch after batch);
+* the search reads those blocks one at a time (:func:`find_slices_in_blocks`), and the found
+  slices' tested rows in each batch come from the codes kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from mlci.config import LoadedConfig
+from mlci.evaluate.evaluator import Outputs
+from mlci.evaluate.sliceline import FoundSlice
+from mlci.scale.partitions import read_partition
+
+if TYPE_CHECKING:
+    from mlci.data import Dataset
+    from mlci.models.interface import Task
+    from mlci.scale.stream import Source
+
+
+@dataclass
+class Levels:
+    """What the first pass learns of one feature's values."""
+
+    numeric: bool
+    values: set[Any] = field(default_factory=set)  # distinct values, missing ones aside
+    missing: bool = False  # a NaN (np.unique counts it as one more distinct value)
+    binned: bool = False  # more distinct values than bins: quantile bins
+    lowest: float = math.inf
+    highest: float = -math.inf
+
+    def add(self, data: Dataset, feature: str, bins: int) -> None:
+        column = data.columns[feature]
+        if not self.numeric:
+            self.values.update(data.encoded(feature)[1])
+            return
+        v = np.asarray(column, dtype=np.float64)
+        present = v[~np.isnan(v)]
+        if present.size:
+            self.lowest = min(self.lowest, float(present.min()))
+            self.highest = max(self.highest, float(present.max()))
+        if self.binned:
+            return
+        self.missing |= present.size < v.size
+        self.values.update(np.unique(column[~np.isnan(v)]).tolist())
+        if len(self.values) + self.missing > bins:
+            self.binned, self.values = True, set()
+
+
+@dataclass
+class Found:
+    """A search's result: the slices, the settings and sizes it reports, its error mode."""
+
+    slices: list[FoundSlice]
+    info: dict[str, Any]
+    mode: Literal["model", "regression"]
+
+
+class Discovery:
+    """SliceLine over a file read batch by batch; its files go in ``folder``."""
+
+    def __init__(
+        self, loaded: LoadedConfig, source: Source, folder: Path, has_baseline: bool
+    ) -> None:
+        from mlci.evaluate.stage import discovery_mode
+
+        cfg = loaded.config.evaluation.discover
+        self.loaded, self.source, self.folder = loaded, source, folder
+        self.features = list(cfg.features) if cfg.features is not None else list(source.features)
+        for i, feature in enumerate(self.features):
+            if feature not in source.dtypes:
+                raise loaded.error(
+                    ("evaluation", "discover", "features", i),
+                    f"no column '{feature}' in {source.display}",
+                )
+        self.mode = discovery_mode(loaded, has_baseline)
+        self.levels = {f: Levels(source.kinds[f] == "numeric") for f in self.features}
+        self.labels: dict[str, list[Any]] = {}
+        self.found: list[FoundSlice] = []
+
+    def first(
+        self, i: int, data: Dataset, task: Task, y: np.ndarray, outputs: Sequence[Outputs]
+    ) -> None:
+        """Keep batch ``i``'s errors and learn its features' values (the first pass)."""
+        from mlci.evaluate.stage import discovery_errors
+
+        baseline = outputs[1] if len(outputs) > 1 else None
+        errors = discovery_errors(task, y, outputs[0], baseline, self.mode)
+        np.save(self.folder / f"{i}-errors.npy", errors)
+        bins = self.loaded.config.evaluation.discover.numeric_bins
+        for feature, levels in self.levels.items():
+            levels.add(data, feature, bins)
+
+    def search(self) -> Found:
+        """Bin, code and search the kept batches (after the first pass)."""
+        from mlci.evaluate.sliceline import find_slices_in_blocks
+        from mlci.evaluate.stage import Holdout, discovery_info, discovery_support
+
+        cfg = self.loaded.config.evaluation.discover
+        edges = {f: self._edges(f) for f, levels in self.levels.items() if levels.binned}
+        self.labels = {f: self._labels(f, edges.get(f)) for f in self.features}
+        holdout = Holdout(cfg.holdout, self.loaded.config.evaluation.seed)
+        searched_rows = tested_rows = 0
+        for i, columns in enumerate(self._columns(self.features)):
+            n = self.source.parts[i].stop - self.source.parts[i].start
+            searched, tested = holdout.split(n)
+            searched_rows += int(searched.sum())
+            tested_rows += int(tested.sum())
+            np.save(self.folder / f"{i}-searched.npy", searched)
+            for j, feature in enumerate(self.features):
+                codes = self._codes(feature, columns, edges.get(feature))
+                np.save(
+                    self.folder / f"{i}-codes-{j}.npy", _narrow(codes, len(self.labels[feature]))
+                )
+        support = discovery_support(self.loaded, searched_rows)
+        if searched_rows >= support:
+            self.found = find_slices_in_blocks(
+                _KeptBlocks(self),
+                self.labels,
+                k=cfg.top_k,
+                max_level=cfg.max_level,
+                alpha=cfg.alpha,
+                min_support=support,
+            )
+        info = discovery_info(
+            self.loaded, self.features, searched_rows, tested_rows, support, self.found
+        )
+        return Found(self.found, info, self.mode)
+
+    def masks(self, i: int) -> list[np.ndarray]:
+        """Each found slice's tested rows in batch ``i``."""
+        if not self.found:
+            return []
+        holdout = self.loaded.config.evaluation.discover.holdout
+        searched = np.load(self.folder / f"{i}-searched.npy")
+        tested = ~searched if holdout else searched
+        codes: dict[str, np.ndarray] = {}
+        out = []
+        for s in self.found:
+            mask = tested.copy()
+            for feature, label in s.predicates:
+                if feature not in codes:
+                    j = self.features.index(feature)
+                    codes[feature] = np.load(self.folder / f"{i}-codes-{j}.npy")
+                mask &= codes[feature] == self.labels[feature].index(label)
+            out.append(mask)
+        return out
+
+    def _columns(self, features: Sequence[str]) -> Iterator[tuple[dict[str, np.ndarray], Dataset]]:
+        """Each batch's columns of ``features``, as the batches read them."""
+        from mlci.data import dataset_of
+
+        source = self.source
+        dtypes = {f: source.dtypes[f] for f in features}
+        for part in source.parts:
+            columns, text = read_partition(
+                str(self.loaded.config.data.path), part, dtypes, source.display
+            )
+            yield (
+                columns,
+                dataset_of(
+                    self.loaded,
+                    "parquet",
+                    source.sha256,
+                    columns,
+                    source.kinds,
+                    source.features,
+                    text,
+                ),
+            )
+
+    def _edges(self, feature: str) -> np.ndarray:
+        from mlci.evaluate.sliceline import bin_edges, bin_levels
+        from mlci.scale.order_statistics import streamed_quantiles
+
+        levels = self.levels[feature]
+        bins = self.loaded.config.evaluation.discover.numeric_bins
+
+        def column() -> Iterator[np.ndarray]:
+            for columns, _ in self._columns([feature]):
+                yield np.asarray(columns[feature], dtype=np.float64)
+
+        try:
+            quantiles = streamed_quantiles(column, bin_levels(bins))
+        except ValueError:  # no finite value: the edges are the infinities alone
+            quantiles = np.empty(0)
+        return bin_edges(levels.lowest, quantiles, levels.highest)
+
+    def _labels(self, feature: str, edges: np.ndarray | None) -> list[Any]:
+        from mlci.evaluate.sliceline import bin_labels
+        from mlci.scale.stream import sorted_levels
+
+        if edges is not None:
+            return list(bin_labels(edges))
+        return sorted_levels(list(self.levels[feature].values))
+
+    def _codes(
+        self, feature: str, batch: tuple[dict[str, np.ndarray], Dataset], edges: np.ndarray | None
+    ) -> np.ndarray:
+        from mlci.evaluate.sliceline import bin_codes
+
+        columns, data = batch
+        if edges is not None:
+            return bin_codes(columns[feature], edges)
+        codes, levels = data.encoded(feature)
+        index = {value: k for k, value in enumerate(self.labels[feature])}
+        remap = np.array([index[value] for value in levels] + [-1], dtype=np.int32)
+        return np.asarray(remap[codes])  # code -1 (missing) takes the last entry, -1
+
+
+class _KeptBlocks:
+    """The kept batches' searched rows, as SliceLine reads blocks."""
+
+    def __init__(self, discovery: Discovery) -> None:
+        self.discovery = discovery
+
+    def __len__(self) -> int:
+        return len(self.discovery.source.parts)
+
+    def read(self, i: int, features: Sequence[str]) -> tuple[Mapping[str, np.ndarray], np.ndarray]:
+        d = self.discovery
+        searched = np.load(d.folder / f"{i}-searched.npy")
+        errors = np.load(d.folder / f"{i}-errors.npy")[searched]
+        codes = {
+            f: np.load(d.folder / f"{i}-codes-{d.features.index(f)}.npy")[searched]
+            for f in features
+        }
+        return codes, errors
+
+
+def _narrow(codes: np.ndarray, levels: int) -> np.ndarray:
+    """Codes in the fewest bytes that hold ``levels`` levels and -1."""
+    for dtype in (np.int8, np.int16):
+        if levels <= np.iinfo(dtype).max:
+            return codes.astype(dtype)
+    return codes.astype(np.int32)
