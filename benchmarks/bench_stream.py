@@ -4,7 +4,8 @@ The data and models are bench_scale.py's: a synthetic credit-like task (8 numeri
 a text column) written to Parquet row group by row group, so the generator never holds all
 rows; an ONNX gradient-boosted candidate and an ONNX logistic baseline. The evaluation has
 1000 bootstrap replicates, a declared slice per region, five bins of one feature and a
-``where`` slice; SliceLine is off (engine stream does not search).
+``where`` slice; SliceLine is off unless ``--discover LEVEL`` turns it on with that maximum
+level (local and stream only: a Dask fold does not search), over all nine features.
 
 Engines: ``local`` (every row in memory), ``stream`` (one process, batch by batch) and
 ``dask-1``, ``dask-2`` (engine dask with fold: true on a local cluster of one or two worker
@@ -20,7 +21,7 @@ with each other exactly. The crossover is the smallest size at which ``dask-2`` 
 Figures: see the README ("Evaluation beyond one job").
 
 Run: ``python benchmarks/bench_stream.py [--rows 1000000,10000000,50000000]
-[--engines local,stream,dask-1,dask-2] [--repeat 1]`` (needs the test extra: scikit-learn,
+[--engines local,stream,dask-1,dask-2] [--repeat 1] [--discover 3]`` (needs the test extra: scikit-learn,
 skl2onnx, dask[distributed]).
 """
 
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_scale import run, train_models, write_data  # noqa: E402
 
 
-def config(root: Path, name: str, engine: dict[str, object]) -> Path:
+def config(root: Path, name: str, engine: dict[str, object], discover: int) -> Path:
     path = root / f"mlci-{name}.yaml"
     document = {
         "version": 1,
@@ -47,7 +48,7 @@ def config(root: Path, name: str, engine: dict[str, object]) -> Path:
         "models": [{"name": "m", "path": "candidate.onnx", "baseline": {"path": "baseline.onnx"}}],
         "evaluation": {
             "bootstrap": 1000,
-            "discover": {"enabled": False},
+            "discover": {"enabled": discover > 0, "max_level": max(discover, 1)},
             "slices": [
                 {"feature": "region"},
                 {"feature": "x0", "bins": [-10, -1.5, -0.5, 0.5, 1.5, 10]},
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--group-rows", type=int, default=500_000)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--local-max", type=int, default=10_000_000)
+    parser.add_argument("--discover", type=int, default=0, help="SliceLine's max level (0: off)")
     args = parser.parse_args()
     sizes = [int(v) for v in args.rows.split(",")]
     batch = args.batch_rows
@@ -107,10 +109,12 @@ def main() -> None:
         "dask-2": {"kind": "dask", "fold": True, "workers": 2, "partition_rows": batch},
     }
     chosen = args.engines.split(",")
+    if args.discover and any(name.startswith("dask") for name in chosen):
+        parser.error("--discover runs with the local and stream engines only")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         train_models(root)
-        configs = {name: config(root, name, engines[name]) for name in chosen}
+        configs = {name: config(root, name, engines[name], args.discover) for name in chosen}
         crossover = None
         print(f"{'rows':>11} {'engine':>7} {'wall s':>8} {'rows/s':>10} {'client MiB':>11} "
               f"{'worker MiB':>11} {'vs stream':>10}")  # fmt: skip
