@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mlci.evaluate import expressions
-from mlci.evaluate.sliceline import encode_categorical
+from mlci.evaluate.sliceline import bin_levels, encode_categorical
 from mlci.suggest import did_you_mean
 
 # A numeric column with at most this many distinct values may be sliced by value.
@@ -133,8 +133,7 @@ def expand(
     _require(feature, columns, "feature", source)
     values = columns[feature]
     if spec.get("bins") is not None or spec.get("quantiles") is not None:
-        if kinds[feature] != "numeric":
-            raise SliceError(f"'{feature}' is not numeric, so it cannot be binned", "feature")
+        check_binnable(feature, columns, kinds, source)
         edges = _edges(values, spec.get("bins"), spec.get("quantiles"))
         return prefixed(spec.get("name"), _bins(feature, values, edges))
     return prefixed(
@@ -142,8 +141,17 @@ def expand(
     )
 
 
+def check_binnable(
+    feature: str, columns: Mapping[str, object], kinds: Mapping[str, str], source: str
+) -> None:
+    """SliceError unless ``feature`` is a numeric column of ``source``."""
+    _require(feature, columns, "feature", source)
+    if kinds[feature] != "numeric":
+        raise SliceError(f"'{feature}' is not numeric, so it cannot be binned", "feature")
+
+
 def _require(
-    feature: str, columns: Mapping[str, np.ndarray], field: str | tuple[str | int, ...], source: str
+    feature: str, columns: Mapping[str, object], field: str | tuple[str | int, ...], source: str
 ) -> None:
     if feature not in columns:
         raise SliceError(
@@ -231,9 +239,14 @@ def _edges(values: np.ndarray, bins: Sequence[float] | None, quantiles: int | No
         return [float(b) for b in bins]
     assert quantiles is not None
     finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    return quantile_edges(np.quantile(finite, bin_levels(quantiles)) if finite.size else None)
+
+
+def quantile_edges(quantiles: np.ndarray | None) -> list[float]:
+    """Bin edges from a column's quantiles (None: it has no finite value)."""
+    if quantiles is None:
         raise SliceError("the column has no numeric values to take quantiles of", "quantiles")
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, quantiles + 1)))
+    edges = np.unique(quantiles)
     if edges.size < 2:
         raise SliceError("the column has a single value; quantile bins need more", "quantiles")
     return [float(e) for e in edges]

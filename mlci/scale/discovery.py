@@ -27,7 +27,6 @@ import numpy as np
 from mlci.config import LoadedConfig
 from mlci.evaluate.evaluator import Outputs
 from mlci.evaluate.sliceline import FoundSlice
-from mlci.scale.partitions import read_partition
 
 if TYPE_CHECKING:
     from mlci.data import Dataset
@@ -118,14 +117,14 @@ class Discovery:
         self.labels = {f: self._labels(f, edges.get(f)) for f in self.features}
         holdout = Holdout(cfg.holdout, self.loaded.config.evaluation.seed)
         searched_rows = tested_rows = 0
-        for i, columns in enumerate(self._columns(self.features)):
+        for i, data in enumerate(self._columns(self.features)):
             n = self.source.parts[i].stop - self.source.parts[i].start
             searched, tested = holdout.split(n)
             searched_rows += int(searched.sum())
             tested_rows += int(tested.sum())
             np.save(self.folder / f"{i}-searched.npy", searched)
             for j, feature in enumerate(self.features):
-                codes = self._codes(feature, columns, edges.get(feature))
+                codes = self._codes(feature, data, edges.get(feature))
                 np.save(
                     self.folder / f"{i}-codes-{j}.npy", _narrow(codes, len(self.labels[feature]))
                 )
@@ -163,45 +162,27 @@ class Discovery:
             out.append(mask)
         return out
 
-    def _columns(self, features: Sequence[str]) -> Iterator[tuple[dict[str, np.ndarray], Dataset]]:
+    def _columns(self, features: Sequence[str]) -> Iterator[Dataset]:
         """Each batch's columns of ``features``, as the batches read them."""
         from mlci.data import dataset_of
+        from mlci.scale.stream import column_batches
 
         source = self.source
-        dtypes = {f: source.dtypes[f] for f in features}
-        for part in source.parts:
-            columns, text = read_partition(
-                str(self.loaded.config.data.path), part, dtypes, source.display
-            )
-            yield (
-                columns,
-                dataset_of(
-                    self.loaded,
-                    "parquet",
-                    source.sha256,
-                    columns,
-                    source.kinds,
-                    source.features,
-                    text,
-                ),
+        for columns, text in column_batches(self.loaded, source, features):
+            yield dataset_of(
+                self.loaded, "parquet", source.sha256, columns, source.kinds, source.features, text
             )
 
     def _edges(self, feature: str) -> np.ndarray:
         from mlci.evaluate.sliceline import bin_edges, bin_levels
-        from mlci.scale.order_statistics import streamed_quantiles
+        from mlci.scale.stream import whole_quantiles
 
         levels = self.levels[feature]
-        bins = self.loaded.config.evaluation.discover.numeric_bins
-
-        def column() -> Iterator[np.ndarray]:
-            for columns, _ in self._columns([feature]):
-                yield np.asarray(columns[feature], dtype=np.float64)
-
-        try:
-            quantiles = streamed_quantiles(column, bin_levels(bins))
-        except ValueError:  # no finite value: the edges are the infinities alone
-            quantiles = np.empty(0)
-        return bin_edges(levels.lowest, quantiles, levels.highest)
+        bins = bin_levels(self.loaded.config.evaluation.discover.numeric_bins)
+        quantiles = whole_quantiles(self.loaded, self.source, feature, bins)
+        # No finite value: the edges are the infinities alone.
+        finite = np.empty(0) if quantiles is None else quantiles
+        return bin_edges(levels.lowest, finite, levels.highest)
 
     def _labels(self, feature: str, edges: np.ndarray | None) -> list[Any]:
         from mlci.evaluate.sliceline import bin_labels
@@ -211,14 +192,11 @@ class Discovery:
             return list(bin_labels(edges))
         return sorted_levels(list(self.levels[feature].values))
 
-    def _codes(
-        self, feature: str, batch: tuple[dict[str, np.ndarray], Dataset], edges: np.ndarray | None
-    ) -> np.ndarray:
+    def _codes(self, feature: str, data: Dataset, edges: np.ndarray | None) -> np.ndarray:
         from mlci.evaluate.sliceline import bin_codes
 
-        columns, data = batch
         if edges is not None:
-            return bin_codes(columns[feature], edges)
+            return bin_codes(data.columns[feature], edges)
         codes, levels = data.encoded(feature)
         index = {value: k for k, value in enumerate(self.labels[feature])}
         remap = np.array([index[value] for value in levels] + [-1], dtype=np.int32)

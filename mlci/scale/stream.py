@@ -27,8 +27,12 @@ batch was seen: those metrics take a second pass over the file, which reads the 
 but takes the scores the first pass kept on disk instead of predicting again (Dask workers,
 which share no disk, predict again).
 
-What needs every row at once is refused with a one-line error: quantile bins (their edges
-are quantiles of the whole column), SliceLine's search, fairness and importance, and stages
+SliceLine's search runs on the batches kept on disk (:mod:`mlci.scale.discovery`) and finds
+the slices one pass over all rows finds; the slices found are folded on their tested rows in
+a pass of their own, before the second pass.
+
+What needs every row at once is refused with a one-line error: quantile bins of declared
+slices (their edges are quantiles of the whole column), fairness and importance, and stages
 other than evaluate and gate.
 """
 
@@ -48,6 +52,7 @@ from mlci.config import LoadedConfig, ModelConfig
 from mlci.data import (
     ColumnKind,
     Dataset,
+    TextCodes,
     check_rows,
     column_roles,
     dataset_of,
@@ -61,6 +66,7 @@ from mlci.evaluate.bootstrap import BucketBootstrap
 from mlci.evaluate.evaluator import Estimate, Evaluator, Outputs, Resampled, Sums, merge_sums
 from mlci.evaluate.significance import Moments, welch_greater
 from mlci.evaluate.sketch import ScoreSketch, bin_scores
+from mlci.evaluate.sliceline import bin_levels
 from mlci.models.interface import Model, Task
 from mlci.results import Results
 from mlci.results import evaluation as R
@@ -109,13 +115,62 @@ def refuse_unsupported(loaded: LoadedConfig, stages: Sequence[str]) -> None:
         if getattr(cfg, name) is not None:
             raise loaded.error(("evaluation", name), f"{name} {why}")
     for i, spec in enumerate(cfg.slices):
-        if spec.quantiles is not None:
+        if spec.quantiles is not None and engine.kind == "dask":
             raise loaded.error(
                 ("evaluation", "slices", i, "quantiles"),
-                "quantile edges need the whole column at once, which a batch-by-batch "
-                "evaluation never holds",
-                tip="give the edges as bins: [...]",
+                "quantile edges are taken from the whole column before a fold, which the "
+                "workers of a Dask fold do not share",
+                tip="give the edges as bins: [...], or use engine: stream",
             )
+
+
+def with_quantile_edges(loaded: LoadedConfig, source: Source) -> LoadedConfig:
+    """``loaded`` with each declared slice's ``quantiles`` replaced by the ``bins`` they
+    give on the whole column (exact quantiles, from two or so passes over the column), so
+    every batch slices by the bins of the in-memory evaluation."""
+    import dataclasses
+
+    slices = list(loaded.config.evaluation.slices)
+    for i, spec in enumerate(slices):
+        if spec.quantiles is None:
+            continue
+        assert spec.feature is not None
+        try:
+            slicing.check_binnable(spec.feature, source.kinds, source.kinds, source.display)
+            quantiles = whole_quantiles(loaded, source, spec.feature, bin_levels(spec.quantiles))
+            edges = slicing.quantile_edges(quantiles)
+        except slicing.SliceError as exc:
+            raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc)) from None
+        slices[i] = spec.model_copy(update={"quantiles": None, "bins": edges})
+    evaluation = loaded.config.evaluation.model_copy(update={"slices": slices})
+    config = loaded.config.model_copy(update={"evaluation": evaluation})
+    return dataclasses.replace(loaded, config=config)
+
+
+def column_batches(
+    loaded: LoadedConfig, source: Source, names: Sequence[str]
+) -> Iterator[tuple[dict[str, np.ndarray], dict[str, TextCodes]]]:
+    """Each batch's columns ``names`` and text codes, converted as the batches convert them."""
+    dtypes = {name: source.dtypes[name] for name in names}
+    for part in source.parts:
+        yield read_partition(str(loaded.config.data.path), part, dtypes, source.display)
+
+
+def whole_quantiles(
+    loaded: LoadedConfig, source: Source, name: str, levels: np.ndarray
+) -> np.ndarray | None:
+    """``np.quantile`` of column ``name``'s finite values over the whole file, read batch by
+    batch; None when it has none."""
+    from mlci.scale.order_statistics import streamed_quantiles
+
+    def values() -> Iterator[np.ndarray]:
+        for columns, _ in column_batches(loaded, source, [name]):
+            yield np.asarray(columns[name], dtype=np.float64)
+
+    try:
+        return streamed_quantiles(values, levels)
+    except ValueError:
+        return None
 
 
 def open_source(loaded: LoadedConfig) -> Source:
@@ -939,6 +994,7 @@ def documents(
 
     refuse_unsupported(loaded, stages)
     source = open_source(loaded)
+    loaded = with_quantile_edges(loaded, source)
     data = loaded.config.data
     out = []
     for spec in loaded.config.models:
