@@ -323,7 +323,7 @@ class EngineConfig(Strict):
         description="local: in this process; dask: on a Dask cluster's workers, each reading "
         "and predicting its share of the Parquet file's rows; stream: in this process, one "
         "batch of the Parquet file's rows at a time, in memory that does not grow with the "
-        "rows (evaluate and gate stages, declared slices).",
+        "rows (evaluate and gate stages, declared slices, SliceLine).",
     )
     scheduler: str | None = Field(
         None,

@@ -120,6 +120,20 @@ def test_binning_text_and_unknown_column_are_errors() -> None:
     assert info.value.field == ("feature",)
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ([np.nan, np.nan, np.inf], "no numeric values to take quantiles of"),
+        ([2.0, 2.0, np.nan, 2.0], "a single value; quantile bins need more"),
+    ],
+)
+def test_quantiles_of_too_few_values_are_errors(values: list[float], message: str) -> None:
+    columns = {"x": np.array(values)}
+    with pytest.raises(slicing.SliceError, match=message) as info:
+        slicing.expand({"feature": "x", "quantiles": 4}, columns, {"x": "numeric"})
+    assert info.value.field == ("quantiles",)
+
+
 def test_continuous_feature_needs_bins() -> None:
     columns = {"x": np.linspace(0, 1, 500)}
     with pytest.raises(slicing.SliceError, match="give 'bins' or 'quantiles'"):
