@@ -46,22 +46,27 @@ FEATURES = [f"x{i}" for i in range(8)]
 REGIONS = np.array(["north", "south", "east", "west", "centre"])
 
 
-def chunk(rng: np.random.Generator, start: int, n: int) -> pa.Table:
+def chunk(rng: np.random.Generator, start: int, n: int, planted: bool = False) -> pa.Table:
+    """Rows ``start`` to ``start + n``; ``planted``: labels flipped where region is west, x4
+    positive and x5 negative (5% of the rows), where models trained without it go wrong."""
     x = rng.standard_normal((n, len(FEATURES)))
     region = rng.integers(0, len(REGIONS), n)
     logit = x[:, 0] - 0.7 * x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + 0.3 * (region == 1) - 0.5
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+    if planted:
+        flip = (REGIONS[region] == "west") & (x[:, 4] > 0) & (x[:, 5] < 0)
+        y[flip] = 1 - y[flip]
     columns = {name: x[:, i] for i, name in enumerate(FEATURES)}
     return pa.table(
         {"id": np.arange(start, start + n), **columns, "region": REGIONS[region], "y": y}
     )
 
 
-def write_data(path: Path, rows: int, group_rows: int, seed: int) -> None:
+def write_data(path: Path, rows: int, group_rows: int, seed: int, planted: bool = False) -> None:
     rng = np.random.default_rng(seed)
     writer = None
     for start in range(0, rows, group_rows):
-        table = chunk(rng, start, min(group_rows, rows - start))
+        table = chunk(rng, start, min(group_rows, rows - start), planted)
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
         writer.write_table(table, row_group_size=group_rows)

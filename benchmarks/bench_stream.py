@@ -5,7 +5,9 @@ a text column) written to Parquet row group by row group, so the generator never
 rows; an ONNX gradient-boosted candidate and an ONNX logistic baseline. The evaluation has
 1000 bootstrap replicates, a declared slice per region, five bins of one feature and a
 ``where`` slice; SliceLine is off unless ``--discover LEVEL`` turns it on with that maximum
-level (local and stream only: a Dask fold does not search), over all nine features.
+level (local and stream only: a Dask fold does not search) on the candidate's own errors,
+and the data get a planted slice (labels flipped where region is west, x4 > 0 and x5 < 0: 5%
+of the rows) that SliceLine should find with three predicates.
 
 Engines: ``local`` (every row in memory), ``stream`` (one process, batch by batch) and
 ``dask-1``, ``dask-2`` (engine dask with fold: true on a local cluster of one or two worker
@@ -48,7 +50,16 @@ def config(root: Path, name: str, engine: dict[str, object], discover: int) -> P
         "models": [{"name": "m", "path": "candidate.onnx", "baseline": {"path": "baseline.onnx"}}],
         "evaluation": {
             "bootstrap": 1000,
-            "discover": {"enabled": discover > 0, "max_level": max(discover, 1)},
+            # The candidate's own errors, on the features of the planted slice and one more,
+            # split at their medians (three predicates of five bins each would be 0.8% of the
+            # rows, under SliceLine's default support of 1%).
+            "discover": {
+                "enabled": discover > 0,
+                "max_level": max(discover, 1),
+                "error": "model",
+                "features": ["region", "x4", "x5", "x6"],
+                "numeric_bins": 2,
+            },
             "slices": [
                 {"feature": "region"},
                 {"feature": "x0", "bins": [-10, -1.5, -0.5, 0.5, 1.5, 10]},
@@ -119,7 +130,7 @@ def main() -> None:
         print(f"{'rows':>11} {'engine':>7} {'wall s':>8} {'rows/s':>10} {'client MiB':>11} "
               f"{'worker MiB':>11} {'vs stream':>10}")  # fmt: skip
         for rows in sizes:
-            write_data(root / "data.parquet", rows, args.group_rows, seed=rows)
+            write_data(root / "data.parquet", rows, args.group_rows, rows, args.discover > 0)
             names = [n for n in chosen if n != "local" or rows <= args.local_max]
             times: dict[str, list[float]] = {name: [] for name in names}
             peaks: dict[str, list[float]] = {name: [] for name in names}
@@ -150,6 +161,14 @@ def main() -> None:
                       f"{max(peaks[name]):>11.0f} {worker:>11} {ratio}")  # fmt: skip
             if note:
                 print(note)
+            shown = sections[(folded or names)[0]]
+            if shown.get("discovery"):
+                searched = shown["discovery"]["rows_searched"]
+                levels = [
+                    s["name"].count("=") for s in shown["slices"] if s["source"] != "declared"
+                ]
+                print(f"  SliceLine: {len(levels)} slices found on {searched:,} rows searched; "
+                      f"predicates per slice: {levels}")  # fmt: skip
             if crossover is None and base and "dask-2" in times:
                 if statistics.median(times["dask-2"]) < base:
                     crossover = rows

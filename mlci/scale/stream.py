@@ -27,13 +27,14 @@ batch was seen: those metrics take a second pass over the file, which reads the 
 but takes the scores the first pass kept on disk instead of predicting again (Dask workers,
 which share no disk, predict again).
 
-SliceLine's search runs on the batches kept on disk (:mod:`mlci.scale.discovery`) and finds
-the slices one pass over all rows finds; the slices found are folded on their tested rows in
-a pass of their own, before the second pass.
+Quantile slices take their edges from exact quantiles of the whole column, read before the
+first pass. SliceLine's search runs on the batches kept on disk (:mod:`mlci.scale.discovery`)
+and finds the slices one pass over all rows finds; the slices found are folded on their
+tested rows in a pass of their own, before the second pass. A Dask fold, whose workers reload
+mlci.yaml and share no disk, does neither.
 
-What needs every row at once is refused with a one-line error: quantile bins of declared
-slices (their edges are quantiles of the whole column), fairness and importance, and stages
-other than evaluate and gate.
+What needs every row at once is refused with a one-line error: fairness and importance, and
+stages other than evaluate and gate.
 """
 
 from __future__ import annotations
