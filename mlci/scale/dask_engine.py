@@ -29,14 +29,14 @@ from mlci.errors import ConfigError, DataError
 from mlci.models.interface import PREDICT_CHUNK_ROWS, Model, Predictions
 from mlci.models.outputs import concatenate
 from mlci.scale.partitions import Partition, plan_partitions, read_partition
-from mlci.scale.stream import read_batch
+from mlci.scale.stream import read_batch, with_slices
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from mlci.config import EngineConfig, LoadedConfig, ModelConfig
+    from mlci.config import EngineConfig, LoadedConfig, ModelConfig, SliceConfig
     from mlci.scale.stream import Fold, Grids, Histograms, Source
     from mlci.stages import ModelContext
 
@@ -262,6 +262,7 @@ class FoldJob:
     model: str
     source: Source
     models: int  # the candidate, and its baseline when it has one
+    slices: tuple[SliceConfig, ...]  # the client's, quantile edges taken from the whole file
 
 
 def fold_on_cluster(
@@ -276,7 +277,12 @@ def fold_on_cluster(
     from mlci.scale.stream import finish_fold, merge_folds
 
     job = FoldJob(
-        str(loaded.path.resolve()), sha256_file(loaded.path), spec.name, source, len(models)
+        str(loaded.path.resolve()),
+        sha256_file(loaded.path),
+        spec.name,
+        source,
+        len(models),
+        tuple(loaded.config.evaluation.slices),
     )
     parts = source.parts
     with client_for(loaded.config.engine) as client:
@@ -350,7 +356,7 @@ def histogram_partition(
 
 def _fold_state(job: FoldJob) -> tuple[LoadedConfig, tuple[Model, ...], bool, str]:
     models, loaded_now, where = _models_here(job)
-    return _load_config(job), models, loaded_now, where
+    return with_slices(_load_config(job), job.slices), models, loaded_now, where
 
 
 _SAME_FILES = "workers need the client's mlci.yaml, models and data at the same paths"

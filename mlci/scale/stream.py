@@ -28,10 +28,10 @@ but takes the scores the first pass kept on disk instead of predicting again (Da
 which share no disk, predict again).
 
 Quantile slices take their edges from exact quantiles of the whole column, read before the
-first pass. SliceLine's search runs on the batches kept on disk (:mod:`mlci.scale.discovery`)
-and finds the slices one pass over all rows finds; the slices found are folded on their
-tested rows in a pass of their own, before the second pass. A Dask fold, whose workers reload
-mlci.yaml and share no disk, does neither.
+first pass (a Dask fold's workers take them from the client). SliceLine's search runs on the
+batches kept on disk (:mod:`mlci.scale.discovery`) and finds the slices one pass over all rows
+finds; the slices found are folded on their tested rows in a pass of their own, before the
+second pass. A Dask fold, whose workers share no disk, does not search.
 
 What needs every row at once is refused with a one-line error: fairness and importance, and
 stages other than evaluate and gate.
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlci.config import LoadedConfig, ModelConfig
+from mlci.config import LoadedConfig, ModelConfig, SliceConfig
 from mlci.data import (
     ColumnKind,
     Dataset,
@@ -115,22 +115,12 @@ def refuse_unsupported(loaded: LoadedConfig, stages: Sequence[str]) -> None:
     for name in ("fairness", "importance"):
         if getattr(cfg, name) is not None:
             raise loaded.error(("evaluation", name), f"{name} {why}")
-    for i, spec in enumerate(cfg.slices):
-        if spec.quantiles is not None and engine.kind == "dask":
-            raise loaded.error(
-                ("evaluation", "slices", i, "quantiles"),
-                "quantile edges are taken from the whole column before a fold, which the "
-                "workers of a Dask fold do not share",
-                tip="give the edges as bins: [...], or use engine: stream",
-            )
 
 
 def with_quantile_edges(loaded: LoadedConfig, source: Source) -> LoadedConfig:
     """``loaded`` with each declared slice's ``quantiles`` replaced by the ``bins`` they
     give on the whole column (exact quantiles, from two or so passes over the column), so
     every batch slices by the bins of the in-memory evaluation."""
-    import dataclasses
-
     slices = list(loaded.config.evaluation.slices)
     for i, spec in enumerate(slices):
         if spec.quantiles is None:
@@ -143,7 +133,15 @@ def with_quantile_edges(loaded: LoadedConfig, source: Source) -> LoadedConfig:
         except slicing.SliceError as exc:
             raise loaded.error(("evaluation", "slices", i, *exc.field), str(exc)) from None
         slices[i] = spec.model_copy(update={"quantiles": None, "bins": edges})
-    evaluation = loaded.config.evaluation.model_copy(update={"slices": slices})
+    return with_slices(loaded, slices)
+
+
+def with_slices(loaded: LoadedConfig, slices: Sequence[SliceConfig]) -> LoadedConfig:
+    """``loaded`` with ``slices`` as its declared slices (a Dask worker takes the client's,
+    whose quantile edges it could not compute from its share of the rows)."""
+    import dataclasses
+
+    evaluation = loaded.config.evaluation.model_copy(update={"slices": list(slices)})
     config = loaded.config.model_copy(update={"evaluation": evaluation})
     return dataclasses.replace(loaded, config=config)
 
