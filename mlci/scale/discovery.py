@@ -31,7 +31,7 @@ from mlci.evaluate.sliceline import FoundSlice
 if TYPE_CHECKING:
     from mlci.data import Dataset
     from mlci.models.interface import Task
-    from mlci.scale.stream import Source
+    from mlci.scale.stream import Chosen, Source
 
 
 @dataclass
@@ -143,23 +143,26 @@ class Discovery:
         )
         return Found(self.found, info, self.mode)
 
-    def masks(self, i: int) -> list[np.ndarray]:
-        """Each found slice's tested rows in batch ``i``."""
+    def chosen(self, i: int) -> dict[tuple[Any, ...], Chosen]:
+        """The slices found, as the fold selects rows: each with its tested rows in batch
+        ``i``."""
+        from mlci.evaluate.stage import found_definition, found_name
+
         if not self.found:
-            return []
+            return {}
         holdout = self.loaded.config.evaluation.discover.holdout
         searched = np.load(self.folder / f"{i}-searched.npy")
         tested = ~searched if holdout else searched
         codes: dict[str, np.ndarray] = {}
-        out = []
-        for s in self.found:
+        out: dict[tuple[Any, ...], Chosen] = {}
+        for j, s in enumerate(self.found):
             mask = tested.copy()
             for feature, label in s.predicates:
                 if feature not in codes:
-                    j = self.features.index(feature)
-                    codes[feature] = np.load(self.folder / f"{i}-codes-{j}.npy")
+                    k = self.features.index(feature)
+                    codes[feature] = np.load(self.folder / f"{i}-codes-{k}.npy")
                 mask &= codes[feature] == self.labels[feature].index(label)
-            out.append(mask)
+            out[("found", j)] = (found_name(s), found_definition(s, self.source.kinds), None, mask)
         return out
 
     def _columns(self, features: Sequence[str]) -> Iterator[Dataset]:

@@ -762,7 +762,7 @@ def evaluate_model(
                 return spill.batch(loaded, source, first, i)
 
             def chosen(i: int, batch: Batch) -> dict[tuple[Any, ...], Chosen]:
-                return selections_of(loaded, batch) | discovered(found, discovery, source, i)
+                return selections_of(loaded, batch) | (discovery.chosen(i) if discovery else {})
 
             if discovery is not None:
                 check_whole(loaded, source, first)  # before a search over what may be refused
@@ -771,7 +771,7 @@ def evaluate_model(
                 if found.slices:
                     what = f"{spec.name}: evaluated the slices found in"
                     for i, batch in enumerate(batches(source, kept, progress, what)):
-                        fold_selections(first, batch, discovered(found, discovery, source, i))
+                        fold_selections(first, batch, discovery.chosen(i))
 
             def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
                 what = f"{spec.name}: resampled ranks of"
@@ -780,20 +780,6 @@ def evaluate_model(
 
             fold = finish_fold(loaded, source, first, resampled)
     return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics), found)
-
-
-def discovered(
-    found: Found | None, discovery: Discovery | None, source: Source, i: int
-) -> dict[tuple[Any, ...], Chosen]:
-    """The slices SliceLine found, with their tested rows in batch ``i``."""
-    from mlci.evaluate.stage import found_definition, found_name
-
-    if found is None or discovery is None or not found.slices:
-        return {}
-    return {
-        ("found", j): (found_name(s), found_definition(s, source.kinds), None, mask)
-        for j, (s, mask) in enumerate(zip(found.slices, discovery.masks(i), strict=True))
-    }
 
 
 def finish_fold(
