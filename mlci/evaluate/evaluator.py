@@ -246,15 +246,20 @@ class Evaluator:
                 return M.metrics_from_stats(family, stats, names)
             assert data.proba is not None
             scores, positive = M.ranking_columns(data.y, data.proba)
-            tables = [
-                M.grouped_score_tables(scores[:, c], positive[:, c], data.weight, shifted, total)
+            per_column = [
+                M.grouped_summaries(
+                    scores[:, c],
+                    positive[:, c],
+                    data.weight,
+                    shifted,
+                    total,
+                    lambda table: M.ranking_values(table, names),
+                )
                 for c in range(scores.shape[1])
             ]
-            values = M.in_threads(
-                lambda g: M.ranking_metrics_from_tables([t[g] for t in tables], names),
-                range(total),
-                self.n_rows,
-            )
+            values = [
+                M.macro_ranking(per_group, names) for per_group in zip(*per_column, strict=True)
+            ]
             return {name: np.array([v[name] for v in values]) for name in names}
 
         columns: dict[str, np.ndarray] = {}

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -54,6 +54,9 @@ from typing import TypeVar
 import numpy as np
 
 from mlci.models.interface import Task
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 ECE_BINS = 15
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -440,7 +443,8 @@ def score_table(
     if weight is None:
         keys = score_keys(scores, positive)
         if keys is not None:
-            return score_table_from_keys(np.sort(keys))
+            keys.sort()  # a fresh array of ours
+            return score_table_from_keys(keys)
     return _score_table(scores, positive, weight)[0]
 
 
@@ -478,13 +482,17 @@ def score_table_from_keys(keys: np.ndarray) -> ScoreTable:
         return ScoreTable(empty, empty, empty)
     one = keys.dtype.type(1)
     value = keys >> one
-    new = np.ones(n, dtype=bool)
-    np.not_equal(value[1:], value[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    pos = np.add.reduceat((keys & one).astype(np.float64), starts)
-    neg = np.diff(starts, append=n) - pos
+    # Where each run of one score starts, and where the last one ends.
+    edge = np.empty(n + 1, dtype=bool)
+    edge[0] = edge[n] = True
+    np.not_equal(value[1:], value[:-1], out=edge[1:n])
+    edges = np.flatnonzero(edge)
+    positives_before = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(keys & one, out=positives_before[1:])
+    pos = np.diff(positives_before[edges]).astype(np.float64)
+    neg = np.diff(edges) - pos
     float_type = np.float32 if keys.dtype == np.uint32 else np.float64
-    scores = value[starts].view(float_type).astype(np.float64)
+    scores = value[edges[:-1]].view(float_type).astype(np.float64)
     return ScoreTable(scores, pos, neg)
 
 
@@ -495,13 +503,26 @@ def grouped_score_tables(
     group: np.ndarray,
     n_groups: int,
 ) -> list[ScoreTable]:
-    """The score table of each group of rows (``group`` holds ids in [0, n_groups)).
+    """The score table of each group of rows (``group`` holds ids in [0, n_groups))."""
+    return grouped_summaries(scores, positive, weight, group, n_groups, lambda table: table)
+
+
+def grouped_summaries(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    weight: np.ndarray | None,
+    group: np.ndarray,
+    n_groups: int,
+    summary: Callable[[ScoreTable], _Out],
+) -> list[_Out]:
+    """``summary`` of the score table of each group of rows, each on the thread that made it.
 
     Rows are put in group order (a stable counting sort of small ids), so each group's rows
     are contiguous and in their original order; each group is then tabled as
     :func:`score_table` tables it alone, with the same result. Packed keys (no weights) are
     sorted anyway, so their rows are grouped block by block, a block per thread, and each
-    group's pieces joined before its sort.
+    group's pieces joined before its sort. Summing a table up where it was made leaves no
+    step that waits for the last group.
     """
     keys = score_keys(scores, positive) if weight is None else None
     if keys is not None:
@@ -511,23 +532,23 @@ def grouped_score_tables(
             len(keys),
         )
 
-        def table(g: int) -> ScoreTable:
-            joined = np.concatenate([ordered[b[g] : b[g + 1]] for b, (ordered,) in pieces])
-            return score_table_from_keys(np.sort(joined))
+        def packed(g: int) -> _Out:
+            # Each piece is a part of a grouped copy of ours, so sorting it in place is safe.
+            parts = [ordered[b[g] : b[g + 1]] for b, (ordered,) in pieces]
+            joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            joined.sort()
+            return summary(score_table_from_keys(joined))
 
-        return in_threads(table, range(n_groups), len(keys))
+        return in_threads(packed, range(n_groups), len(keys))
     bounds, (s, truth, *w) = _grouped(
         group, n_groups, scores, positive, *([] if weight is None else [weight])
     )
-    return in_threads(
-        lambda g: _score_table(
-            s[bounds[g] : bounds[g + 1]],
-            truth[bounds[g] : bounds[g + 1]],
-            w[0][bounds[g] : bounds[g + 1]] if w else None,
-        )[0],
-        range(n_groups),
-        len(s),
-    )
+
+    def general(g: int) -> _Out:
+        rows = slice(bounds[g], bounds[g + 1])
+        return summary(_score_table(s[rows], truth[rows], w[0][rows] if w else None)[0])
+
+    return in_threads(general, range(n_groups), len(s))
 
 
 def _grouped(
@@ -552,10 +573,6 @@ def _cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
 
 
 def in_threads(fn: Callable[[_In], _Out], items: Sequence[_In], rows: int) -> list[_Out]:
@@ -692,7 +709,19 @@ def ranking_metrics_from_tables(
     tables: Sequence[ScoreTable], names: Iterable[str]
 ) -> dict[str, float]:
     """Exact roc_auc and pr_auc, macro-averaged over one-vs-rest tables."""
-    return {name: float(np.mean([_RANKING[name](t.pos, t.neg) for t in tables])) for name in names}
+    return macro_ranking([ranking_values(t, names) for t in tables], names)
+
+
+def ranking_values(table: ScoreTable, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """roc_auc and pr_auc of one one-vs-rest table."""
+    return {name: _RANKING[name](table.pos, table.neg) for name in names}
+
+
+def macro_ranking(
+    per_table: Sequence[Mapping[str, np.ndarray]], names: Iterable[str]
+) -> dict[str, float]:
+    """The mean of :func:`ranking_values` over the one-vs-rest tables of one selection."""
+    return {name: float(np.mean([values[name] for values in per_table])) for name in names}
 
 
 def ranking_columns(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
