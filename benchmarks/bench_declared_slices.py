@@ -16,21 +16,28 @@ The three run interleaved, ``--repeat`` times (alternating the order); the media
 ratios are printed, with the largest difference between the three results. ``--intervals``
 also times 95% bootstrap intervals (1000 replicates) once, ``--compare`` paired deltas.
 
-Figures (shared 2-core machine, 10,000,000 rows, medians of 5): together 0.56 s (runs 0.53
-to 0.60 s once warm), per slice 1.42 s, pandas + scikit-learn 10.09 s: 18.0x (before text
-columns came with their codes and slices were evaluated on both cores: 1.69 s, 5.8x). What
-is left is mostly the exact ROC AUC: sorting each slice's scores (28 ns a key on this
-machine) and tabling them, about 0.6 s of CPU over the two cores, and the page faults of
-fresh temporaries (with glibc told to keep freed memory, ROC AUC alone takes 0.32 s instead
-of 0.46 s). Reading the text column, apart: 0.3 to 0.9 s, 246 MiB (ten million Python
-strings before: 0.6 s, 651 MiB).
+Figures (shared 2-core AMD Zen 4 machine, 10,000,000 rows, medians of 7, the first run cold):
+together 0.40 s (runs 0.35 to 0.54 s once warm), per slice 1.24 s, pandas + scikit-learn
+10.29 s: 25.8x. That is with the numpy kernels mlci chooses on Zen 4 (its AVX2 sort; see
+mlci/numpy_dispatch.py). With numpy's own choice (``NPY_DISABLE_CPU_FEATURES=`` keeps it),
+whose AVX-512 sort is five times slower there: 0.52 s against pandas' 10.39 s, 20.0x; pandas
++ scikit-learn take the same time either way. Before: 0.56 s, 18.0x, and 1.69 s, 5.8x, before
+text columns came with their codes and slices were evaluated on both cores. What is left is
+grouping the rows by slice (a stable counting sort and a gather), the per-row sums of the
+other metric families, and the page faults of fresh temporaries. Reading the text column,
+apart: 0.2 to 0.7 s, 246 MiB (ten million Python strings before: 0.6 s, 651 MiB).
 
 Run: ``python benchmarks/bench_declared_slices.py [--rows N]`` (default 10,000,000).
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 (mlci before numpy, below)
+
+# mlci first, as the mlci command loads it: it chooses numpy's CPU kernels before numpy loads
+# (mlci/numpy_dispatch.py). Both peers below run on the numpy this gives.
+from mlci import numpy_dispatch
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -185,6 +192,12 @@ def main() -> None:
     labels = (p1 >= 0.5).astype(np.int64)
     out = Outputs(labels=labels, proba=np.column_stack([1.0 - p1, p1]))
     t_read, segment = read_segment(cat, args.slices)
+    dispatch = os.environ.get(numpy_dispatch.VARIABLE)
+    print(
+        f"numpy kernels: {numpy_dispatch.VARIABLE}={dispatch!r}"
+        if dispatch
+        else "numpy kernels: numpy's own choice"
+    )
     print(
         f"rows {args.rows:,}, slices {args.slices}, metrics {len(METRICS)}, "
         f"{args.repeat} interleaved repetitions (data made in {t_data:.1f} s; "
