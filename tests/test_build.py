@@ -205,6 +205,8 @@ def test_layers_config_and_labels(inputs: dict[str, Path], tmp_path: Path) -> No
         "opt/mlci/site-packages/tiny-1.0.dist-info/METADATA",
     ]
     assert "opt/mlci/runtime/mlci/serve/server.py" in names(layers[2])
+    # What mlci's __init__ imports comes along, or the server cannot start.
+    assert "opt/mlci/runtime/mlci/numpy_dispatch.py" in names(layers[2])
     assert names(layers[3]) == ["model/model.json", "model/model.onnx"]
     labels = config["config"]["Labels"]
     sha = hashlib.sha256(inputs["model"].read_bytes()).hexdigest()

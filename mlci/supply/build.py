@@ -332,12 +332,15 @@ def compressed_base_layer(layer: oci.Layer, cache: Path) -> oci.Layer:
 
 
 def runtime_layer(mtime: int, staging: Path) -> oci.Layer:
-    """The serving runtime: the ``mlci`` package's ``__init__`` and ``mlci.serve``."""
+    """The serving runtime: the ``mlci`` package's ``__init__``, the module it loads (numpy's
+    kernels, chosen as in mlci) and ``mlci.serve``."""
     import mlci
     import mlci.serve
 
     builder = oci.LayerBuilder(mtime)
-    builder.add_file(f"{RUNTIME}/mlci/__init__.py", Path(mlci.__file__), executable=False)
+    package = Path(mlci.__file__).parent
+    for name in ("__init__.py", "numpy_dispatch.py"):
+        builder.add_file(f"{RUNTIME}/mlci/{name}", package / name, executable=False)
     serve = Path(mlci.serve.__file__).parent
     for source in sorted(serve.glob("*.py")):
         builder.add_file(f"{RUNTIME}/mlci/serve/{source.name}", source, executable=False)
