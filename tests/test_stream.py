@@ -38,8 +38,8 @@ RANKING_INTERVAL = 5e-3
 @pytest.fixture(scope="module")
 def credit(credit_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The credit example on 140,000 rows of Parquet, with a weight and a cluster column,
-    and an mlci.yaml every engine runs (no quantile slices or search, which a Dask fold
-    refuses; no fairness or importance)."""
+    and an mlci.yaml every engine runs (no quantile slices or search, which tests of their
+    own turn on; no fairness or importance)."""
     root = tmp_path_factory.mktemp("stream") / "credit"
     shutil.copytree(credit_example, root, ignore=shutil.ignore_patterns("mlci-out"))
     one = pacsv.read_csv(root / "data" / "eval.csv")
@@ -210,6 +210,8 @@ def test_slicelines_search_batch_by_batch_finds_the_in_memory_slices(
     (credit / "search.yaml").write_text(yaml.safe_dump(config))
     config["engine"] = STREAM
     (credit / "search-stream.yaml").write_text(yaml.safe_dump(config))
+    config["engine"] = {"kind": "dask", "fold": True, "workers": 2, "partition_rows": 1}
+    (credit / "search-dask.yaml").write_text(yaml.safe_dump(config))
     local = evaluate(credit / "search.yaml", tmp_path / "l")["evaluation"]
     streamed = evaluate(credit / "search-stream.yaml", tmp_path / "s")["evaluation"]
     found = discovered(streamed)
@@ -220,6 +222,9 @@ def test_slicelines_search_batch_by_batch_finds_the_in_memory_slices(
     assert found == discovered(local)
     assert streamed["discovery"] == local["discovery"]
     compare(local, streamed, streamed["roc_auc_sketch_error"])
+    # Workers of a Dask fold (two processes over TCP) send their errors; the client searches
+    # and the workers fold the found slices: the streamed document exactly.
+    assert evaluate(credit / "search-dask.yaml", tmp_path / "d")["evaluation"] == streamed
 
 
 def test_quantile_slices_take_the_whole_columns_edges(credit: Path, tmp_path: Path) -> None:
@@ -602,19 +607,6 @@ def test_dask_workers_fold_what_one_process_folds(
     assert main(["evaluate", "-c", str(config), "-o", str(tmp_path), "-q"]) == 0
     document = json.loads((tmp_path / "results.json").read_text())
     assert document["evaluation"] == pair[1]["evaluation"]
-
-
-def test_dask_fold_refuses_slicelines_search(credit: Path, tmp_path: Path, capsys: Any) -> None:
-    config = yaml.safe_load((credit / "mlci.yaml").read_text())
-    config["engine"] = {"kind": "dask", "fold": True}
-    config["evaluation"]["discover"] = {"enabled": True}
-    (credit / "dask-refused.yaml").write_text(yaml.safe_dump(config))
-    capsys.readouterr()
-    out = tmp_path / "out"
-    assert main(["evaluate", "-c", str(credit / "dask-refused.yaml"), "-o", str(out), "-q"]) == 2
-    err = capsys.readouterr().err
-    assert "SliceLine's search runs batch by batch in one process" in err.splitlines()[0], err
-    assert not out.exists()
 
 
 def test_dask_fold_refuses_what_needs_every_row(credit: Path, tmp_path: Path, capsys: Any) -> None:

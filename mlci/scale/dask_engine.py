@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from mlci.errors import ConfigError, DataError
 from mlci.models.interface import PREDICT_CHUNK_ROWS, Model, Predictions
@@ -34,10 +34,12 @@ from mlci.scale.stream import read_batch, with_slices
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    import numpy as np
     from distributed import Client
 
     from mlci.config import EngineConfig, LoadedConfig, ModelConfig, SliceConfig
-    from mlci.scale.stream import Fold, Grids, Histograms, Source
+    from mlci.scale.discovery import Discovery, Found, Learned
+    from mlci.scale.stream import Chosen, Fold, Grids, Histograms, Source
     from mlci.stages import ModelContext
 
 
@@ -263,18 +265,35 @@ class FoldJob:
     source: Source
     models: int  # the candidate, and its baseline when it has one
     slices: tuple[SliceConfig, ...]  # the client's, quantile edges taken from the whole file
+    # SliceLine's search (when on): each searched feature and whether it is numeric, and
+    # the error mode; workers send back what the first pass learns of their partitions.
+    searched: tuple[tuple[str, bool], ...] = ()
+    mode: Literal["model", "regression"] | None = None
+
+
+# A selection's rows in one partition travel as bits: name, definition, value, packed mask.
+Packed = dict[tuple[Any, ...], tuple[str, str, Any, "np.ndarray"]]
 
 
 def fold_on_cluster(
-    loaded: LoadedConfig, source: Source, spec: ModelConfig, models: Sequence[Model], progress: Any
-) -> Fold:
-    """The fold of every partition, each made on a worker and merged here in row order.
+    loaded: LoadedConfig,
+    source: Source,
+    spec: ModelConfig,
+    models: Sequence[Model],
+    progress: Any,
+    discovery: Discovery | None,
+) -> tuple[Fold, Found | None]:
+    """The fold of every partition, each made on a worker and merged here in row order, and
+    the slices SliceLine found when ``discovery`` is given.
 
     A worker sends back statistics, not rows or predictions, so the client's memory, like
-    the workers', does not grow with the rows.
+    the workers', does not grow with the rows. With SliceLine on, a worker also sends each
+    partition's errors, which the client keeps on its disk with the features' level codes
+    (it reads those columns itself) and searches as ``engine: stream`` does; the workers
+    then fold the found slices, their rows sent as bits.
     """
     from mlci.hashing import sha256_file
-    from mlci.scale.stream import finish_fold, merge_folds
+    from mlci.scale.stream import check_whole, finish_fold, merge_folds
 
     job = FoldJob(
         str(loaded.path.resolve()),
@@ -283,34 +302,56 @@ def fold_on_cluster(
         source,
         len(models),
         tuple(loaded.config.evaluation.slices),
+        () if discovery is None else tuple((f, k.numeric) for f, k in discovery.levels.items()),
+        None if discovery is None else discovery.mode,
     )
     parts = source.parts
     with client_for(loaded.config.engine) as client:
         fold: Fold | None = None
         ran = []
-        for result in _in_order(client, fold_partition, job, parts, progress, "folded"):
+        first = [(job, part) for part in parts]
+        for i, result in enumerate(_in_order(client, fold_partition, first, progress, "folded")):
             ran.append(replace(result, value=None))  # how it ran; the fold is merged below
+            part_fold, learned = result.value
             if fold is None:
-                fold = result.value
+                fold = part_fold
             else:
-                merge_folds(fold, result.value)
+                merge_folds(fold, part_fold)
+            if discovery is not None:
+                assert learned is not None
+                discovery.keep(i, learned)
         assert fold is not None
         progress(worker_summary(ran, "folded"))
 
+        found = None
+        packed: list[Packed] = [{} for _ in parts]
+        if discovery is not None:
+            check_whole(loaded, source, fold)  # before a search over what may be refused
+            progress(f"{spec.name}: finding slices (SliceLine)")
+            found = discovery.search()
+            if found.slices:
+                packed = [_packed(discovery.chosen(i)) for i in range(len(parts))]
+                calls = [((job, bits), part) for bits, part in zip(packed, parts, strict=True)]
+                what = "found slices evaluated in"
+                for done in _in_order(client, found_partition, calls, progress, what):
+                    merge_folds(fold, done.value)
+
         def resampled(resampling: tuple[int, int], cuts: Grids) -> Iterator[Histograms]:
-            second = (job, resampling, cuts)
-            for done in _in_order(
-                client, histogram_partition, second, parts, progress, "resampled"
-            ):
+            calls = [
+                ((job, resampling, cuts, bits), part)
+                for bits, part in zip(packed, parts, strict=True)
+            ]
+            for done in _in_order(client, histogram_partition, calls, progress, "resampled"):
                 yield done.value
 
-        return finish_fold(loaded, source, fold, resampled)
+        return finish_fold(loaded, source, fold, resampled), found
 
 
 def _in_order(
-    client: Client, task: Any, job: Any, parts: Sequence[Partition], progress: Any, what: str
+    client: Client, task: Any, calls: Sequence[tuple[Any, Any]], progress: Any, what: str
 ) -> Iterator[PartitionResult[Any]]:
-    """Each partition's result, in row order, as soon as it and those before it finished.
+    """Each call's result (a task's arguments, one call per partition), in row order, as
+    soon as it and those before it finished.
 
     Folding in row order keeps the sums' rounding, and so the document, the same from run
     to run; a result waits only for the slower partitions before it.
@@ -319,38 +360,77 @@ def _in_order(
 
     run = uuid.uuid4().hex[:12]
     index = {}
-    for i, part in enumerate(parts):
-        index[client.submit(task, job, part, key=f"mlci-{what}-{run}-{i}")] = i
+    for i, args in enumerate(calls):
+        index[client.submit(task, *args, key=f"mlci-{what.replace(' ', '-')}-{run}-{i}")] = i
     waiting: dict[int, Any] = {}
     done = 0
     for future in as_completed(list(index)):  # type: ignore[no-untyped-call]
         waiting[index.pop(future)] = future.result()
         future.release()
-        progress(f"{what} {len(waiting) + done} of {len(parts)} partitions")
+        progress(f"{what} {len(waiting) + done} of {len(calls)} partitions")
         while done in waiting:
             yield waiting.pop(done)
             done += 1
 
 
-def fold_partition(job: FoldJob, part: Partition) -> PartitionResult[Fold]:
-    """Read, predict and fold one partition (runs on a worker)."""
+def _packed(chosen: dict[tuple[Any, ...], Chosen]) -> Packed:
+    import numpy as np
+
+    out: Packed = {}
+    for key, (name, definition, value, mask) in chosen.items():
+        assert mask is not None  # found slices select rows
+        out[key] = (name, definition, value, np.packbits(mask))
+    return out
+
+
+def _unpacked(packed: Packed, rows: int) -> dict[tuple[Any, ...], Chosen]:
+    import numpy as np
+
+    return {
+        key: (name, definition, value, np.unpackbits(bits, count=rows).astype(bool))
+        for key, (name, definition, value, bits) in packed.items()
+    }
+
+
+def fold_partition(job: FoldJob, part: Partition) -> PartitionResult[tuple[Fold, Learned | None]]:
+    """Read, predict and fold one partition, and learn what SliceLine needs of it (runs on a
+    worker)."""
+    from mlci.scale.discovery import Levels, learn
     from mlci.scale.stream import fold_one
 
     loaded, models, loaded_now, where = _fold_state(job)
     batch = read_batch(loaded, job.source, models, job.model, part, where)
-    return PartitionResult(fold_one(loaded, batch, job.models), where, loaded_now, _peak_memory())
+    learned = None
+    if job.mode is not None:
+        known = {feature: Levels(numeric) for feature, numeric in job.searched}
+        learned = learn(loaded, known, job.mode, batch)
+    fold = fold_one(loaded, batch, job.models)
+    return PartitionResult((fold, learned), where, loaded_now, _peak_memory())
+
+
+def found_partition(args: tuple[FoldJob, Packed], part: Partition) -> PartitionResult[Fold]:
+    """The found slices' statistics in one partition, their rows given (runs on a worker)."""
+    from mlci.scale.stream import fold_selections, start
+
+    job, packed = args
+    loaded, models, loaded_now, where = _fold_state(job)
+    batch = read_batch(loaded, job.source, models, job.model, part, where)
+    fold = start(loaded, batch, job.models)
+    fold_selections(fold, batch, _unpacked(packed, len(batch.y)))
+    return PartitionResult(fold, where, loaded_now, _peak_memory())
 
 
 def histogram_partition(
-    args: tuple[FoldJob, tuple[int, int], Grids], part: Partition
+    args: tuple[FoldJob, tuple[int, int], Grids, Packed], part: Partition
 ) -> PartitionResult[Histograms]:
     """Second pass on one partition: its score histograms on the whole data's grids."""
     from mlci.scale.stream import ranking_histograms, selections_of
 
-    job, resampling, cuts = args
+    job, resampling, cuts, packed = args
     loaded, models, loaded_now, where = _fold_state(job)
     batch = read_batch(loaded, job.source, models, job.model, part, where)
-    hist = ranking_histograms(resampling, cuts, selections_of(loaded, batch), batch)
+    chosen = selections_of(loaded, batch) | _unpacked(packed, len(batch.y))
+    hist = ranking_histograms(resampling, cuts, chosen, batch)
     return PartitionResult(hist, where, loaded_now, _peak_memory())
 
 

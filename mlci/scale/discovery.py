@@ -12,6 +12,9 @@ holding a batch at a time:
   seeded draws, drawn batch after batch);
 * the search reads those blocks one at a time (:func:`find_slices_in_blocks`), and the found
   slices' tested rows in each batch come from the codes kept.
+
+What the first pass learns of a batch (:func:`learn`) can be learned where the batch was
+predicted, a Dask worker included, and kept here in row order (:meth:`Discovery.keep`).
 """
 
 from __future__ import annotations
@@ -25,13 +28,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mlci.config import LoadedConfig
-from mlci.evaluate.evaluator import Outputs
 from mlci.evaluate.sliceline import FoundSlice
 
 if TYPE_CHECKING:
     from mlci.data import Dataset
-    from mlci.models.interface import Task
-    from mlci.scale.stream import Chosen, Source
+    from mlci.scale.stream import Batch, Chosen, Source
 
 
 @dataclass
@@ -59,8 +60,56 @@ class Levels:
             return
         self.missing |= present.size < v.size
         self.values.update(np.unique(column[~np.isnan(v)]).tolist())
+        self._bin_past(bins)
+
+    def merge(self, later: Levels, bins: int) -> None:
+        """Add what ``later`` learned of the rows after ours; the same as adding them here."""
+        if not self.numeric:
+            self.values |= later.values
+            return
+        self.lowest = min(self.lowest, later.lowest)
+        self.highest = max(self.highest, later.highest)
+        if self.binned:
+            return
+        if later.binned:
+            self.binned, self.values = True, set()
+            return
+        self.missing |= later.missing
+        self.values |= later.values
+        self._bin_past(bins)
+
+    def _bin_past(self, bins: int) -> None:
         if len(self.values) + self.missing > bins:
             self.binned, self.values = True, set()
+
+
+@dataclass
+class Learned:
+    """What the first pass learns of one batch: its rows' errors and its features' levels."""
+
+    errors: np.ndarray
+    levels: dict[str, Levels]
+
+
+def learn(
+    loaded: LoadedConfig,
+    known: Mapping[str, Levels],
+    mode: Literal["model", "regression"],
+    batch: Batch,
+) -> Learned:
+    """One batch's :class:`Learned`; runs wherever the batch was predicted, a Dask worker
+    included. ``known``: what is known of each feature so far (a numeric feature known to be
+    binned needs only its least and greatest values)."""
+    from mlci.evaluate.stage import discovery_errors
+
+    outputs = batch.outputs
+    baseline = outputs[1] if len(outputs) > 1 else None
+    errors = discovery_errors(batch.task, batch.y, outputs[0], baseline, mode)
+    bins = loaded.config.evaluation.discover.numeric_bins
+    levels = {f: Levels(k.numeric, binned=k.binned) for f, k in known.items()}
+    for feature, of_feature in levels.items():
+        of_feature.add(batch.data, feature, bins)
+    return Learned(errors, levels)
 
 
 @dataclass
@@ -94,18 +143,16 @@ class Discovery:
         self.labels: dict[str, list[Any]] = {}
         self.found: list[FoundSlice] = []
 
-    def first(
-        self, i: int, data: Dataset, task: Task, y: np.ndarray, outputs: Sequence[Outputs]
-    ) -> None:
-        """Keep batch ``i``'s errors and learn its features' values (the first pass)."""
-        from mlci.evaluate.stage import discovery_errors
+    def first(self, i: int, batch: Batch) -> None:
+        """Learn batch ``i`` here (the first pass, in this process)."""
+        self.keep(i, learn(self.loaded, self.levels, self.mode, batch))
 
-        baseline = outputs[1] if len(outputs) > 1 else None
-        errors = discovery_errors(task, y, outputs[0], baseline, self.mode)
-        np.save(self.folder / f"{i}-errors.npy", errors)
+    def keep(self, i: int, learned: Learned) -> None:
+        """Keep batch ``i``'s errors and what it shows of the features (batches in order)."""
+        np.save(self.folder / f"{i}-errors.npy", learned.errors)
         bins = self.loaded.config.evaluation.discover.numeric_bins
         for feature, levels in self.levels.items():
-            levels.add(data, feature, bins)
+            levels.merge(learned.levels[feature], bins)
 
     def search(self) -> Found:
         """Bin, code and search the kept batches (after the first pass)."""

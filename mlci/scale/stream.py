@@ -31,7 +31,8 @@ Quantile slices take their edges from exact quantiles of the whole column, read 
 first pass (a Dask fold's workers take them from the client). SliceLine's search runs on the
 batches kept on disk (:mod:`mlci.scale.discovery`) and finds the slices one pass over all rows
 finds; the slices found are folded on their tested rows in a pass of their own, before the
-second pass. A Dask fold, whose workers share no disk, does not search.
+second pass. In a Dask fold the workers send each partition's errors and levels, the client
+searches, and the workers fold the found slices (:func:`mlci.scale.dask_engine.fold_on_cluster`).
 
 What needs every row at once is refused with a one-line error: fairness and importance, and
 stages other than evaluate and gate.
@@ -106,12 +107,6 @@ def refuse_unsupported(loaded: LoadedConfig, stages: Sequence[str]) -> None:
             tip="run with --only evaluate,gate, or run the other stages with engine: local",
         )
     why = "needs every row in memory at once; leave it out, or use engine: local (or dask without fold)"
-    if cfg.discover.enabled and engine.kind == "dask":
-        raise loaded.error(
-            ("evaluation", "discover", "enabled"),
-            "SliceLine's search runs batch by batch in one process, not in a Dask fold",
-            tip="use engine: stream, or dask without fold",
-        )
     for name in ("fairness", "importance"):
         if getattr(cfg, name) is not None:
             raise loaded.error(("evaluation", name), f"{name} {why}")
@@ -744,18 +739,18 @@ def evaluate_model(
 
     cfg = loaded.config.evaluation
     found = None
-    if loaded.config.engine.kind == "dask":
-        from mlci.scale.dask_engine import fold_on_cluster
+    with tempfile.TemporaryDirectory(prefix="mlci-scores-") as folder:
+        discovery = None
+        if cfg.discover.enabled:
+            from mlci.scale.discovery import Discovery
 
-        fold = fold_on_cluster(loaded, source, spec, models, progress)
-    else:
-        with tempfile.TemporaryDirectory(prefix="mlci-scores-") as folder:
+            discovery = Discovery(loaded, source, Path(folder), len(models) == 2)
+        if loaded.config.engine.kind == "dask":
+            from mlci.scale.dask_engine import fold_on_cluster
+
+            fold, found = fold_on_cluster(loaded, source, spec, models, progress, discovery)
+        else:
             spill = Spill(Path(folder))
-            discovery = None
-            if cfg.discover.enabled:
-                from mlci.scale.discovery import Discovery
-
-                discovery = Discovery(loaded, source, Path(folder), len(models) == 2)
             first = fold_here(loaded, source, spec, models, progress, spill, discovery)
 
             def kept(i: int, part: Partition) -> Batch:
@@ -822,7 +817,7 @@ def fold_here(
         if (fold.ranking and fold.resampling is not None) or discovery is not None:
             spill.keep(i, batch)
         if discovery is not None:
-            discovery.first(i, batch.data, batch.task, batch.y, batch.outputs)
+            discovery.first(i, batch)
     assert fold is not None
     return fold
 
