@@ -71,7 +71,7 @@ def test_packed_score_tables_equal_the_argsort_tables(seed: int, n: int, make) -
     assert_same_table(M.score_table(scores, positive), M.score_table(scores, positive, np.ones(n)))
     groups = rng.integers(0, 5, n)
     for weight in (None, rng.random(n)):
-        tables = M.grouped_score_tables(scores, positive, weight, groups, 5)
+        tables = M.grouped_summaries(scores, positive, weight, groups, 5, lambda table: table)
         for g, table in enumerate(tables):
             rows = groups == g
             w = None if weight is None else weight[rows]

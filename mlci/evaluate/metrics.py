@@ -496,17 +496,6 @@ def score_table_from_keys(keys: np.ndarray) -> ScoreTable:
     return ScoreTable(scores, pos, neg)
 
 
-def grouped_score_tables(
-    scores: np.ndarray,
-    positive: np.ndarray,
-    weight: np.ndarray | None,
-    group: np.ndarray,
-    n_groups: int,
-) -> list[ScoreTable]:
-    """The score table of each group of rows (``group`` holds ids in [0, n_groups))."""
-    return grouped_summaries(scores, positive, weight, group, n_groups, lambda table: table)
-
-
 def grouped_summaries(
     scores: np.ndarray,
     positive: np.ndarray,
