@@ -107,9 +107,8 @@ def test_no_cpuinfo_leaves_the_environment_alone(tmp_path: Path) -> None:
 def test_a_fresh_process_that_imports_mlci_first_gets_the_kernels_it_chose() -> None:
     """On this machine: numpy, loaded after mlci, runs without AVX-512 exactly on Zen 4."""
     cpuinfo_path = Path("/proc/cpuinfo")
-    if not cpuinfo_path.exists():
-        pytest.skip("needs Linux's /proc/cpuinfo")
-    zen_4 = numpy_dispatch.slow_avx512_sort(cpuinfo_path.read_text())
+    # Without the file (not Linux) no machine counts as Zen 4.
+    zen_4 = cpuinfo_path.exists() and numpy_dispatch.slow_avx512_sort(cpuinfo_path.read_text())
     env = {k: v for k, v in os.environ.items() if k != numpy_dispatch.VARIABLE}
     code = (
         "import json, os, mlci, numpy\n"
