@@ -293,7 +293,7 @@ def fold_on_cluster(
     then fold the found slices, their rows sent as bits.
     """
     from mlci.hashing import sha256_file
-    from mlci.scale.stream import check_whole, finish_fold, merge_folds
+    from mlci.scale.stream import finish_fold, merge_folds, search_whole
 
     job = FoldJob(
         str(loaded.path.resolve()),
@@ -326,9 +326,7 @@ def fold_on_cluster(
         found = None
         packed: list[Packed] = [{} for _ in parts]
         if discovery is not None:
-            check_whole(loaded, source, fold)  # before a search over what may be refused
-            progress(f"{spec.name}: finding slices (SliceLine)")
-            found = discovery.search()
+            found = search_whole(loaded, source, fold, discovery, progress, spec.name)
             if found.slices:
                 packed = [_packed(discovery.chosen(i)) for i in range(len(parts))]
                 calls = [((job, bits), part) for bits, part in zip(packed, parts, strict=True)]

@@ -760,9 +760,7 @@ def evaluate_model(
                 return selections_of(loaded, batch) | (discovery.chosen(i) if discovery else {})
 
             if discovery is not None:
-                check_whole(loaded, source, first)  # before a search over what may be refused
-                progress(f"{spec.name}: finding slices (SliceLine)")
-                found = discovery.search()
+                found = search_whole(loaded, source, first, discovery, progress, spec.name)
                 if found.slices:
                     what = f"{spec.name}: evaluated the slices found in"
                     for i, batch in enumerate(batches(source, kept, progress, what)):
@@ -775,6 +773,21 @@ def evaluate_model(
 
             fold = finish_fold(loaded, source, first, resampled)
     return _section(loaded, source, fold, primary_metric(cfg, fold.task, fold.metrics), found)
+
+
+def search_whole(
+    loaded: LoadedConfig,
+    source: Source,
+    fold: Fold,
+    discovery: Discovery,
+    progress: Progress,
+    name: str,
+) -> Found:
+    """SliceLine's search once the first pass folded the whole file, in this process or on
+    a cluster; the checks of the whole file come first, so a refused file is not searched."""
+    check_whole(loaded, source, fold)
+    progress(f"{name}: finding slices (SliceLine)")
+    return discovery.search()
 
 
 def finish_fold(
