@@ -81,6 +81,18 @@ def evaluate(config: Path, out: Path, *extra: str) -> dict[str, Any]:
 
 
 STREAM = {"kind": "stream", "partition_rows": 1}  # one chunk of 65,536 rows per batch
+DASK_FOLD = {"kind": "dask", "fold": True, "workers": 2, "partition_rows": 1}
+
+
+def engines(root: Path, name: str, config: dict[str, Any]) -> list[Path]:
+    """``config`` written for all rows at once, for the stream and for a Dask fold of two
+    worker processes over TCP, in that order."""
+    paths = []
+    for suffix, engine in (("local", {"kind": "local"}), ("stream", STREAM), ("dask", DASK_FOLD)):
+        path = root / f"{name}-{suffix}.yaml"
+        path.write_text(yaml.safe_dump({**config, "engine": engine}))
+        paths.append(path)
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -207,13 +219,10 @@ def test_slicelines_search_batch_by_batch_finds_the_in_memory_slices(
 ) -> None:
     config = yaml.safe_load((credit / "mlci.yaml").read_text())
     config["evaluation"]["discover"] = {"enabled": True, **search}
-    (credit / "search.yaml").write_text(yaml.safe_dump(config))
-    config["engine"] = STREAM
-    (credit / "search-stream.yaml").write_text(yaml.safe_dump(config))
-    config["engine"] = {"kind": "dask", "fold": True, "workers": 2, "partition_rows": 1}
-    (credit / "search-dask.yaml").write_text(yaml.safe_dump(config))
-    local = evaluate(credit / "search.yaml", tmp_path / "l")["evaluation"]
-    streamed = evaluate(credit / "search-stream.yaml", tmp_path / "s")["evaluation"]
+    local, streamed, dask = [
+        evaluate(path, tmp_path / path.stem)["evaluation"]
+        for path in engines(credit, "search", config)
+    ]
     found = discovered(streamed)
     assert len(found) >= 5
     if search.get("max_level") == 3:
@@ -224,7 +233,7 @@ def test_slicelines_search_batch_by_batch_finds_the_in_memory_slices(
     compare(local, streamed, streamed["roc_auc_sketch_error"])
     # Workers of a Dask fold (two processes over TCP) send their errors; the client searches
     # and the workers fold the found slices: the streamed document exactly.
-    assert evaluate(credit / "search-dask.yaml", tmp_path / "d")["evaluation"] == streamed
+    assert dask == streamed
 
 
 def test_quantile_slices_take_the_whole_columns_edges(credit: Path, tmp_path: Path) -> None:
@@ -237,18 +246,15 @@ def test_quantile_slices_take_the_whole_columns_edges(credit: Path, tmp_path: Pa
         {"name": "tenure", "feature": "credit_history_years", "quantiles": 7},
         {"feature": "late_payments", "quantiles": 10},  # ties: fewer edges than asked
     ]
-    (credit / "quantiles.yaml").write_text(yaml.safe_dump(config))
-    config["engine"] = STREAM
-    (credit / "quantiles-stream.yaml").write_text(yaml.safe_dump(config))
-    config["engine"] = {"kind": "dask", "fold": True, "workers": 2, "partition_rows": 1}
-    (credit / "quantiles-dask.yaml").write_text(yaml.safe_dump(config))
-    local = evaluate(credit / "quantiles.yaml", tmp_path / "l")["evaluation"]
-    streamed = evaluate(credit / "quantiles-stream.yaml", tmp_path / "s")["evaluation"]
+    local, streamed, dask = [
+        evaluate(path, tmp_path / path.stem)["evaluation"]
+        for path in engines(credit, "quantiles", config)
+    ]
     names = [s["name"] for s in streamed["slices"]]
     assert names == [s["name"] for s in local["slices"]]
     assert 4 + 7 < len(names) < 4 + 7 + 10
     compare(local, streamed, streamed["roc_auc_sketch_error"])
-    assert evaluate(credit / "quantiles-dask.yaml", tmp_path / "d")["evaluation"] == streamed
+    assert dask == streamed
 
 
 def test_slicelines_codes_agree_across_batches(tmp_path: Path) -> None:
@@ -601,8 +607,7 @@ def test_dask_workers_fold_what_one_process_folds(
 ) -> None:
     """On a real LocalCluster (two worker processes over TCP): workers fold their partitions,
     the client merges the folds in row order, and the document is the streamed one exactly."""
-    engine = {"kind": "dask", "fold": True, "workers": 2, "partition_rows": 1}
-    config = configure(credit, "dask-fold.yaml", engine)
+    config = configure(credit, "dask-fold.yaml", DASK_FOLD)
     capsys.readouterr()
     assert main(["evaluate", "-c", str(config), "-o", str(tmp_path), "-q"]) == 0
     document = json.loads((tmp_path / "results.json").read_text())
